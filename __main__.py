@@ -1,0 +1,72 @@
+"""azml: a secure Azure Machine Learning platform, one stack per environment.
+
+Thin on purpose: load and validate config, build the components, export.
+"""
+
+import pulumi
+from pulumi_azure_native import authorization, resources
+
+from azml.config import ConfigError, load_from_pulumi
+from azml.naming import names_for
+from components.compute import ComputeClusters, ComputeClustersArgs
+from components.network import Network, NetworkArgs
+from components.workspace import MlWorkspace, MlWorkspaceArgs
+
+try:
+    config = load_from_pulumi()
+except ConfigError as error:
+    # RunError ends the program with this message and no traceback.
+    raise pulumi.RunError("invalid stack config:\n" + "\n".join(error.problems)) from None
+
+names = names_for(config)
+tags = {**config.tags, "environment": config.environment, "managed-by": "azml"}
+client = authorization.get_client_config_output()
+
+group = resources.ResourceGroup(
+    "rg", resource_group_name=names.resource_group, location=config.location, tags=tags
+)
+
+net = Network(
+    "network",
+    NetworkArgs(
+        config=config.network,
+        names=names,
+        resource_group_name=group.name,
+        location=config.location,
+        tags=tags,
+    ),
+)
+
+workspace = MlWorkspace(
+    "workspace",
+    MlWorkspaceArgs(
+        config=config,
+        names=names,
+        resource_group_name=group.name,
+        private_endpoint_subnet_id=net.subnet_ids["privateEndpoints"],
+        dns_zone_ids=net.dns_zone_ids,
+        tenant_id=client.tenant_id,
+        subscription_id=client.subscription_id,
+        tags=tags,
+    ),
+)
+
+compute = ComputeClusters(
+    "compute",
+    ComputeClustersArgs(
+        clusters=config.compute.clusters,
+        workspace_name=workspace.workspace_name,
+        resource_group_name=group.name,
+        location=config.location,
+        # With a managed network Azure places compute in the managed VNet and
+        # accepts no customer subnet; without one, compute joins our training subnet.
+        subnet_id=None if config.workspace.uses_managed_network else net.subnet_ids["training"],
+        tags=tags,
+    ),
+)
+
+pulumi.export("resourceGroupName", group.name)
+pulumi.export("workspaceName", workspace.workspace_name)
+pulumi.export("workspaceId", workspace.workspace_id)
+pulumi.export("vnetId", net.vnet_id)
+pulumi.export("computeClusters", compute.cluster_names)

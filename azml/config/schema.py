@@ -1,0 +1,276 @@
+"""Typed stack configuration: everything under the ``azml:`` namespace.
+
+Each top-level field of :class:`StackConfig` is one ``azml:<key>`` entry of
+``Pulumi.<stack>.yaml``; nested keys are camelCase, as Pulumi users write them.
+Validation is strict about shape (unknown keys are refused, so a typo never
+silently falls back to a default) and about the Azure rules we can check
+before anything is created.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from .regions import AZURE_REGIONS
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+
+Environment = Literal["dev", "test", "staging", "prod"]
+
+# Azure AD object ids are GUIDs; a display name or UPN here is a common mistake.
+ObjectId = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+]
+
+Cidr = Annotated[str, StringConstraints(strip_whitespace=True)]
+
+
+def _parse_cidr(value: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"must be an IPv4 CIDR block like 10.10.0.0/24 with no host bits set ({exc})") from None
+
+
+class SubnetsConfig(_Model):
+    """Address prefixes of the subnets we carve out of the virtual network."""
+
+    private_endpoints: Cidr = Field(description="Subnet holding every private endpoint.")
+    training: Cidr = Field(
+        description="Subnet for training compute when the workspace does not use a managed network."
+    )
+    inference: Cidr | None = Field(
+        default=None, description="Reserved for VNet-integrated inference (e.g. Kubernetes)."
+    )
+    integration: Cidr | None = Field(
+        default=None, description="Reserved for VNet integration of app services (e.g. Functions)."
+    )
+
+    @field_validator("private_endpoints", "training", "inference", "integration")
+    @classmethod
+    def _cidr(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        network = _parse_cidr(value)
+        # Azure reserves 5 addresses per subnet; /29 is the smallest it accepts.
+        if network.prefixlen > 29:
+            raise ValueError("must be /29 or larger (Azure's smallest subnet)")
+        return str(network)
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(name, cidr) for name, cidr in self.model_dump(by_alias=True).items() if cidr]
+
+
+class NetworkConfig(_Model):
+    address_space: Cidr = Field(description="Address space of the platform virtual network.")
+    subnets: SubnetsConfig
+
+    @field_validator("address_space")
+    @classmethod
+    def _space(cls, value: str) -> str:
+        return str(_parse_cidr(value))
+
+    @model_validator(mode="after")
+    def _subnets_fit(self) -> "NetworkConfig":
+        space = ipaddress.IPv4Network(self.address_space)
+        placed: list[tuple[str, ipaddress.IPv4Network]] = []
+        for name, cidr in self.subnets.items():
+            net = ipaddress.IPv4Network(cidr)
+            if not net.subnet_of(space):
+                raise ValueError(f"subnets.{name} {cidr} lies outside addressSpace {space}")
+            for other_name, other in placed:
+                if net.overlaps(other):
+                    raise ValueError(f"subnets.{name} {cidr} overlaps subnets.{other_name} {other}")
+            placed.append((name, net))
+        return self
+
+
+StorageSku = Literal[
+    "Standard_LRS", "Standard_ZRS", "Standard_GRS", "Standard_RAGRS", "Standard_GZRS", "Standard_RAGZRS"
+]
+
+
+class StorageConfig(_Model):
+    sku: StorageSku = Field(default="Standard_LRS", description="Replication of the workspace storage account.")
+    blob_soft_delete_days: int = Field(default=7, ge=1, le=365, description="Blob soft-delete retention.")
+    container_soft_delete_days: int = Field(default=7, ge=1, le=365, description="Container soft-delete retention.")
+    versioning: bool = Field(default=True, description="Blob versioning (recover overwritten data).")
+
+
+class KeyVaultConfig(_Model):
+    sku: Literal["standard", "premium"] = "standard"
+    soft_delete_retention_days: int = Field(default=90, ge=7, le=90)
+
+
+class RegistryConfig(_Model):
+    # Private endpoints, retention and quarantine exist only on Premium.
+    sku: Literal["Premium"] = Field(default="Premium", description="Only Premium supports private endpoints.")
+    retention_days: int = Field(default=7, ge=0, le=365, description="Days untagged manifests are kept.")
+    quarantine: bool = Field(
+        default=False,
+        description="Quarantine pushed images until a scanner releases them. Only enable with a scanner wired up.",
+    )
+    zone_redundant: bool = False
+
+
+class WorkspaceConfig(_Model):
+    friendly_name: str | None = None
+    hbi: bool = Field(default=False, description="High business impact: reduces diagnostic data collected by Microsoft.")
+    isolation_mode: Literal["AllowOnlyApprovedOutbound", "AllowInternetOutbound", "Disabled"] = Field(
+        default="AllowOnlyApprovedOutbound",
+        description=(
+            "Outbound mode of the workspace managed network. Disabled = no managed network:"
+            " compute clusters are placed in the training subnet instead."
+        ),
+    )
+    image_build_compute: str | None = Field(
+        default=None, description="Compute cluster that builds environment images (must be a declared cluster)."
+    )
+
+    @property
+    def uses_managed_network(self) -> bool:
+        return self.isolation_mode != "Disabled"
+
+
+class MonitoringConfig(_Model):
+    retention_days: int = Field(default=30, ge=30, le=730, description="Log Analytics retention.")
+    daily_quota_gb: float | None = Field(default=None, gt=0, description="Log Analytics daily cap; unset = no cap.")
+
+
+_CLUSTER_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
+
+
+class ComputeCluster(_Model):
+    name: str = Field(description="3-24 letters, digits, hyphens; starts with a letter.")
+    vm_size: Annotated[str, StringConstraints(pattern=r"^(Standard|Basic)_[A-Za-z0-9_]+$")]
+    min_nodes: int = Field(default=0, ge=0, le=1000)
+    max_nodes: int = Field(ge=1, le=1000)
+    idle_seconds_before_scale_down: int = Field(default=120, ge=60, le=86400)
+    priority: Literal["Dedicated", "LowPriority"] = "Dedicated"
+    description: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _CLUSTER_NAME.match(value):
+            raise ValueError("must be 3-24 characters: letters, digits and hyphens, starting with a letter")
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "ComputeCluster":
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(f"minNodes ({self.min_nodes}) must not exceed maxNodes ({self.max_nodes})")
+        return self
+
+
+class ComputeConfig(_Model):
+    clusters: list[ComputeCluster] = Field(default_factory=list)
+
+    @field_validator("clusters")
+    @classmethod
+    def _unique(cls, clusters: list[ComputeCluster]) -> list[ComputeCluster]:
+        seen: set[str] = set()
+        for cluster in clusters:
+            if cluster.name.lower() in seen:
+                raise ValueError(f"cluster name {cluster.name!r} is declared twice")
+            seen.add(cluster.name.lower())
+        return clusters
+
+
+class PrincipalsConfig(_Model):
+    """Azure AD object ids of the people/groups in each persona."""
+
+    readers: list[ObjectId] = Field(default_factory=list)
+    data_scientists: list[ObjectId] = Field(default_factory=list)
+    approvers: list[ObjectId] = Field(default_factory=list)
+
+
+_PREFIX = re.compile(r"^[a-z][a-z0-9]{1,7}$")
+
+
+class StackConfig(_Model):
+    """The whole ``azml:`` namespace of one stack."""
+
+    environment: Environment
+    location: str = Field(description="Azure region, e.g. westeurope.")
+    prefix: str = Field(description="2-8 lowercase letters/digits; starts every resource name.")
+    unique_suffix: str | None = Field(
+        default=None,
+        description="Suffix for globally unique names (storage, vault, registry); default derived from prefix/env/location.",
+    )
+    tags: dict[str, str] = Field(default_factory=dict)
+    network: NetworkConfig
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    key_vault: KeyVaultConfig = Field(default_factory=KeyVaultConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
+    principals: PrincipalsConfig = Field(default_factory=PrincipalsConfig)
+
+    @field_validator("location")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in AZURE_REGIONS:
+            close = sorted(r for r in AZURE_REGIONS if r[:4] == value[:4].lower())
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ValueError(f"must be an Azure region name in lowercase without spaces, e.g. westeurope{hint}")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        # 8 characters keeps storage account names (max 24, [a-z0-9]) within bounds.
+        if not _PREFIX.match(value):
+            raise ValueError("must be 2-8 characters: lowercase letters and digits, starting with a letter")
+        return value
+
+    @field_validator("unique_suffix")
+    @classmethod
+    def _suffix(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9]{4,6}", value):
+            raise ValueError("must be 4-6 lowercase letters or digits")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        # Azure: at most 50 tags; names up to 512 chars without <>%&\?/; values up to 256.
+        if len(tags) > 45:
+            raise ValueError("at most 45 tags (Azure allows 50; azml adds its own)")
+        for name, value in tags.items():
+            if len(name) > 512 or re.search(r"[<>%&\\?/]", name):
+                raise ValueError(f"tag name {name!r} must be at most 512 characters without <>%&\\?/")
+            if len(value) > 256:
+                raise ValueError(f"tag {name!r} value must be at most 256 characters")
+        return tags
+
+    @model_validator(mode="after")
+    def _image_build_compute_declared(self) -> "StackConfig":
+        wanted = self.workspace.image_build_compute
+        names = [c.name for c in self.compute.clusters]
+        if wanted is not None and wanted not in names:
+            allowed = ", ".join(names) or "none declared"
+            raise ValueError(
+                f"workspace.imageBuildCompute {wanted!r} is not a declared compute cluster (declared: {allowed})"
+            )
+        return self
+
+
+#: The ``azml:`` keys a stack file may set, in camelCase.
+TOP_LEVEL_KEYS: tuple[str, ...] = tuple(
+    field.alias or name for name, field in StackConfig.model_fields.items()
+)

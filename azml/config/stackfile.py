@@ -1,0 +1,101 @@
+"""Locate the Pulumi project and read a stack's ``Pulumi.<stack>.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from .loader import NAMESPACE, ConfigError
+
+#: What an encrypted value (``pulumi config set --secret``) becomes offline:
+#: its ciphertext cannot be decrypted without the stack's secrets provider.
+SECRET_PLACEHOLDER = "[secret]"
+
+
+@dataclass(frozen=True)
+class StackFile:
+    project_dir: Path
+    project: str
+    stack: str
+    path: Path
+    #: Every config key, fully namespaced (``azml:location``), values as YAML typed them.
+    config: dict[str, Any]
+    secret_keys: list[str] = field(default_factory=list)
+
+    def namespace(self, name: str = NAMESPACE) -> dict[str, Any]:
+        prefix = f"{name}:"
+        return {k[len(prefix):]: v for k, v in self.config.items() if k.startswith(prefix)}
+
+
+def _yaml() -> YAML:
+    return YAML(typ="safe", pure=True)
+
+
+def find_project_dir(start: Path | None = None) -> Path:
+    """The nearest directory holding ``Pulumi.yaml``, from ``start`` (default cwd)
+    upwards, falling back to the checkout this package was installed from."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "Pulumi.yaml").is_file():
+            return candidate
+    installed_from = Path(__file__).resolve().parents[2]
+    if (installed_from / "Pulumi.yaml").is_file():
+        return installed_from
+    raise ConfigError([f"no Pulumi.yaml found in {here} or its parents"])
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return _yaml().load(path.read_text(encoding="utf-8"))
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{path.name}:{where}: invalid YAML: {problem}"]) from None
+
+
+def available_stacks(project_dir: Path) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+
+
+def read_stack_file(stack: str, project_dir: Path | None = None) -> StackFile:
+    """Read ``stack`` — a stack name (``Pulumi.<stack>.yaml`` beside ``Pulumi.yaml``)
+    or the path of a stack config file."""
+    project_dir = project_dir or find_project_dir()
+    as_path = Path(stack)
+    if as_path.suffix in (".yaml", ".yml") or "/" in stack:
+        path = as_path
+        name = as_path.name
+        name = name[len("Pulumi."):] if name.startswith("Pulumi.") else name
+        name = name.rsplit(".", 1)[0]
+    else:
+        path = project_dir / f"Pulumi.{stack}.yaml"
+        name = stack
+    if not path.is_file():
+        known = ", ".join(available_stacks(project_dir)) or "none"
+        raise ConfigError([f"stack {stack!r}: no stack file {path} (stacks beside Pulumi.yaml: {known})"])
+
+    project_doc = _load_yaml(project_dir / "Pulumi.yaml") or {}
+    project = project_doc.get("name", NAMESPACE) if isinstance(project_doc, dict) else NAMESPACE
+
+    document = _load_yaml(path) or {}
+    if not isinstance(document, dict):
+        raise ConfigError([f"{path.name}: must be a mapping with a 'config' key"])
+    raw_config = document.get("config") or {}
+    if not isinstance(raw_config, dict):
+        raise ConfigError([f"{path.name}: config: must be a mapping of 'namespace:key: value'"])
+
+    config: dict[str, Any] = {}
+    secret_keys: list[str] = []
+    for key, value in raw_config.items():
+        # Pulumi scopes a key without a namespace to the project.
+        full_key = key if ":" in str(key) else f"{project}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secret_keys.append(full_key)
+            value = SECRET_PLACEHOLDER
+        config[full_key] = value
+    return StackFile(project_dir, project, name, path.resolve(), config, secret_keys)

@@ -1,0 +1,83 @@
+"""Resource names, derived once from config and checked against Azure's rules.
+
+Abbreviations follow the Cloud Adoption Framework (rg-, vnet-, snet-, nsg-,
+pe-, log-, appi-, st, kv-, cr, mlw-). Storage accounts, vaults and registries
+have globally unique DNS names, so they carry a short suffix: ``uniqueSuffix``
+from config, or a digest of prefix, environment and location (stable across
+runs, different per stack).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from .config.schema import StackConfig
+
+ENVIRONMENT_CODES = {"dev": "dev", "test": "tst", "staging": "stg", "prod": "prd"}
+
+# name -> (pattern, human rule), from Azure's naming rules per resource type.
+_RULES: dict[str, tuple[str, str]] = {
+    "storage_account": (r"^[a-z0-9]{3,24}$", "3-24 lowercase letters and digits"),
+    "key_vault": (r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$", "3-24 letters, digits, single hyphens"),
+    "registry": (r"^[a-zA-Z0-9]{5,50}$", "5-50 letters and digits"),
+    "workspace": (r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$", "3-33 letters, digits, hyphens, underscores"),
+}
+
+
+@dataclass(frozen=True)
+class Names:
+    base: str
+    suffix: str
+    resource_group: str
+    virtual_network: str
+    log_analytics: str
+    app_insights: str
+    storage_account: str
+    key_vault: str
+    registry: str
+    workspace: str
+
+    def subnet(self, purpose: str) -> str:
+        return f"snet-{self.base}-{_kebab(purpose)}"
+
+    def nsg(self, purpose: str) -> str:
+        return f"nsg-{self.base}-{_kebab(purpose)}"
+
+    def private_endpoint(self, target: str, group_id: str) -> str:
+        return f"pe-{target}-{group_id}"
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def unique_suffix(config: StackConfig) -> str:
+    if config.unique_suffix:
+        return config.unique_suffix
+    digest = hashlib.sha256(f"{config.prefix}/{config.environment}/{config.location}".encode()).hexdigest()
+    return digest[:6]
+
+
+def names_for(config: StackConfig) -> Names:
+    env = ENVIRONMENT_CODES[config.environment]
+    base = f"{config.prefix}-{env}"
+    suffix = unique_suffix(config)
+    names = Names(
+        base=base,
+        suffix=suffix,
+        resource_group=f"rg-{base}-{config.location}",
+        virtual_network=f"vnet-{base}",
+        log_analytics=f"log-{base}",
+        app_insights=f"appi-{base}",
+        storage_account=f"st{config.prefix}{env}{suffix}",
+        key_vault=f"kv-{base}-{suffix}",
+        registry=f"cr{config.prefix}{env}{suffix}",
+        workspace=f"mlw-{base}",
+    )
+    for field, (pattern, rule) in _RULES.items():
+        value = getattr(names, field)
+        if not re.match(pattern, value):  # guarded by the prefix rule; kept as a tripwire
+            raise ValueError(f"derived {field} name {value!r} breaks Azure's rule: {rule}")
+    return names

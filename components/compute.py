@@ -1,0 +1,78 @@
+"""Azure ML compute clusters (AmlCompute) from stack config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import pulumi
+from pulumi_azure_native import machinelearningservices
+
+from azml.config.schema import ComputeCluster
+
+
+@dataclass(frozen=True)
+class ComputeClustersArgs:
+    """Inputs of :class:`ComputeClusters`.
+
+    ``subnet_id``: the training subnet, or ``None`` when the workspace uses a
+    managed network — Azure then places managed compute in the workspace's
+    managed VNet and does not accept a customer subnet.
+    """
+
+    clusters: Sequence[ComputeCluster]
+    workspace_name: pulumi.Input[str]
+    resource_group_name: pulumi.Input[str]
+    location: str
+    subnet_id: pulumi.Input[str] | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def _iso_duration(seconds: int) -> str:
+    return f"PT{seconds}S"
+
+
+class ComputeClusters(pulumi.ComponentResource):
+    """One AmlCompute cluster per configured entry: scale to ``minNodes`` (0
+    unless configured) after the idle time, no public IP on nodes, no SSH,
+    no local (key) auth, a system-assigned identity for data access.
+
+    Outputs: ``cluster_names``.
+    """
+
+    def __init__(self, name: str, args: ComputeClustersArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("azml:components:ComputeClusters", name, None, opts)
+        self.cluster_names: list[pulumi.Output[str]] = []
+        for cluster in args.clusters:
+            properties: dict = {
+                "vm_size": cluster.vm_size,
+                "vm_priority": cluster.priority,
+                "os_type": "Linux",
+                "scale_settings": {
+                    "min_node_count": cluster.min_nodes,
+                    "max_node_count": cluster.max_nodes,
+                    "node_idle_time_before_scale_down": _iso_duration(cluster.idle_seconds_before_scale_down),
+                },
+                "enable_node_public_ip": False,
+                "remote_login_port_public_access": "Disabled",
+            }
+            if args.subnet_id is not None:
+                properties["subnet"] = {"id": args.subnet_id}
+            compute = machinelearningservices.Compute(
+                f"cluster-{cluster.name}",
+                compute_name=cluster.name,
+                workspace_name=args.workspace_name,
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                identity={"type": "SystemAssigned"},
+                properties={
+                    "compute_type": "AmlCompute",
+                    "description": cluster.description,
+                    "disable_local_auth": True,
+                    "properties": properties,
+                },
+                tags=dict(args.tags),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.cluster_names.append(compute.name)
+        self.register_outputs({"clusterNames": self.cluster_names})
