@@ -1,0 +1,59 @@
+"""Shared fixtures: the recorded offline plans of the real dev and prod stacks,
+and helpers to write stack files for invalid-config cases."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from azml.config import read_stack_file
+from azml.plan.engine import run_plan
+from azml.plan.model import Plan
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+AZML = Path(sys.executable).parent / "azml"
+
+
+@pytest.fixture(scope="session")
+def dev_plan() -> Plan:
+    return run_plan(read_stack_file("dev", ROOT))
+
+
+@pytest.fixture(scope="session")
+def prod_plan() -> Plan:
+    return run_plan(read_stack_file("prod", ROOT))
+
+
+@pytest.fixture(params=["dev", "prod"])
+def any_plan(request: pytest.FixtureRequest) -> Plan:
+    return request.getfixturevalue(f"{request.param}_plan")
+
+
+def load_stack(stack: str) -> dict[str, Any]:
+    return YAML(typ="safe").load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+
+
+def write_stack(directory: Path, name: str, document: dict[str, Any]) -> Path:
+    path = directory / f"Pulumi.{name}.yaml"
+    yaml = YAML()
+    with path.open("w") as handle:
+        yaml.dump(document, handle)
+    return path
+
+
+def fixture_project(tmp_path: Path, name: str) -> Path:
+    """Copy tests/fixtures/<name> (a tiny Pulumi project) to tmp_path."""
+    target = tmp_path / name
+    shutil.copytree(FIXTURES / name, target)
+    return target
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(AZML), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
