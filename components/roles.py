@@ -41,7 +41,7 @@ def assign_role(
     role: str,
     principal_id: pulumi.Input[str],
     principal_label: str,
-    principal_type: str | None,
+    principal_type: str,
     subscription_id: pulumi.Input[str],
     description: str,
     parent: pulumi.Resource,
@@ -50,8 +50,9 @@ def assign_role(
 
     ``scope_label`` and ``principal_label`` are stable strings (names known at
     plan time) from which the assignment's GUID name is derived.
-    ``principal_type`` avoids Azure AD replication-delay failures for freshly
-    created managed identities (``ServicePrincipal``); ``None`` lets Azure infer it.
+    ``principal_type`` must match the principal (Azure refuses a mismatch);
+    for a freshly created managed identity, ``ServicePrincipal`` also avoids
+    Entra ID replication-delay failures.
     """
     name = str(uuid.uuid5(_NAMESPACE, f"{scope_label}|{role}|{principal_label}"))
     return authorization.RoleAssignment(

@@ -151,16 +151,16 @@ class MlWorkspace(pulumi.ComponentResource):
             ("data-scientist", config.principals.data_scientists, "AzureML Data Scientist", "run experiments"),
             ("approver", config.principals.approvers, "Reader", "review releases"),
         )
-        for persona, object_ids, role, why in personas:
-            for object_id in object_ids:
+        for persona, principals, role, why in personas:
+            for principal in principals:
                 assign_role(
-                    f"ra-{persona}-{object_id[:8]}",
+                    f"ra-{persona}-{principal.object_id}",
                     scope=workspace.id,
                     scope_label=names.workspace,
                     role=role,
-                    principal_id=object_id,
-                    principal_label=object_id,
-                    principal_type=None,
+                    principal_id=principal.object_id,
+                    principal_label=principal.object_id,
+                    principal_type=principal.type,
                     subscription_id=args.subscription_id,
                     description=f"azml: {persona} may {why}",
                     parent=self,

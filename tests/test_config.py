@@ -148,7 +148,15 @@ def test_image_build_compute_must_be_declared() -> None:
 def test_principal_ids_must_be_guids() -> None:
     raw = azml_namespace("dev") | {"principals": {"readers": ["alice@contoso.com"]}}
     (problem,) = problems_for(raw)
-    assert problem.startswith("azml:principals.readers[0]: String should match pattern")
+    assert problem.startswith("azml:principals.readers[0].objectId: String should match pattern")
+
+
+def test_principal_type_must_be_known() -> None:
+    raw = azml_namespace("dev") | {
+        "principals": {"approvers": [{"objectId": "11111111-2222-4333-8444-555555555555", "type": "Robot"}]}
+    }
+    (problem,) = problems_for(raw)
+    assert problem.startswith("azml:principals.approvers[0].type: Input should be 'Group', 'User' or 'ServicePrincipal'")
 
 
 def test_prefix_rule_protects_storage_account_name_length() -> None:

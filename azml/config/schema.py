@@ -13,7 +13,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from .regions import AZURE_REGIONS
@@ -190,12 +190,29 @@ class ComputeConfig(_Model):
         return clusters
 
 
-class PrincipalsConfig(_Model):
-    """Azure AD object ids of the people/groups in each persona."""
+class Principal(_Model):
+    """An Entra ID principal. Azure rejects a role assignment whose declared
+    principal type does not match the object (UnmatchedPrincipalType)."""
 
-    readers: list[ObjectId] = Field(default_factory=list)
-    data_scientists: list[ObjectId] = Field(default_factory=list)
-    approvers: list[ObjectId] = Field(default_factory=list)
+    object_id: ObjectId
+    type: Literal["Group", "User", "ServicePrincipal"] = "Group"
+
+
+def _principal_shorthand(value: object) -> object:
+    # A bare object id means a group: personas should be groups, not people.
+    return {"objectId": value} if isinstance(value, str) else value
+
+
+PrincipalEntry = Annotated[Principal, BeforeValidator(_principal_shorthand)]
+
+
+class PrincipalsConfig(_Model):
+    """Entra ID principals in each persona: an object id (a group) or
+    ``{objectId, type: Group|User|ServicePrincipal}``."""
+
+    readers: list[PrincipalEntry] = Field(default_factory=list)
+    data_scientists: list[PrincipalEntry] = Field(default_factory=list)
+    approvers: list[PrincipalEntry] = Field(default_factory=list)
 
 
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{1,7}$")

@@ -70,6 +70,10 @@ def _run_in_runtime(stack_file: StackFile, monitor: RecordingMonitor, program: P
         runpy.run_path(str(program), run_name="__main__")
 
     loop = asyncio.new_event_loop()
+    # When a program fails, the runtime leaves sibling futures whose errors
+    # are the same failure; asyncio would print each one's traceback when it
+    # is garbage-collected. The failure itself is raised from run_in_stack.
+    loop.set_exception_handler(lambda _loop, context: log.debug("suppressed: %s", context.get("message")))
     asyncio.set_event_loop(loop)
     added_path = str(stack_file.project_dir)
     sys.path.insert(0, added_path)
