@@ -3,6 +3,8 @@
 Thin on purpose: load and validate config, build the components, export.
 """
 
+from pathlib import Path
+
 import pulumi
 from pulumi_azure_native import authorization, resources
 
@@ -10,6 +12,7 @@ from azml.config import ConfigError, load_from_pulumi
 from azml.naming import names_for
 from components.compute import ComputeClusters, ComputeClustersArgs
 from components.network import Network, NetworkArgs
+from components.serving import Serving, ServingArgs
 from components.workspace import MlWorkspace, MlWorkspaceArgs
 
 try:
@@ -65,8 +68,27 @@ compute = ComputeClusters(
     ),
 )
 
+serving = Serving(
+    "serving",
+    ServingArgs(
+        config=config,
+        resource_group_name=group.name,
+        workspace_name=workspace.workspace_name,
+        workspace_id=workspace.workspace_id,
+        registry_id=workspace.registry_id,
+        registry_login_server=workspace.registry_login_server,
+        storage_account_id=workspace.storage_account_id,
+        subscription_id=client.subscription_id,
+        compute_ids=compute.cluster_ids,
+        project_dir=Path(pulumi.get_root_directory()),
+        tags=tags,
+    ),
+)
+
 pulumi.export("resourceGroupName", group.name)
 pulumi.export("workspaceName", workspace.workspace_name)
 pulumi.export("workspaceId", workspace.workspace_id)
 pulumi.export("vnetId", net.vnet_id)
 pulumi.export("computeClusters", compute.cluster_names)
+pulumi.export("onlineEndpoints", {name: e.endpoint_name for name, e in serving.online.items()})
+pulumi.export("batchEndpoints", {name: e.endpoint_id for name, e in serving.batch.items()})

@@ -53,6 +53,11 @@ def _kebab(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
 
+def endpoint_name(config: StackConfig, short_name: str) -> str:
+    """Endpoint names are unique per region across subscriptions: carry the prefix."""
+    return f"{config.prefix}-{ENVIRONMENT_CODES[config.environment]}-{short_name}"
+
+
 def unique_suffix(config: StackConfig) -> str:
     if config.unique_suffix:
         return config.unique_suffix

@@ -37,12 +37,13 @@ class ComputeClusters(pulumi.ComponentResource):
     unless configured) after the idle time, no public IP on nodes, no SSH,
     no local (key) auth, a system-assigned identity for data access.
 
-    Outputs: ``cluster_names``.
+    Outputs: ``cluster_names``, ``cluster_ids`` (by configured name).
     """
 
     def __init__(self, name: str, args: ComputeClustersArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("azml:components:ComputeClusters", name, None, opts)
         self.cluster_names: list[pulumi.Output[str]] = []
+        self.cluster_ids: dict[str, pulumi.Output[str]] = {}
         for cluster in args.clusters:
             properties: dict = {
                 "vm_size": cluster.vm_size,
@@ -75,4 +76,5 @@ class ComputeClusters(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.cluster_names.append(compute.name)
+            self.cluster_ids[cluster.name] = compute.id
         self.register_outputs({"clusterNames": self.cluster_names})

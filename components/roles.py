@@ -16,6 +16,7 @@ BUILTIN_ROLES: dict[str, str] = {
     "Reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
     "AzureML Data Scientist": "f6c7c914-8db3-469d-8ca1-694a8f32e121",
     "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "Storage Blob Data Reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
     "Storage File Data Privileged Contributor": "69566ab7-960f-475b-8e7c-b3118f30c6bd",
     "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
     "AcrPush": "8311e382-0749-4cb8-b61a-304f252e45ec",

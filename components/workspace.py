@@ -52,7 +52,7 @@ class MlWorkspace(pulumi.ComponentResource):
     private endpoints, diagnostic settings and least-privilege role assignments.
 
     Outputs: ``workspace_name``, ``workspace_id``, ``principal_id``,
-    ``storage_account_id``, ``key_vault_id``, ``registry_id``,
+    ``storage_account_id``, ``key_vault_id``, ``registry_id``, ``registry_login_server``,
     ``log_analytics_id``, ``app_insights_id``.
     """
 
@@ -172,6 +172,7 @@ class MlWorkspace(pulumi.ComponentResource):
         self.storage_account_id = account.id
         self.key_vault_id = vault.id
         self.registry_id = registry.id
+        self.registry_login_server = registry.login_server
         self.log_analytics_id = log.id
         self.app_insights_id = insights.id
         self.register_outputs(

@@ -49,9 +49,11 @@ def write_stack(directory: Path, name: str, document: dict[str, Any]) -> Path:
 
 
 def fixture_project(tmp_path: Path, name: str) -> Path:
-    """Copy tests/fixtures/<name> (a tiny Pulumi project) to tmp_path."""
+    """Copy tests/fixtures/<name> (a tiny Pulumi project) to tmp_path, with the
+    files the dev config points at (conda specs)."""
     target = tmp_path / name
     shutil.copytree(FIXTURES / name, target)
+    shutil.copytree(ROOT / "serving", target / "serving")
     return target
 
 

@@ -48,7 +48,7 @@ def test_every_parent_and_dependency_is_a_recorded_urn(any_plan: Plan) -> None:
 
 def test_components_parent_their_children(any_plan: Plan) -> None:
     components = {r.name: r for r in any_plan.resources if r.type.startswith("azml:components:")}
-    assert set(components) == {"network", "workspace", "compute"}
+    assert {"network", "workspace", "compute", "serving", "online-credit-risk-endpoint"} <= set(components)
     parent_of = {r.type: r.parent for r in any_plan.resources}
     assert parent_of["azure-native:keyvault:Vault"] == components["workspace"].urn
     assert parent_of["azure-native:network:VirtualNetwork"] == components["network"].urn
@@ -82,8 +82,13 @@ def test_outputs_are_azure_shaped(dev_plan: Plan) -> None:
         "/providers/Microsoft.MachineLearningServices/workspaces/mlw-azml-dev"
     )
     assert outputs["computeClusters"] == ["cpu-build", "cpu-train"]
-    # The workspace's system identity principal id flows into its role assignments.
-    principals = {r.inputs["principalId"] for r in dev_plan.of_type("azure-native:authorization:RoleAssignment")}
+    # System identity principal ids flow into role assignments: one per identity.
+    (workspace,) = dev_plan.of_type("azure-native:machinelearningservices:Workspace")
+    principals = {
+        r.inputs["principalId"]
+        for r in dev_plan.of_type("azure-native:authorization:RoleAssignment")
+        if workspace.urn in r.property_dependencies["principalId"]
+    }
     assert len(principals) == 1 and len(principals.pop()) == 36
 
 
@@ -136,3 +141,25 @@ def test_unknown_invokes_fail_loudly(tmp_path: Path) -> None:
 def test_program_errors_are_reported(tmp_path: Path) -> None:
     with pytest.raises(ProgramError, match="ValueError: the program broke on purpose"):
         plan_fixture(tmp_path, "failing_program")
+
+
+def _snake_case_keys(value: object, path: str = "") -> list[str]:
+    # Map-valued inputs hold data keys (tag names, variables, collection names).
+    data_maps = {"tags", "environmentVariables", "collections", "traffic", "mirrorTraffic"}
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "_" in key and path.rsplit(".", 1)[-1] not in data_maps and key != "__provider":
+                found.append(f"{path}.{key}")
+            found += _snake_case_keys(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            found += _snake_case_keys(item, path)
+    return found
+
+
+def test_every_input_reaches_the_provider_in_camel_case(any_plan: Plan) -> None:
+    # Union-typed inputs given as plain dicts keep snake_case keys, which the
+    # provider silently ignores; the typed Args classes translate them.
+    offenders = {r.name: _snake_case_keys(r.inputs) for r in any_plan.resources}
+    assert {name: keys for name, keys in offenders.items() if keys} == {}

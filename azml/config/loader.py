@@ -4,10 +4,12 @@ validated :class:`StackConfig`, or into one readable line per problem."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Mapping, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from .checks import stack_problems
 from .schema import TOP_LEVEL_KEYS, StackConfig
 
 NAMESPACE = "azml"
@@ -21,8 +23,9 @@ class ConfigError(Exception):
         super().__init__("\n".join(problems))
 
 
-def validate_config(raw: Mapping[str, Any]) -> StackConfig:
-    """Validate the ``azml:`` namespace given as ``{key-without-namespace: value}``.
+def validate_config(raw: Mapping[str, Any], project_dir: Path | None = None) -> StackConfig:
+    """Validate the ``azml:`` namespace given as ``{key-without-namespace: value}``;
+    with ``project_dir``, files named by the config must exist there.
 
     Raises :class:`ConfigError` listing every problem, unknown keys included.
     """
@@ -37,6 +40,8 @@ def validate_config(raw: Mapping[str, Any]) -> StackConfig:
     except ValidationError as exc:
         problems.extend(_describe(error) for error in exc.errors())
         config = None
+    if config is not None:
+        problems.extend(f"{NAMESPACE}:{key}: {message}" for key, message in stack_problems(config, project_dir))
     if problems:
         raise ConfigError(problems)
     assert config is not None
@@ -120,6 +125,7 @@ def raw_from_pulumi_values(values: Mapping[str, str]) -> dict[str, Any]:
 
 def load_from_pulumi() -> StackConfig:
     """Read and validate the ``azml:`` namespace inside a running Pulumi program."""
+    import pulumi
     from pulumi.runtime import config as runtime_config
 
     prefix = f"{NAMESPACE}:"
@@ -132,4 +138,4 @@ def load_from_pulumi() -> StackConfig:
         for key, value in source.items():
             if key.startswith(prefix):
                 values[key[len(prefix):]] = value
-    return validate_config(raw_from_pulumi_values(values))
+    return validate_config(raw_from_pulumi_values(values), Path(pulumi.get_root_directory()))

@@ -13,16 +13,11 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
+from .base import Model
 from .regions import AZURE_REGIONS
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
-    )
+from .serving import BatchEndpointConfig, OnlineEndpointConfig
 
 
 Environment = Literal["dev", "test", "staging", "prod"]
@@ -45,7 +40,7 @@ def _parse_cidr(value: str) -> ipaddress.IPv4Network:
         raise ValueError(f"must be an IPv4 CIDR block like 10.10.0.0/24 with no host bits set ({exc})") from None
 
 
-class SubnetsConfig(_Model):
+class SubnetsConfig(Model):
     """Address prefixes of the subnets we carve out of the virtual network."""
 
     private_endpoints: Cidr = Field(description="Subnet holding every private endpoint.")
@@ -74,7 +69,7 @@ class SubnetsConfig(_Model):
         return [(name, cidr) for name, cidr in self.model_dump(by_alias=True).items() if cidr]
 
 
-class NetworkConfig(_Model):
+class NetworkConfig(Model):
     address_space: Cidr = Field(description="Address space of the platform virtual network.")
     subnets: SubnetsConfig
 
@@ -103,19 +98,19 @@ StorageSku = Literal[
 ]
 
 
-class StorageConfig(_Model):
+class StorageConfig(Model):
     sku: StorageSku = Field(default="Standard_LRS", description="Replication of the workspace storage account.")
     blob_soft_delete_days: int = Field(default=7, ge=1, le=365, description="Blob soft-delete retention.")
     container_soft_delete_days: int = Field(default=7, ge=1, le=365, description="Container soft-delete retention.")
     versioning: bool = Field(default=True, description="Blob versioning (recover overwritten data).")
 
 
-class KeyVaultConfig(_Model):
+class KeyVaultConfig(Model):
     sku: Literal["standard", "premium"] = "standard"
     soft_delete_retention_days: int = Field(default=90, ge=7, le=90)
 
 
-class RegistryConfig(_Model):
+class RegistryConfig(Model):
     # Private endpoints, retention and quarantine exist only on Premium.
     sku: Literal["Premium"] = Field(default="Premium", description="Only Premium supports private endpoints.")
     retention_days: int = Field(default=7, ge=0, le=365, description="Days untagged manifests are kept.")
@@ -126,7 +121,7 @@ class RegistryConfig(_Model):
     zone_redundant: bool = False
 
 
-class WorkspaceConfig(_Model):
+class WorkspaceConfig(Model):
     friendly_name: str | None = None
     hbi: bool = Field(default=False, description="High business impact: reduces diagnostic data collected by Microsoft.")
     isolation_mode: Literal["AllowOnlyApprovedOutbound", "AllowInternetOutbound", "Disabled"] = Field(
@@ -145,7 +140,7 @@ class WorkspaceConfig(_Model):
         return self.isolation_mode != "Disabled"
 
 
-class MonitoringConfig(_Model):
+class MonitoringConfig(Model):
     retention_days: int = Field(default=30, ge=30, le=730, description="Log Analytics retention.")
     daily_quota_gb: float | None = Field(default=None, gt=0, description="Log Analytics daily cap; unset = no cap.")
 
@@ -153,7 +148,7 @@ class MonitoringConfig(_Model):
 _CLUSTER_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
 
 
-class ComputeCluster(_Model):
+class ComputeCluster(Model):
     name: str = Field(description="3-24 letters, digits, hyphens; starts with a letter.")
     vm_size: Annotated[str, StringConstraints(pattern=r"^(Standard|Basic)_[A-Za-z0-9_]+$")]
     min_nodes: int = Field(default=0, ge=0, le=1000)
@@ -176,7 +171,7 @@ class ComputeCluster(_Model):
         return self
 
 
-class ComputeConfig(_Model):
+class ComputeConfig(Model):
     clusters: list[ComputeCluster] = Field(default_factory=list)
 
     @field_validator("clusters")
@@ -190,7 +185,7 @@ class ComputeConfig(_Model):
         return clusters
 
 
-class Principal(_Model):
+class Principal(Model):
     """An Entra ID principal. Azure rejects a role assignment whose declared
     principal type does not match the object (UnmatchedPrincipalType)."""
 
@@ -206,7 +201,7 @@ def _principal_shorthand(value: object) -> object:
 PrincipalEntry = Annotated[Principal, BeforeValidator(_principal_shorthand)]
 
 
-class PrincipalsConfig(_Model):
+class PrincipalsConfig(Model):
     """Entra ID principals in each persona: an object id (a group) or
     ``{objectId, type: Group|User|ServicePrincipal}``."""
 
@@ -218,7 +213,7 @@ class PrincipalsConfig(_Model):
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{1,7}$")
 
 
-class StackConfig(_Model):
+class StackConfig(Model):
     """The whole ``azml:`` namespace of one stack."""
 
     environment: Environment
@@ -237,6 +232,8 @@ class StackConfig(_Model):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     principals: PrincipalsConfig = Field(default_factory=PrincipalsConfig)
+    online_endpoints: list[OnlineEndpointConfig] = Field(default_factory=list)
+    batch_endpoints: list[BatchEndpointConfig] = Field(default_factory=list)
 
     @field_validator("location")
     @classmethod

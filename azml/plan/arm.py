@@ -58,6 +58,26 @@ ARM_TYPES: dict[str, ArmType] = {
     "azure-native:machinelearningservices:Compute": ArmType(
         "Microsoft.MachineLearningServices/workspaces/computes", "computeName", ("workspaceName",)
     ),
+    "azure-native:machinelearningservices:OnlineEndpoint": ArmType(
+        "Microsoft.MachineLearningServices/workspaces/onlineEndpoints", "endpointName", ("workspaceName",)
+    ),
+    "azure-native:machinelearningservices:OnlineDeployment": ArmType(
+        "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
+        "deploymentName",
+        ("workspaceName", "endpointName"),
+    ),
+    "azure-native:machinelearningservices:BatchEndpoint": ArmType(
+        "Microsoft.MachineLearningServices/workspaces/batchEndpoints", "endpointName", ("workspaceName",)
+    ),
+    "azure-native:machinelearningservices:BatchDeployment": ArmType(
+        "Microsoft.MachineLearningServices/workspaces/batchEndpoints/deployments",
+        "deploymentName",
+        ("workspaceName", "endpointName"),
+    ),
+    "azure-native:machinelearningservices:EnvironmentVersion": ArmType(
+        "Microsoft.MachineLearningServices/workspaces/environments/versions", "version", ("workspaceName", "name")
+    ),
+    "azure-native:monitor:AutoscaleSetting": ArmType("Microsoft.Insights/autoscalesettings", "autoscaleSettingName"),
     "azure-native:monitor:DiagnosticSetting": ArmType(
         "Microsoft.Insights/diagnosticSettings", "name", scope_key="resourceUri"
     ),

@@ -109,7 +109,7 @@ def _tree_order(records: list[PlannedResource]) -> list[PlannedResource]:
 def run_plan(stack_file: StackFile, client: ClientConfig | None = None) -> Plan:
     """Plan ``stack_file``: validate its config (raising ``ConfigError``), then
     run ``__main__.py`` under mocks (raising ``ProgramError`` on failure)."""
-    validate_config(stack_file.namespace())
+    validate_config(stack_file.namespace(), stack_file.project_dir)
     program = stack_file.project_dir / "__main__.py"
     monitor = RecordingMonitor(AzureMocks(client))
     try:

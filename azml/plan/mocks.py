@@ -29,6 +29,10 @@ class ClientConfig:
     object_id: str = "00000000-0000-4000-8000-0000000000b0"
 
 
+#: Type tokens of Pulumi Python dynamic resources start with this.
+DYNAMIC_PREFIX = "pulumi-python:dynamic"
+
+
 class UnknownInvokeError(RuntimeError):
     pass
 
@@ -85,6 +89,10 @@ class AzureMocks(Mocks):
         if not args.custom:
             # Component resources have no provider; the engine gives them no id.
             return "", dict(args.inputs)
+        if args.typ.startswith(DYNAMIC_PREFIX):
+            # Our dynamic resources act on an Azure resource named by endpointId.
+            inputs = dict(args.inputs)
+            return f"{inputs.get('endpointId', args.name)}/routing", inputs
         row = arm_type_of(args.typ)
         inputs = dict(args.inputs)
         name = inputs.get(row.name_key) or _autoname(args.name)

@@ -1,0 +1,59 @@
+"""Checks that need the whole stack config, each naming its exact key.
+
+They run after the schema accepted the shape, so every reference they follow
+(deployment names, cluster names) is already well-formed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from ..naming import endpoint_name
+from ..serving.rules import traffic_problems
+from .schema import StackConfig
+
+# Azure: endpoint names are 3-32 characters and unique per region.
+MAX_ENDPOINT_NAME = 32
+
+
+def stack_problems(config: StackConfig, project_dir: Path | None = None) -> Iterator[tuple[str, str]]:
+    """``(key path without namespace, message)`` for each problem. With
+    ``project_dir``, files the config points at must exist there."""
+    clusters = [c.name for c in config.compute.clusters]
+    seen_endpoints: dict[str, str] = {}
+    environments: dict[tuple[str, str], tuple[str, object]] = {}
+
+    endpoints = [("onlineEndpoints", i, e) for i, e in enumerate(config.online_endpoints)]
+    endpoints += [("batchEndpoints", i, e) for i, e in enumerate(config.batch_endpoints)]
+    for collection, index, endpoint in endpoints:
+        base = f"{collection}[{index}]"
+        full = endpoint_name(config, endpoint.name)
+        if len(full) > MAX_ENDPOINT_NAME:
+            yield f"{base}.name", f"deployed name {full!r} is {len(full)} characters; Azure allows {MAX_ENDPOINT_NAME}"
+        if full in seen_endpoints:
+            yield f"{base}.name", f"endpoint {endpoint.name!r} is also declared at {seen_endpoints[full]}"
+        seen_endpoints.setdefault(full, base)
+
+        for d_index, deployment in enumerate(endpoint.deployments):
+            where = f"{base}.deployments[{d_index}]"
+            env = deployment.environment
+            key = (env.name, env.version)
+            definition = env.model_dump(exclude={"name", "version"})
+            if key in environments and environments[key][1] != definition:
+                yield f"{where}.environment", (
+                    f"environment {env.name}:{env.version} is defined differently at {environments[key][0]}; "
+                    "a registered environment version is immutable: bump the version"
+                )
+            environments.setdefault(key, (f"{where}.environment", definition))
+            if project_dir is not None and env.conda_file is not None and not (project_dir / env.conda_file).is_file():
+                yield f"{where}.environment.condaFile", f"no file {env.conda_file} under {project_dir}"
+            if collection == "batchEndpoints" and deployment.compute not in clusters:
+                yield f"{where}.compute", (
+                    f"{deployment.compute!r} is not a declared compute cluster (declared: {', '.join(clusters) or 'none'})"
+                )
+
+        if collection == "onlineEndpoints":
+            names = [d.name for d in endpoint.deployments]
+            for key, message in traffic_problems(endpoint.traffic, endpoint.mirror_traffic, names):
+                yield f"{base}.{key}", message

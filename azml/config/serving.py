@@ -1,0 +1,208 @@
+"""Stack config for serving: ``azml:onlineEndpoints`` and ``azml:batchEndpoints``."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
+
+from .base import Model
+
+#: Base images an environment may build on (Microsoft's curated Azure ML images).
+APPROVED_BASE_IMAGE_PREFIXES = ("mcr.microsoft.com/azureml/",)
+
+# Azure: deployment names 3-32 chars, letters/digits/hyphens, starting with a letter.
+_DEPLOYMENT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
+_ASSET_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
+
+AssetName = Annotated[str, StringConstraints(pattern=_ASSET_NAME.pattern)]
+AssetVersion = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,29}$")]
+
+
+def _check_deployment_name(value: str) -> str:
+    if not _DEPLOYMENT_NAME.match(value):
+        raise ValueError("must be 3-32 characters: letters, digits and hyphens, starting with a letter")
+    return value
+
+
+def _check_endpoint_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9-]{1,30}[a-z0-9]", value):
+        raise ValueError("must be 3-32 characters: lowercase letters, digits and hyphens, starting with a letter")
+    return value
+
+
+DeploymentName = Annotated[str, AfterValidator(_check_deployment_name)]
+EndpointName = Annotated[str, AfterValidator(_check_endpoint_name)]
+
+
+class ModelRef(Model):
+    """A registered model: ``{name, version}`` in the workspace, or ``{registryUri}``
+    (``azureml://registries/<registry>/models/<name>/versions/<version>``)."""
+
+    name: AssetName | None = None
+    version: AssetVersion | None = None
+    registry_uri: Annotated[str, StringConstraints(pattern=r"^azureml://registries/[^/]+/models/[^/]+/versions/[^/]+$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "ModelRef":
+        workspace_form = self.name is not None and self.version is not None
+        if workspace_form == (self.registry_uri is not None) or (self.name is None) != (self.version is None):
+            raise ValueError("give either name and version, or registryUri")
+        return self
+
+
+class EnvironmentRef(Model):
+    """Serving environment, registered as ``name``/``version`` by the stack:
+    ``image`` (``repository:tag`` in the workspace's own registry), or
+    ``baseImage`` (an approved base image) plus ``condaFile`` (path in this
+    repository, relative to Pulumi.yaml)."""
+
+    name: AssetName
+    version: AssetVersion
+    image: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_.-]+$")] | None = None
+    base_image: str | None = None
+    conda_file: str | None = None
+
+    @field_validator("base_image")
+    @classmethod
+    def _approved(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(APPROVED_BASE_IMAGE_PREFIXES):
+            allowed = ", ".join(f"{p}…" for p in APPROVED_BASE_IMAGE_PREFIXES)
+            raise ValueError(f"must be an approved base image ({allowed})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "EnvironmentRef":
+        if (self.image is None) == (self.base_image is None):
+            raise ValueError("give either image (repository:tag in the workspace registry) or baseImage with condaFile")
+        if self.base_image is not None and self.conda_file is None:
+            raise ValueError("baseImage needs condaFile")
+        if self.image is not None and self.conda_file is not None:
+            raise ValueError("condaFile only goes with baseImage")
+        return self
+
+
+class CodeRef(Model):
+    """Scoring code: a registered code asset and the script inside it."""
+
+    name: AssetName
+    version: AssetVersion
+    scoring_script: Annotated[str, StringConstraints(pattern=r"^[^/\\][^\\]*\.py$")]
+
+
+class RequestSettings(Model):
+    request_timeout_ms: int = Field(default=5000, ge=1, le=180_000)
+    max_concurrent_requests_per_instance: int = Field(default=1, ge=1, le=1000)
+    max_queue_wait_ms: int = Field(default=500, ge=0, le=600_000)
+
+
+class Probe(Model):
+    initial_delay_seconds: int = Field(default=10, ge=0, le=3600)
+    period_seconds: int = Field(default=10, ge=1, le=3600)
+    timeout_seconds: int = Field(default=2, ge=1, le=600)
+    failure_threshold: int = Field(default=30, ge=1, le=100)
+    success_threshold: int = Field(default=1, ge=1, le=100)
+
+
+class Autoscale(Model):
+    min_instances: int = Field(ge=1, le=100)
+    max_instances: int = Field(ge=1, le=100)
+    cpu_scale_out_percent: int = Field(default=70, ge=1, le=100)
+    cpu_scale_in_percent: int = Field(default=25, ge=0, le=99)
+    latency_p95_scale_out_ms: int | None = Field(default=None, ge=1)
+    cooldown_minutes: int = Field(default=5, ge=1, le=10080)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Autoscale":
+        if self.min_instances > self.max_instances:
+            raise ValueError(f"minInstances ({self.min_instances}) must not exceed maxInstances ({self.max_instances})")
+        if self.cpu_scale_in_percent >= self.cpu_scale_out_percent:
+            raise ValueError("cpuScaleInPercent must be below cpuScaleOutPercent (or instances flap)")
+        return self
+
+
+class OnlineDeploymentConfig(Model):
+    name: DeploymentName
+    model: ModelRef
+    environment: EnvironmentRef
+    code: CodeRef
+    instance_type: Annotated[str, StringConstraints(pattern=r"^Standard_[A-Za-z0-9_]+$")]
+    instance_count: int = Field(default=1, ge=1, le=100)
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+    request_settings: RequestSettings = Field(default_factory=RequestSettings)
+    liveness_probe: Probe = Field(default_factory=Probe)
+    readiness_probe: Probe = Field(default_factory=lambda: Probe(initial_delay_seconds=10, failure_threshold=3))
+    data_collection: bool = Field(default=True, description="Collect model inputs/outputs (model monitoring needs it).")
+    autoscale: Autoscale | None = None
+
+    @model_validator(mode="after")
+    def _autoscale_covers_instances(self) -> "OnlineDeploymentConfig":
+        scale = self.autoscale
+        if scale is not None and not scale.min_instances <= self.instance_count <= scale.max_instances:
+            raise ValueError(
+                f"instanceCount ({self.instance_count}) must lie within autoscale "
+                f"minInstances..maxInstances ({scale.min_instances}..{scale.max_instances})"
+            )
+        return self
+
+
+class OnlineEndpointConfig(Model):
+    """Traffic rules are checked with the whole stack (see ``checks.py``) so
+    that each problem names its exact key."""
+
+    name: EndpointName = Field(description="Short name; the deployed name is <prefix>-<env>-<name> (region-unique).")
+    auth_mode: Literal["key", "aml_token", "aad_token"] = "aad_token"
+    public_network_access: bool = False
+    description: str | None = None
+    deployments: list[OnlineDeploymentConfig] = Field(min_length=1)
+    traffic: dict[str, int] = Field(default_factory=dict)
+    mirror_traffic: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("deployments")
+    @classmethod
+    def _unique(cls, deployments: list[OnlineDeploymentConfig]) -> list[OnlineDeploymentConfig]:
+        names = [d.name for d in deployments]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"deployment name(s) declared twice: {', '.join(duplicates)}")
+        return deployments
+
+
+class BatchRetry(Model):
+    max_retries: int = Field(default=3, ge=0, le=100)
+    timeout_seconds: int = Field(default=300, ge=1, le=86400)
+
+
+class BatchDeploymentConfig(Model):
+    name: DeploymentName
+    model: ModelRef
+    environment: EnvironmentRef
+    code: CodeRef
+    compute: str = Field(description="A declared compute cluster.")
+    instance_count: int = Field(default=1, ge=1, le=1000)
+    max_concurrency_per_instance: int = Field(default=1, ge=1, le=100)
+    mini_batch_size: int = Field(default=10, ge=1, le=100_000)
+    retry: BatchRetry = Field(default_factory=BatchRetry)
+    error_threshold: int = Field(default=-1, ge=-1, description="-1 = ignore failed mini-batches.")
+    output_action: Literal["append_row", "summary_only"] = "append_row"
+    output_file_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")] = "predictions.csv"
+    logging_level: Literal["info", "warning", "debug"] = "info"
+
+
+class BatchEndpointConfig(Model):
+    name: EndpointName
+    description: str | None = None
+    deployments: list[BatchDeploymentConfig] = Field(min_length=1)
+    default_deployment: str
+
+    @model_validator(mode="after")
+    def _default_declared(self) -> "BatchEndpointConfig":
+        names = [d.name for d in self.deployments]
+        if len(set(names)) != len(names):
+            raise ValueError("deployment names must be unique")
+        if self.default_deployment not in names:
+            raise ValueError(
+                f"defaultDeployment {self.default_deployment!r} is not a declared deployment (declared: {', '.join(names)})"
+            )
+        return self

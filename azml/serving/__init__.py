@@ -1,0 +1,1 @@
+"""Serving: endpoint routing (traffic, mirror, batch defaults) and its rules."""

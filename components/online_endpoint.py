@@ -1,0 +1,249 @@
+"""A managed online endpoint with blue/green deployments, autoscale, and its
+traffic split owned by a separate routing resource."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import pulumi
+from pulumi_azure_native import machinelearningservices, monitor
+
+from azml.config.serving import Autoscale, OnlineDeploymentConfig, OnlineEndpointConfig, Probe
+from azml.serving.routing_resource import EndpointRouting
+
+from .roles import assign_role
+from .serving_assets import code_asset_id, model_asset_id
+
+AUTH_MODES = {"key": "Key", "aml_token": "AMLToken", "aad_token": "AADToken"}
+
+
+@dataclass(frozen=True)
+class OnlineEndpointArgs:
+    """Inputs of :class:`OnlineEndpoint`.
+
+    ``endpoint_name`` is the deployed (region-unique) name; ``environment_ids``
+    maps (name, version) to a registered environment's id.
+    """
+
+    config: OnlineEndpointConfig
+    endpoint_name: str
+    workspace_name: pulumi.Input[str]
+    workspace_id: pulumi.Input[str]
+    resource_group_name: pulumi.Input[str]
+    location: str
+    environment_ids: Mapping[tuple[str, str], pulumi.Input[str]]
+    registry_id: pulumi.Input[str]
+    storage_account_id: pulumi.Input[str]
+    subscription_id: pulumi.Input[str]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def _probe(probe: Probe) -> dict:
+    return {
+        "initial_delay": f"PT{probe.initial_delay_seconds}S",
+        "period": f"PT{probe.period_seconds}S",
+        "timeout": f"PT{probe.timeout_seconds}S",
+        "failure_threshold": probe.failure_threshold,
+        "success_threshold": probe.success_threshold,
+    }
+
+
+def _millis(value: int) -> str:
+    return f"PT{value / 1000:g}S"
+
+
+def _rule(metric: str, resource_uri: pulumi.Input[str], operator: str, threshold: float, direction: str, cooldown: int) -> dict:
+    return {
+        "metric_trigger": {
+            "metric_name": metric,
+            "metric_resource_uri": resource_uri,
+            "time_grain": "PT1M",
+            "statistic": "Average",
+            "time_window": "PT5M",
+            "time_aggregation": "Average",
+            "operator": operator,
+            "threshold": threshold,
+        },
+        "scale_action": {"direction": direction, "type": "ChangeCount", "value": "1", "cooldown": f"PT{cooldown}M"},
+    }
+
+
+class OnlineEndpoint(pulumi.ComponentResource):
+    """Endpoint (private unless configured, no keys unless ``authMode: key``),
+    one managed deployment per entry (App Insights on, inputs/outputs
+    collected, egress off), optional autoscale per deployment, and the
+    ``EndpointRouting`` resource that applies ``traffic``/``mirrorTraffic``
+    after every deployment exists.
+
+    Outputs: ``endpoint_id``, ``endpoint_name``, ``deployment_ids``.
+    """
+
+    def __init__(self, name: str, args: OnlineEndpointArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("azml:components:OnlineEndpoint", name, None, opts)
+        config = args.config
+        tags = dict(args.tags)
+        common = {
+            "workspace_name": args.workspace_name,
+            "resource_group_name": args.resource_group_name,
+            "location": args.location,
+        }
+
+        endpoint = machinelearningservices.OnlineEndpoint(
+            f"{config.name}",
+            endpoint_name=args.endpoint_name,
+            identity={"type": "SystemAssigned"},
+            kind="Managed",
+            properties={
+                "auth_mode": AUTH_MODES[config.auth_mode],
+                "public_network_access": "Enabled" if config.public_network_access else "Disabled",
+                "description": config.description,
+            },
+            tags=tags,
+            **common,
+            # The routing resource owns the split; a PUT here must not fight it.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["properties.traffic", "properties.mirrorTraffic"]),
+        )
+
+        grants = self._grant_endpoint_identity(endpoint, args)
+
+        self.deployment_ids: dict[str, pulumi.Output[str]] = {}
+        deployments = []
+        for deployment_config in config.deployments:
+            deployment = self._deployment(deployment_config, endpoint, args, common, tags, grants)
+            deployments.append(deployment)
+            self.deployment_ids[deployment_config.name] = deployment.id
+            if deployment_config.autoscale is not None:
+                self._autoscale(deployment_config, deployment, endpoint, args, tags)
+
+        EndpointRouting(
+            f"{config.name}-traffic",
+            endpoint_id=endpoint.id,
+            kind="online",
+            deployments=[d.name for d in config.deployments],
+            traffic=config.traffic,
+            mirror_traffic=config.mirror_traffic,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=deployments),
+        )
+
+        self.endpoint_id = endpoint.id
+        self.endpoint_name = endpoint.name
+        self.register_outputs({"endpointId": endpoint.id, "deploymentIds": self.deployment_ids})
+
+    def _grant_endpoint_identity(
+        self, endpoint: machinelearningservices.OnlineEndpoint, args: OnlineEndpointArgs
+    ) -> list[pulumi.Resource]:
+        """The endpoint's identity pulls images from the private registry and
+        models from storage; collecting inputs/outputs also writes blobs.
+        Deployments wait for these grants, or their image pull fails."""
+        principal_id = endpoint.identity.apply(lambda identity: identity.principal_id if identity else None)
+        collects = any(d.data_collection for d in args.config.deployments)
+        storage_role = "Storage Blob Data Contributor" if collects else "Storage Blob Data Reader"
+        grants: list[pulumi.Resource] = []
+        for target, scope, role in (
+            ("registry", args.registry_id, "AcrPull"),
+            ("storage", args.storage_account_id, storage_role),
+        ):
+            grants.append(assign_role(
+                f"ra-{args.config.name}-{target}",
+                scope=scope,
+                scope_label=f"{args.endpoint_name}/{target}",
+                role=role,
+                principal_id=principal_id,
+                principal_label=f"{args.endpoint_name}/system-identity",
+                principal_type="ServicePrincipal",
+                subscription_id=args.subscription_id,
+                description=f"azml: endpoint {args.endpoint_name} identity ({role})",
+                parent=self,
+            ))
+        return grants
+
+    def _deployment(
+        self,
+        deployment: OnlineDeploymentConfig,
+        endpoint: machinelearningservices.OnlineEndpoint,
+        args: OnlineEndpointArgs,
+        common: dict,
+        tags: dict,
+        grants: list[pulumi.Resource],
+    ) -> machinelearningservices.OnlineDeployment:
+        request = deployment.request_settings
+        collect = "Enabled" if deployment.data_collection else "Disabled"
+        return machinelearningservices.OnlineDeployment(
+            f"{args.config.name}-{deployment.name}",
+            deployment_name=deployment.name,
+            endpoint_name=endpoint.name,
+            sku={"name": "Default", "capacity": deployment.instance_count},
+            # `properties` is a union (managed | Kubernetes): only the typed
+            # Args class gets its keys translated to the REST API's camelCase.
+            properties=machinelearningservices.ManagedOnlineDeploymentArgs(
+                endpoint_compute_type="Managed",
+                model=model_asset_id(args.workspace_id, deployment.model),
+                environment_id=args.environment_ids[(deployment.environment.name, deployment.environment.version)],
+                code_configuration={
+                    "code_id": code_asset_id(args.workspace_id, deployment.code),
+                    "scoring_script": deployment.code.scoring_script,
+                },
+                instance_type=deployment.instance_type,
+                environment_variables=dict(deployment.environment_variables),
+                request_settings={
+                    "request_timeout": _millis(request.request_timeout_ms),
+                    "max_concurrent_requests_per_instance": request.max_concurrent_requests_per_instance,
+                    "max_queue_wait": _millis(request.max_queue_wait_ms),
+                },
+                liveness_probe=_probe(deployment.liveness_probe),
+                readiness_probe=_probe(deployment.readiness_probe),
+                scale_settings=machinelearningservices.DefaultScaleSettingsArgs(scale_type="Default"),
+                app_insights_enabled=True,
+                data_collector={
+                    "collections": {
+                        "model_inputs": {"data_collection_mode": collect},
+                        "model_outputs": {"data_collection_mode": collect},
+                    }
+                },
+                egress_public_network_access="Disabled",
+            ),
+            tags=tags,
+            **common,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=grants),
+        )
+
+    def _autoscale(
+        self,
+        deployment: OnlineDeploymentConfig,
+        resource: machinelearningservices.OnlineDeployment,
+        endpoint: machinelearningservices.OnlineEndpoint,
+        args: OnlineEndpointArgs,
+        tags: dict,
+    ) -> monitor.AutoscaleSetting:
+        scale: Autoscale = deployment.autoscale  # type: ignore[assignment]
+        rules = [
+            _rule("CpuUtilizationPercentage", resource.id, "GreaterThan", scale.cpu_scale_out_percent, "Increase", scale.cooldown_minutes),
+            _rule("CpuUtilizationPercentage", resource.id, "LessThan", scale.cpu_scale_in_percent, "Decrease", scale.cooldown_minutes),
+        ]
+        if scale.latency_p95_scale_out_ms is not None:
+            # Latency is an endpoint metric (milliseconds), not a deployment one.
+            rules.append(
+                _rule("RequestLatency_P95", endpoint.id, "GreaterThan", scale.latency_p95_scale_out_ms, "Increase", scale.cooldown_minutes)
+            )
+        return monitor.AutoscaleSetting(
+            f"{args.config.name}-{deployment.name}-autoscale",
+            autoscale_setting_name=f"autoscale-{args.endpoint_name}-{deployment.name}",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            target_resource_uri=resource.id,
+            enabled=True,
+            profiles=[
+                {
+                    "name": "default",
+                    "capacity": {
+                        "minimum": str(scale.min_instances),
+                        "maximum": str(scale.max_instances),
+                        "default": str(deployment.instance_count),
+                    },
+                    "rules": rules,
+                }
+            ],
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
