@@ -217,3 +217,27 @@ def test_one_environment_version_one_definition(tmp_path: Path) -> None:
     result = run_cli("plan", str(write_stack(tmp_path, "bad", document)))
     assert result.returncode == 2
     assert "environment credit-risk-scoring:1 is defined differently" in result.stderr
+
+
+def test_routing_provider_survives_pulumis_serialization() -> None:
+    """Pulumi pickles a dynamic provider with dill at registration and the
+    provider host unpickles it in a fresh interpreter: it must travel by
+    reference (small, stable) and work there."""
+    import subprocess
+    import sys
+
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    from azml.serving.routing_resource import EndpointRoutingProvider
+
+    payload = serialize_provider(EndpointRoutingProvider())
+    assert payload == serialize_provider(EndpointRoutingProvider())  # stable: no spurious diffs
+    assert len(payload) < 2000  # by reference, not by value
+    program = (
+        "import base64, dill, sys\n"
+        "provider = dill.loads(base64.b64decode(sys.argv[1]))\n"
+        "result = provider.check({}, {'kind': 'online', 'deployments': ['blue'], 'traffic': {'blue': 90}})\n"
+        "print(type(provider).__module__, [f.reason for f in result.failures])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program, payload], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "azml.serving.routing_resource ['values must sum to 0 or 100 (got 90)']"
