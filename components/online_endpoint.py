@@ -90,7 +90,7 @@ class OnlineEndpoint(pulumi.ComponentResource):
         }
 
         endpoint = machinelearningservices.OnlineEndpoint(
-            f"{config.name}",
+            config.name,
             endpoint_name=args.endpoint_name,
             identity={"type": "SystemAssigned"},
             kind="Managed",

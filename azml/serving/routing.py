@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, map_error
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline import policies
 from azure.core.pipeline.transport import RequestsTransport
 from azure.core.polling import LROPoller
@@ -114,20 +114,21 @@ class RoutingClient:
                 policies.HeadersPolicy(),
                 policies.UserAgentPolicy(sdk_moniker="azml-routing"),
                 policies.RetryPolicy(),
-                ARMChallengeAuthenticationPolicy(credential, f"{ARM_ENDPOINT}/.default"),
+                # The token audience is the ARM endpoint itself (differs per cloud).
+                ARMChallengeAuthenticationPolicy(credential, f"{base_url.rstrip('/')}/.default"),
                 policies.HttpLoggingPolicy(),
             ],
             transport=RequestsTransport(connection_verify=connection_verify),
         )
 
     def _url(self, resource_id: str) -> str:
-        return f"{resource_id}?api-version={self.api_version}"
+        # Absolute: neither send_request nor the raw pipeline adds base_url.
+        return self._client.format_url(f"{resource_id}?api-version={self.api_version}")
 
     def _raise_for(self, response: Any) -> None:
         if response.status_code == 404:
             raise ResourceNotFoundError(response=response)
         if response.status_code not in (200, 201, 202):
-            map_error(response.status_code, response, {})
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)
 
     def get_endpoint(self, resource_id: str) -> dict[str, Any] | None:

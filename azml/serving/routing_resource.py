@@ -30,6 +30,11 @@ _ROUTING_KEYS = ("traffic", "mirrorTraffic", "defaultDeployment")
 _IDENTITY_KEYS = ("endpointId", "kind", "armEndpoint")
 
 
+def _whole(split: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The provider host hands numbers over as floats (90.0): make whole ones ints."""
+    return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in (split or {}).items()}
+
+
 def routing_of(props: Mapping[str, Any]) -> Routing:
     return Routing(
         kind=props["kind"],
@@ -40,12 +45,14 @@ def routing_of(props: Mapping[str, Any]) -> Routing:
 
 
 class EndpointRoutingProvider(ResourceProvider):
-    """``credential`` is for tests; in Pulumi it stays ``None`` and
-    ``DefaultAzureCredential`` is created in the provider host."""
+    """``credential`` and ``polling_interval`` are for tests; in Pulumi the
+    credential stays ``None`` and ``DefaultAzureCredential`` is created in the
+    provider host."""
 
-    def __init__(self, credential: Any = None) -> None:
+    def __init__(self, credential: Any = None, polling_interval: float = 5.0) -> None:
         super().__init__()
         self._credential = credential
+        self._polling_interval = polling_interval
 
     def _client(self, props: Mapping[str, Any]) -> RoutingClient:
         credential = self._credential
@@ -53,7 +60,9 @@ class EndpointRoutingProvider(ResourceProvider):
             from azure.identity import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
-        return RoutingClient(credential, base_url=props.get("armEndpoint") or ARM_ENDPOINT)
+        return RoutingClient(
+            credential, base_url=props.get("armEndpoint") or ARM_ENDPOINT, polling_interval=self._polling_interval
+        )
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = []
@@ -63,7 +72,7 @@ class EndpointRoutingProvider(ResourceProvider):
             failures += [
                 CheckFailure(key, message)
                 for key, message in traffic_problems(
-                    news.get("traffic") or {}, news.get("mirrorTraffic") or {}, news.get("deployments") or []
+                    _whole(news.get("traffic")), _whole(news.get("mirrorTraffic")), news.get("deployments") or []
                 )
             ]
         elif news.get("defaultDeployment") not in (news.get("deployments") or []):
