@@ -9,9 +9,13 @@ import pulumi
 from pulumi_azure_native import authorization, resources
 
 from azml.config import ConfigError, load_from_pulumi
+from azml.config.observability import webhook_urls_from_pulumi
 from azml.naming import names_for
 from components.compute import ComputeClusters, ComputeClustersArgs
+from components.governance import Governance, GovernanceArgs
 from components.network import Network, NetworkArgs
+from components.observability import Observability, ObservabilityArgs
+from components.retraining import Retraining, RetrainingArgs
 from components.serving import Serving, ServingArgs
 from components.workspace import MlWorkspace, MlWorkspaceArgs
 
@@ -29,16 +33,9 @@ group = resources.ResourceGroup(
     "rg", resource_group_name=names.resource_group, location=config.location, tags=tags
 )
 
-net = Network(
-    "network",
-    NetworkArgs(
-        config=config.network,
-        names=names,
-        resource_group_name=group.name,
-        location=config.location,
-        tags=tags,
-    ),
-)
+net = Network("network", NetworkArgs(
+    config=config.network, names=names, resource_group_name=group.name, location=config.location, tags=tags
+))
 
 workspace = MlWorkspace(
     "workspace",
@@ -85,6 +82,46 @@ serving = Serving(
     ),
 )
 
+# Alerts and model monitors on what serving created; webhook URLs stay secrets.
+ops = Observability("observability", ObservabilityArgs.wire(
+    config, names, group.name, workspace, serving, webhook_urls_from_pulumi(config.alert_webhooks), tags
+))
+
+Governance("governance", GovernanceArgs(
+    config=config.governance,
+    principals=config.principals,
+    name_prefix=names.base,
+    resource_group_id=group.id,
+    resource_group_name=group.name,
+    workspace_id=workspace.workspace_id,
+    workspace_name=names.workspace,
+    storage_account_name=workspace.storage_account_name,
+    subscription_id=client.subscription_id,
+    locked_ids={"workspace": workspace.workspace_id, "key-vault": workspace.key_vault_id,
+                "storage": workspace.storage_account_id},
+    action_group_id=ops.action_group_id,
+    tags=tags,
+))  # fmt: skip
+
+if config.retraining.enabled:
+    Retraining("retraining", RetrainingArgs(
+        config=config.retraining,
+        names=names,
+        location=config.location,
+        resource_group_name=group.name,
+        subscription_id=client.subscription_id,
+        data_account_id=workspace.storage_account_id,
+        data_account_name=workspace.storage_account_name,
+        workspace_id=workspace.workspace_id,
+        workspace_name=names.workspace,
+        app_insights_connection_string=workspace.app_insights_connection_string,
+        log_analytics_id=workspace.log_analytics_id,
+        private_endpoint_subnet_id=net.subnet_ids["privateEndpoints"],
+        integration_subnet_id=net.subnet_ids["integration"],
+        dns_zone_ids=net.dns_zone_ids,
+        tags=tags,
+    ))  # fmt: skip
+
 pulumi.export("resourceGroupName", group.name)
 pulumi.export("workspaceName", workspace.workspace_name)
 pulumi.export("workspaceId", workspace.workspace_id)
@@ -92,3 +129,4 @@ pulumi.export("vnetId", net.vnet_id)
 pulumi.export("computeClusters", compute.cluster_names)
 pulumi.export("onlineEndpoints", {name: e.endpoint_name for name, e in serving.online.items()})
 pulumi.export("batchEndpoints", {name: e.endpoint_id for name, e in serving.batch.items()})
+pulumi.export("actionGroupId", ops.action_group_id)

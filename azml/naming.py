@@ -12,14 +12,18 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .config.schema import StackConfig
+if TYPE_CHECKING:  # naming is imported by config validation itself
+    from .config.schema import StackConfig
 
 ENVIRONMENT_CODES = {"dev": "dev", "test": "tst", "staging": "stg", "prod": "prd"}
 
 # name -> (pattern, human rule), from Azure's naming rules per resource type.
 _RULES: dict[str, tuple[str, str]] = {
     "storage_account": (r"^[a-z0-9]{3,24}$", "3-24 lowercase letters and digits"),
+    "function_storage": (r"^[a-z0-9]{3,24}$", "3-24 lowercase letters and digits"),
+    "function_app": (r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,58}[a-zA-Z0-9]$", "2-60 letters, digits and hyphens"),
     "key_vault": (r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$", "3-24 letters, digits, single hyphens"),
     "registry": (r"^[a-zA-Z0-9]{5,50}$", "5-50 letters and digits"),
     "workspace": (r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$", "3-33 letters, digits, hyphens, underscores"),
@@ -38,6 +42,10 @@ class Names:
     key_vault: str
     registry: str
     workspace: str
+    function_storage: str
+    function_plan: str
+    function_app: str
+    system_topic: str
 
     def subnet(self, purpose: str) -> str:
         return f"snet-{self.base}-{_kebab(purpose)}"
@@ -80,6 +88,10 @@ def names_for(config: StackConfig) -> Names:
         key_vault=f"kv-{base}-{suffix}",
         registry=f"cr{config.prefix}{env}{suffix}",
         workspace=f"mlw-{base}",
+        function_storage=f"stfn{config.prefix}{env}{suffix}",
+        function_plan=f"asp-{base}-retrain",
+        function_app=f"func-{base}-retrain-{suffix}",
+        system_topic=f"evgt-{base}-training-data",
     )
     for field, (pattern, rule) in _RULES.items():
         value = getattr(names, field)

@@ -63,16 +63,15 @@ def observability(
     return workspace, insights
 
 
-def storage_account(
-    names: Names, config: StorageConfig, at: Placement
-) -> storage.StorageAccount:
-    account = storage.StorageAccount(
-        "st",
-        account_name=names.storage_account,
+def locked_down_storage_account(logical_name: str, account_name: str, sku: str, at: Placement) -> storage.StorageAccount:
+    """A StorageV2 account reachable only through private endpoints and Entra ID."""
+    return storage.StorageAccount(
+        logical_name,
+        account_name=account_name,
         resource_group_name=at.resource_group_name,
         location=at.location,
         kind="StorageV2",
-        sku={"name": config.sku},
+        sku={"name": sku},
         access_tier="Hot",
         enable_https_traffic_only=True,
         minimum_tls_version="TLS1_2",
@@ -95,6 +94,10 @@ def storage_account(
         tags=dict(at.tags),
         opts=at.opts,
     )
+
+
+def storage_account(names: Names, config: StorageConfig, at: Placement) -> storage.StorageAccount:
+    account = locked_down_storage_account("st", names.storage_account, config.sku, at)
     storage.BlobServiceProperties(
         "st-blob",
         account_name=account.name,

@@ -80,6 +80,13 @@ class Network(pulumi.ComponentResource):
                 private_endpoint_network_policies="Enabled",
                 # Private subnet: no implicit outbound internet access.
                 default_outbound_access=False,
+                # Flex Consumption function apps integrate through a subnet
+                # delegated to Microsoft.App/environments.
+                delegations=(
+                    [{"name": "flex-consumption", "service_name": "Microsoft.App/environments"}]
+                    if purpose == "integration"
+                    else None
+                ),
                 # Azure rejects concurrent subnet operations on one VNet
                 # (AnotherOperationInProgress): create them one after another.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[previous] if previous else None),

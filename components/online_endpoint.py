@@ -197,8 +197,8 @@ class OnlineEndpoint(pulumi.ComponentResource):
                 app_insights_enabled=True,
                 data_collector={
                     "collections": {
-                        "model_inputs": {"data_collection_mode": collect},
-                        "model_outputs": {"data_collection_mode": collect},
+                        "model_inputs": {"data_collection_mode": collect, "sampling_rate": deployment.data_collection_sampling_rate},
+                        "model_outputs": {"data_collection_mode": collect, "sampling_rate": deployment.data_collection_sampling_rate},
                     }
                 },
                 egress_public_network_access="Disabled",

@@ -18,6 +18,9 @@ ZONES_BY_GROUP: dict[str, tuple[str, ...]] = {
     "amlworkspace": ("privatelink.api.azureml.ms", "privatelink.notebooks.azure.net"),
     "blob": ("privatelink.blob.core.windows.net",),
     "file": ("privatelink.file.core.windows.net",),
+    "queue": ("privatelink.queue.core.windows.net",),
+    "table": ("privatelink.table.core.windows.net",),
+    "sites": ("privatelink.azurewebsites.net",),
     "vault": ("privatelink.vaultcore.azure.net",),
     "registry": ("privatelink.azurecr.io",),
 }

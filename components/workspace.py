@@ -49,7 +49,8 @@ class MlWorkspaceArgs:
 class MlWorkspace(pulumi.ComponentResource):
     """ML workspace (private, managed network, identity-based storage access)
     with Log Analytics, App Insights, storage, Key Vault and registry, their
-    private endpoints, diagnostic settings and least-privilege role assignments.
+    private endpoints, diagnostic settings and least-privilege role assignments
+    for the workspace identity (persona roles live in the governance component).
 
     Outputs: ``workspace_name``, ``workspace_id``, ``principal_id``,
     ``storage_account_id``, ``key_vault_id``, ``registry_id``, ``registry_login_server``,
@@ -146,35 +147,17 @@ class MlWorkspace(pulumi.ComponentResource):
                 parent=self,
             )
 
-        personas = (
-            ("reader", config.principals.readers, "Reader", "see the workspace"),
-            ("data-scientist", config.principals.data_scientists, "AzureML Data Scientist", "run experiments"),
-            ("approver", config.principals.approvers, "Reader", "review releases"),
-        )
-        for persona, principals, role, why in personas:
-            for principal in principals:
-                assign_role(
-                    f"ra-{persona}-{principal.object_id}",
-                    scope=workspace.id,
-                    scope_label=names.workspace,
-                    role=role,
-                    principal_id=principal.object_id,
-                    principal_label=principal.object_id,
-                    principal_type=principal.type,
-                    subscription_id=args.subscription_id,
-                    description=f"azml: {persona} may {why}",
-                    parent=self,
-                )
-
         self.workspace_name = workspace.name
         self.workspace_id = workspace.id
         self.principal_id = principal_id
         self.storage_account_id = account.id
+        self.storage_account_name = account.name
         self.key_vault_id = vault.id
         self.registry_id = registry.id
         self.registry_login_server = registry.login_server
         self.log_analytics_id = log.id
         self.app_insights_id = insights.id
+        self.app_insights_connection_string = insights.connection_string
         self.register_outputs(
             {
                 "workspaceName": workspace.name,

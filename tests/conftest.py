@@ -13,6 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from azml.config import read_stack_file
+from azml.config.stackfile import as_config_values
 from azml.plan.engine import run_plan
 from azml.plan.model import Plan
 
@@ -37,7 +38,8 @@ def any_plan(request: pytest.FixtureRequest) -> Plan:
 
 
 def load_stack(stack: str) -> dict[str, Any]:
-    return YAML(typ="safe").load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    """A shipped stack file as the Pulumi CLI reads it (timestamps stay text)."""
+    return as_config_values(YAML(typ="safe").load((ROOT / f"Pulumi.{stack}.yaml").read_text()))
 
 
 def write_stack(directory: Path, name: str, document: dict[str, Any]) -> Path:

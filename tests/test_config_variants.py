@@ -56,7 +56,7 @@ def test_persona_principals_get_workspace_scoped_roles(tmp_path: Path) -> None:
 
 def test_unique_suffix_overrides_global_names(tmp_path: Path) -> None:
     plan = plan_with(tmp_path, uniqueSuffix="x1y2")
-    (account,) = plan.of_type("azure-native:storage:StorageAccount")
+    (account,) = [a for a in plan.of_type("azure-native:storage:StorageAccount") if a.name == "st"]
     (vault,) = plan.of_type("azure-native:keyvault:Vault")
     assert account.inputs["accountName"] == "stazmldevx1y2"
     assert vault.inputs["vaultName"] == "kv-azml-dev-x1y2"

@@ -15,6 +15,8 @@ from .schema import StackConfig
 
 # Azure: endpoint names are 3-32 characters and unique per region.
 MAX_ENDPOINT_NAME = 32
+# Azure ML monitor notifications: "a limitation of 499 characters in total".
+MAX_MONITOR_EMAIL_CHARS = 499
 
 
 def stack_problems(config: StackConfig, project_dir: Path | None = None) -> Iterator[tuple[str, str]]:
@@ -57,3 +59,40 @@ def stack_problems(config: StackConfig, project_dir: Path | None = None) -> Iter
             names = [d.name for d in endpoint.deployments]
             for key, message in traffic_problems(endpoint.traffic, endpoint.mirror_traffic, names):
                 yield f"{base}.{key}", message
+
+    yield from observability_problems(config)
+    yield from operations_problems(config)
+
+
+def observability_problems(config: StackConfig) -> Iterator[tuple[str, str]]:
+    """Model monitors and alerts refer to declared endpoints and fit Azure's limits."""
+    monitoring = config.model_monitoring
+    if not monitoring.enabled:
+        return
+    declared = [e.name for e in config.online_endpoints]
+    for index, name in enumerate(monitoring.endpoints or []):
+        if name not in declared:
+            yield f"modelMonitoring.endpoints[{index}]", (
+                f"{name!r} is not a declared online endpoint (declared: {', '.join(declared) or 'none'})"
+            )
+    emails = monitoring.emails if monitoring.emails is not None else config.alerts.emails
+    key = "modelMonitoring.emails" if monitoring.emails is not None else "alerts.emails"
+    if len(",".join(emails)) > MAX_MONITOR_EMAIL_CHARS:
+        yield key, f"Azure ML monitor notifications take at most {MAX_MONITOR_EMAIL_CHARS} characters of emails in total"
+    data = monitoring.training_data
+    if monitoring.feature_attribution_drift.enabled and data is not None and data.target_column is None:
+        yield "modelMonitoring.trainingData.targetColumn", (
+            "feature attribution drift needs the label column of the training data "
+            "(or set featureAttributionDrift.enabled: false)"
+        )
+
+
+def operations_problems(config: StackConfig) -> Iterator[tuple[str, str]]:
+    """The retraining trigger and the budget need something elsewhere in the stack."""
+    if config.retraining.enabled and config.network.subnets.integration is None:
+        yield "retraining", (
+            "needs network.subnets.integration (the Function App's VNet integration subnet, /28 or larger)"
+        )
+    budget = config.governance.budget
+    if budget is not None and not budget.contact_emails and not config.alerts.enabled:
+        yield "governance.budget", "needs contactEmails or the alerts action group (alerts.enabled) to notify anyone"

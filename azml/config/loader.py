@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, get_args, get_origin
+from typing import Any, Collection, Mapping, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from .checks import stack_problems
+from .observability import WEBHOOKS_KEY, webhook_secrecy_problems
 from .schema import TOP_LEVEL_KEYS, StackConfig
 
 NAMESPACE = "azml"
@@ -23,9 +24,15 @@ class ConfigError(Exception):
         super().__init__("\n".join(problems))
 
 
-def validate_config(raw: Mapping[str, Any], project_dir: Path | None = None) -> StackConfig:
+def validate_config(
+    raw: Mapping[str, Any], project_dir: Path | None = None, secret_keys: Collection[str] | None = None
+) -> StackConfig:
     """Validate the ``azml:`` namespace given as ``{key-without-namespace: value}``;
     with ``project_dir``, files named by the config must exist there.
+
+    ``secret_keys`` (keys without namespace) says which values are Pulumi
+    secrets, as a running program knows; without it the values come from a
+    stack file, where every ``secure:`` value reads as the secret placeholder.
 
     Raises :class:`ConfigError` listing every problem, unknown keys included.
     """
@@ -42,6 +49,10 @@ def validate_config(raw: Mapping[str, Any], project_dir: Path | None = None) -> 
         config = None
     if config is not None:
         problems.extend(f"{NAMESPACE}:{key}: {message}" for key, message in stack_problems(config, project_dir))
+    problems.extend(
+        f"{NAMESPACE}:{key}: {message}"
+        for key, message in webhook_secrecy_problems(known.get(WEBHOOKS_KEY), secret_keys)
+    )
     if problems:
         raise ConfigError(problems)
     assert config is not None
@@ -138,4 +149,10 @@ def load_from_pulumi() -> StackConfig:
         for key, value in source.items():
             if key.startswith(prefix):
                 values[key[len(prefix):]] = value
-    return validate_config(raw_from_pulumi_values(values), Path(pulumi.get_root_directory()))
+    # Which keys are secrets arrives like the values: in the environment
+    # (PULUMI_CONFIG_SECRET_KEYS) or with the runtime's config map.
+    secret_env = set(runtime_config.get_config_secret_keys_env())
+    secret_keys = {
+        key for key in values if f"{prefix}{key}" in secret_env or runtime_config.is_config_secret(f"{prefix}{key}")
+    }
+    return validate_config(raw_from_pulumi_values(values), Path(pulumi.get_root_directory()), secret_keys)

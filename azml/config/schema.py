@@ -16,7 +16,10 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
 from .base import Model
+from .governance import GovernanceConfig
+from .observability import AlertsConfig, ModelMonitoringConfig, Webhooks
 from .regions import AZURE_REGIONS
+from .retraining import RetrainingConfig
 from .serving import BatchEndpointConfig, OnlineEndpointConfig
 
 
@@ -234,6 +237,14 @@ class StackConfig(Model):
     principals: PrincipalsConfig = Field(default_factory=PrincipalsConfig)
     online_endpoints: list[OnlineEndpointConfig] = Field(default_factory=list)
     batch_endpoints: list[BatchEndpointConfig] = Field(default_factory=list)
+    # Absent keys mean "off"; a present section is on unless it says enabled: false.
+    model_monitoring: ModelMonitoringConfig = Field(default_factory=lambda: ModelMonitoringConfig(enabled=False))
+    alerts: AlertsConfig = Field(default_factory=lambda: AlertsConfig(enabled=False))
+    alert_webhooks: Webhooks = Field(
+        default_factory=dict, description="Receiver name -> webhook URL; every URL must be a Pulumi secret."
+    )
+    retraining: RetrainingConfig = Field(default_factory=lambda: RetrainingConfig(enabled=False))
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
 
     @field_validator("location")
     @classmethod

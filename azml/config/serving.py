@@ -134,6 +134,9 @@ class OnlineDeploymentConfig(Model):
     liveness_probe: Probe = Field(default_factory=Probe)
     readiness_probe: Probe = Field(default_factory=lambda: Probe(initial_delay_seconds=10, failure_threshold=3))
     data_collection: bool = Field(default=True, description="Collect model inputs/outputs (model monitoring needs it).")
+    data_collection_sampling_rate: float = Field(
+        default=1.0, gt=0, le=1, description="Share of requests whose inputs/outputs are collected."
+    )
     autoscale: Autoscale | None = None
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,21 @@ def find_project_dir(start: Path | None = None) -> Path:
     raise ConfigError([f"no Pulumi.yaml found in {here} or its parents"])
 
 
+def as_config_values(value: Any) -> Any:
+    """Pulumi keeps YAML timestamps as the text written (config is JSON), so
+    ``startDate: 2026-12-01`` stays a string; the YAML library would make a date."""
+    if isinstance(value, dict):
+        return {k: as_config_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_config_values(v) for v in value]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
 def _load_yaml(path: Path) -> Any:
     try:
-        return _yaml().load(path.read_text(encoding="utf-8"))
+        return as_config_values(_yaml().load(path.read_text(encoding="utf-8")))
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -94,8 +107,27 @@ def read_stack_file(stack: str, project_dir: Path | None = None) -> StackFile:
     for key, value in raw_config.items():
         # Pulumi scopes a key without a namespace to the project.
         full_key = key if ":" in str(key) else f"{project}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
+        value, secure = _mask_secure(value)
+        if secure:
             secret_keys.append(full_key)
-            value = SECRET_PLACEHOLDER
         config[full_key] = value
     return StackFile(project_dir, project, name, path.resolve(), config, secret_keys)
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _mask_secure(value: Any) -> tuple[Any, bool]:
+    """The value with every ``secure:`` leaf (``pulumi config set --secret``,
+    also inside objects set with ``--path``) replaced by the placeholder, and
+    whether it held any: Pulumi then treats the whole key as a secret."""
+    if _is_secure(value):
+        return SECRET_PLACEHOLDER, True
+    if isinstance(value, dict):
+        masked = {k: _mask_secure(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in masked.items()}, any(s for _, s in masked.values())
+    if isinstance(value, list):
+        masked_items = [_mask_secure(v) for v in value]
+        return [v for v, _ in masked_items], any(s for _, s in masked_items)
+    return value, False

@@ -50,6 +50,31 @@ ARM_TYPES: dict[str, ArmType] = {
     "azure-native:storage:FileServiceProperties": ArmType(
         "Microsoft.Storage/storageAccounts/fileServices", "fileServicesName", ("accountName",)
     ),
+    "azure-native:storage:BlobContainer": ArmType(
+        "Microsoft.Storage/storageAccounts/blobServices/containers", "containerName", ("accountName", "=default")
+    ),
+    "azure-native:storage:Queue": ArmType(
+        "Microsoft.Storage/storageAccounts/queueServices/queues", "queueName", ("accountName", "=default")
+    ),
+    "azure-native:storage:ManagementPolicy": ArmType(
+        "Microsoft.Storage/storageAccounts/managementPolicies", "managementPolicyName", ("accountName",)
+    ),
+    "azure-native:web:AppServicePlan": ArmType("Microsoft.Web/serverfarms", "name"),
+    "azure-native:web:WebApp": ArmType("Microsoft.Web/sites", "name"),
+    "azure-native:eventgrid:SystemTopic": ArmType("Microsoft.EventGrid/systemTopics", "systemTopicName"),
+    "azure-native:eventgrid:SystemTopicEventSubscription": ArmType(
+        "Microsoft.EventGrid/systemTopics/eventSubscriptions", "eventSubscriptionName", ("systemTopicName",)
+    ),
+    "azure-native:authorization:RoleDefinition": ArmType(
+        "Microsoft.Authorization/roleDefinitions", "roleDefinitionId", scope_key="scope"
+    ),
+    "azure-native:authorization:PolicyAssignment": ArmType(
+        "Microsoft.Authorization/policyAssignments", "policyAssignmentName", scope_key="scope"
+    ),
+    "azure-native:authorization:ManagementLockByScope": ArmType(
+        "Microsoft.Authorization/locks", "lockName", scope_key="scope"
+    ),
+    "azure-native:consumption:Budget": ArmType("Microsoft.Consumption/budgets", "budgetName", scope_key="scope"),
     "azure-native:keyvault:Vault": ArmType("Microsoft.KeyVault/vaults", "vaultName"),
     "azure-native:containerregistry:Registry": ArmType("Microsoft.ContainerRegistry/registries", "registryName"),
     "azure-native:machinelearningservices:Workspace": ArmType(
@@ -77,7 +102,13 @@ ARM_TYPES: dict[str, ArmType] = {
     "azure-native:machinelearningservices:EnvironmentVersion": ArmType(
         "Microsoft.MachineLearningServices/workspaces/environments/versions", "version", ("workspaceName", "name")
     ),
+    "azure-native:machinelearningservices:Schedule": ArmType(
+        "Microsoft.MachineLearningServices/workspaces/schedules", "name", ("workspaceName",)
+    ),
     "azure-native:monitor:AutoscaleSetting": ArmType("Microsoft.Insights/autoscalesettings", "autoscaleSettingName"),
+    "azure-native:monitor:ActionGroup": ArmType("Microsoft.Insights/actionGroups", "actionGroupName"),
+    "azure-native:monitor:MetricAlert": ArmType("Microsoft.Insights/metricAlerts", "ruleName"),
+    "azure-native:monitor:ScheduledQueryRule": ArmType("Microsoft.Insights/scheduledQueryRules", "ruleName"),
     "azure-native:monitor:DiagnosticSetting": ArmType(
         "Microsoft.Insights/diagnosticSettings", "name", scope_key="resourceUri"
     ),
@@ -110,7 +141,8 @@ def arm_id(token: str, name: str, inputs: Mapping[str, Any], subscription_id: st
     if row.scope_key is not None:
         scope = str(inputs.get(row.scope_key, "")).rstrip("/")
         return f"{scope}/providers/{namespace}/{types[0]}/{name}"
-    segments = [str(inputs.get(key)) for key in row.parent_keys] + [name]
+    # "=literal" parent keys stand for fixed segments (e.g. blobServices/default).
+    segments = [key[1:] if key.startswith("=") else str(inputs.get(key)) for key in row.parent_keys] + [name]
     path = "/".join(f"{t}/{n}" for t, n in zip(types, segments))
     group = inputs.get("resourceGroupName")
     return f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{namespace}/{path}"

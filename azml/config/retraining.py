@@ -1,0 +1,38 @@
+"""Stack config for the retraining trigger: ``azml:retraining``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import re
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from .base import Model
+
+
+def _container_name(value: str) -> str:
+    # Azure: 3-63 lowercase letters, digits and single hyphens, no hyphen at either end.
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", value) or "--" in value:
+        raise ValueError("must be 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit")
+    return value
+
+
+ContainerName = Annotated[str, AfterValidator(_container_name)]
+
+
+class RetrainingConfig(Model):
+    """New blobs under ``container``/``prefix`` of the workspace storage account
+    submit the retraining pipeline. Event Grid delivers to a Storage queue
+    (it cannot push to a private endpoint); a private Function App consumes it."""
+
+    enabled: bool = True
+    container: ContainerName = "training-data"
+    prefix: Annotated[str, StringConstraints(pattern=r"^[^/].*$|^$")] = ""
+    event_schema: Literal["CloudEventSchemaV1_0", "EventGridSchema"] = "CloudEventSchemaV1_0"
+    max_delivery_attempts: int = Field(default=10, ge=1, le=30)
+    event_time_to_live_minutes: int = Field(default=1440, ge=1, le=1440)
+    dead_letter_container: ContainerName = "retraining-dead-letter"
+    pipeline_experiment: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")] = "retraining"
+    max_instances: int = Field(default=10, ge=1, le=1000, description="Flex Consumption scale-out limit.")
+    instance_memory_mb: Literal[512, 2048, 4096] = 2048
