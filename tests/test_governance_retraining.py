@@ -189,3 +189,14 @@ def test_retraining_needs_an_integration_subnet(tmp_path: Path) -> None:
     result = run_cli("plan", str(write_stack(tmp_path, "bad", document)))
     assert result.returncode == 2
     assert "azml:retraining: needs network.subnets.integration" in result.stderr
+
+
+def test_shipped_prod_assigns_all_three_personas(prod_plan: Plan) -> None:
+    workspace = only(prod_plan, "azure-native:machinelearningservices:Workspace").inputs["workspaceName"]
+    role = only(prod_plan, "azure-native:authorization:RoleDefinition")
+    persona_roles = {
+        r.inputs["roleDefinitionId"].rsplit("/", 1)[1]
+        for r in prod_plan.of_type(ROLE)
+        if r.inputs["scope"].endswith(f"/workspaces/{workspace}") and r.inputs["principalType"] == "Group"
+    }
+    assert persona_roles == {READER, DATA_SCIENTIST, role.inputs["roleDefinitionId"]}
