@@ -53,6 +53,15 @@ def _root() -> None:
     """Subcommands: plan."""
 
 
+def _policy_config(project_dir: Path, stack: str, environment: object) -> Path | None:
+    """policies/config.<stack>.json, else the one of the stack's environment."""
+    for name in (stack, environment):
+        candidate = project_dir / "policies" / f"config.{name}.json"
+        if isinstance(name, str) and candidate.is_file():
+            return candidate
+    return None
+
+
 @app.command()
 def plan(
     stack: Annotated[str, typer.Argument(help="Stack name (reads Pulumi.STACK.yaml) or path to a stack config file.")],
@@ -65,12 +74,20 @@ def plan(
     project_dir: Annotated[
         Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
     ] = None,
+    policy_config: Annotated[
+        Optional[Path],
+        typer.Option("--policy-config", help="Policy pack config (default: policies/config.<stack or environment>.json)."),
+    ] = None,
+    policy: Annotated[bool, typer.Option("--policy/--no-policy", help="Run the policy pack over the plan.")] = True,
 ) -> None:
     """Offline plan: run the Pulumi program in-process under mocks and record
-    every resource it would create, without the Pulumi CLI or Azure."""
+    every resource it would create, then run the security policy pack over it,
+    without the Pulumi CLI or Azure. Exit 1 on a mandatory policy violation."""
     from .config import ConfigError, read_stack_file
     from .plan.engine import ProgramError, run_plan
     from .plan.render import mermaid, summary_lines, tree_lines
+    from .policy.pack_config import PackConfigError
+    from .policy.runner import PolicyRunError, evaluate
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
@@ -83,21 +100,44 @@ def plan(
         _fail(EXIT_PROGRAM_ERROR, [f"the Pulumi program failed: {error}"])
         return
 
-    document = json.dumps(result.to_json(), indent=2, sort_keys=False) + "\n"
+    document = result.to_json()
+    report = None
+    if policy:
+        config_path = policy_config or _policy_config(
+            stack_file.project_dir, stack_file.stack, stack_file.namespace().get("environment")
+        )
+        try:
+            report = evaluate(result, stack_file.project_dir / "policies", config_path)
+        except PackConfigError as error:
+            _fail(EXIT_INVALID_INPUT, error.problems)
+            return
+        except PolicyRunError as error:
+            _fail(EXIT_PROGRAM_ERROR, [str(error)])
+            return
+        document["policy"] = report.to_json()
+
+    text = json.dumps(document, indent=2) + "\n"
     target = out / result.stack
-    write_atomically(target / "plan.json", document)
+    write_atomically(target / "plan.json", text)
     write_atomically(target / "graph.mmd", mermaid(result))
+    blocked = report is not None and bool(report.mandatory)
 
     if output_format is OutputFormat.json:
-        sys.stdout.write(document)
-        return
-    typer.echo(f"Offline plan of stack {result.project}/{result.stack} (no Azure calls; outputs mocked)\n")
-    for line in tree_lines(result):
-        typer.echo(line)
-    typer.echo("")
-    for line in summary_lines(result):
-        typer.echo(line)
-    typer.echo(f"\nWrote {target / 'plan.json'} and {target / 'graph.mmd'}")
+        sys.stdout.write(text)
+    else:
+        typer.echo(f"Offline plan of stack {result.project}/{result.stack} (no Azure calls; outputs mocked)\n")
+        for line in tree_lines(result):
+            typer.echo(line)
+        typer.echo("")
+        for line in summary_lines(result):
+            typer.echo(line)
+        if report is not None:
+            typer.echo("")
+            for line in report.lines():
+                typer.echo(line)
+        typer.echo(f"\nWrote {target / 'plan.json'} and {target / 'graph.mmd'}")
+    if blocked:
+        _fail(EXIT_PROGRAM_ERROR, [f"{len(report.mandatory)} mandatory policy violation(s)"])  # type: ignore[union-attr]
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Offline evaluation of the CrossGuard policy pack over a recorded plan."""

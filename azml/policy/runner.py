@@ -1,0 +1,197 @@
+"""Run the real CrossGuard pack over a recorded plan, the way the Pulumi CLI does.
+
+The pack is launched exactly like the CLI's Python policy host launches it
+(``python -m pulumi.policy <engine> <pack dir>``, which prints its gRPC port),
+then driven over gRPC with Pulumi's public analyzer protocol: GetAnalyzerInfo,
+Configure (with the stack's policy config reconciled like the CLI does),
+Analyze for each resource and AnalyzeStack for the whole plan.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import grpc
+from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+from pulumi.runtime.rpc import UNKNOWN, _special_secret_sig, _special_sig_key
+
+from ..plan.model import SECRET_MARK, UNKNOWN_MARK, Plan, PlannedResource
+from .pack_config import PolicySchema, PolicySetting, load_config_file, reconcile
+from .report import PolicyReport, Violation
+
+_LEVEL_NAMES = {v: k.lower() for k, v in analyzer_pb2.EnforcementLevel.items()}
+_LEVEL_VALUES = {k.lower(): v for k, v in analyzer_pb2.EnforcementLevel.items()}
+_SEVERITIES = {v: k.removeprefix("POLICY_SEVERITY_").lower() for k, v in analyzer_pb2.PolicySeverity.items()}
+_STARTUP_SECONDS = 60
+
+
+class PolicyRunError(RuntimeError):
+    """The pack could not be started or answered unexpectedly."""
+
+
+def _wire_value(value: Any) -> Any:
+    """Plan values back to the wire form the engine sends: secrets as secret
+    objects, unknowns as the unknown sentinel."""
+    if value == UNKNOWN_MARK:
+        return UNKNOWN
+    if value == SECRET_MARK:
+        return {_special_sig_key: _special_secret_sig, "value": SECRET_MARK}
+    if isinstance(value, dict):
+        return {k: _wire_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wire_value(v) for v in value]
+    return value
+
+
+def _struct(inputs: dict[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(_wire_value(inputs))
+    return struct
+
+
+def _options(resource: PlannedResource) -> analyzer_pb2.AnalyzerResourceOptions:
+    options = resource.options
+    return analyzer_pb2.AnalyzerResourceOptions(
+        protect=bool(options.get("protect")),
+        ignoreChanges=list(options.get("ignoreChanges", [])),
+        deleteBeforeReplace=bool(options.get("deleteBeforeReplace")),
+        deleteBeforeReplaceDefined="deleteBeforeReplace" in options,
+        additionalSecretOutputs=list(options.get("additionalSecretOutputs", [])),
+        aliases=list(options.get("aliases", [])),
+        parent=resource.parent or "",
+    )
+
+
+@contextmanager
+def launched_pack(pack_dir: Path, project: str, stack: str) -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
+    """Start the pack as the CLI would and yield a connected analyzer stub."""
+    if not (pack_dir / "__main__.py").is_file():
+        raise PolicyRunError(f"no policy pack at {pack_dir} (expected {pack_dir / '__main__.py'})")
+    env = {**os.environ, "PULUMI_PROJECT": project, "PULUMI_STACK": stack, "PULUMI_DRY_RUN": "true"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pulumi.policy", "127.0.0.1:0", str(pack_dir)],
+        cwd=pack_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], _STARTUP_SECONDS)
+        line = process.stdout.readline().strip() if ready and process.stdout else ""
+        if not line.isdigit():
+            process.kill()
+            _, err = process.communicate(timeout=10)
+            detail = (err or line or "no output").strip().splitlines()[-1:]
+            raise PolicyRunError(f"policy pack did not start: {' '.join(detail)}")
+        channel = grpc.insecure_channel(f"127.0.0.1:{line}")
+        grpc.channel_ready_future(channel).result(timeout=_STARTUP_SECONDS)
+        try:
+            yield analyzer_pb2_grpc.AnalyzerStub(channel)
+        finally:
+            channel.close()
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _schemas(info: analyzer_pb2.AnalyzerInfo) -> dict[str, PolicySchema]:
+    return {
+        policy.name: PolicySchema(
+            name=policy.name,
+            enforcement=_LEVEL_NAMES[policy.enforcementLevel],
+            properties=json_format.MessageToDict(policy.configSchema.properties),
+            required=tuple(policy.configSchema.required),
+        )
+        for policy in info.policies
+    }
+
+
+def evaluate(plan: Plan, pack_dir: Path, config_path: Path | None = None) -> PolicyReport:
+    """Every diagnostic the pack reports on ``plan`` under ``config_path``."""
+    with launched_pack(pack_dir, plan.project, plan.stack) as analyzer:
+        info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
+        settings = reconcile(_schemas(info), load_config_file(config_path), config_path.name if config_path else "config")
+        analyzer.Configure(_configure_request(settings))
+
+        resources = [r for r in plan.resources if r.type != "pulumi:pulumi:Stack"]
+        custom = [r for r in resources if r.custom]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            responses = list(pool.map(lambda r: analyzer.Analyze(_analyze_request(r)), custom))
+        stack_response = analyzer.AnalyzeStack(
+            analyzer_pb2.AnalyzeStackRequest(resources=[_analyzer_resource(r) for r in resources])
+        )
+
+    remediation = {p.name: p.remediation_steps for p in info.policies}
+    descriptions = {p.name: p.description for p in info.policies}
+    violations = [
+        Violation(
+            policy=d.policyName,
+            urn=d.urn or resource_urn,
+            # The SDK sends "<description>\n<violation>"; keep the violation.
+            message=d.message.removeprefix(f"{d.description}\n") if d.description else d.message,
+            enforcement=_LEVEL_NAMES[d.enforcementLevel],
+            severity=_SEVERITIES.get(d.severity, "unspecified"),
+            description=d.description or descriptions.get(d.policyName, ""),
+            remediation=remediation.get(d.policyName, ""),
+        )
+        for resource_urn, response in [*zip([r.urn for r in custom], responses), ("", stack_response)]
+        for d in response.diagnostics
+    ]
+    return PolicyReport(
+        pack=info.name,
+        version=info.version,
+        config=str(config_path) if config_path else None,
+        policies={name: setting.enforcement for name, setting in settings.items()},
+        violations=violations,
+        resources_analyzed=len(custom),
+    )
+
+
+def _configure_request(settings: dict[str, PolicySetting]) -> analyzer_pb2.ConfigureAnalyzerRequest:
+    request = analyzer_pb2.ConfigureAnalyzerRequest()
+    for name, setting in settings.items():
+        properties = struct_pb2.Struct()
+        properties.update(setting.properties)
+        request.policyConfig[name].CopyFrom(
+            analyzer_pb2.PolicyConfig(enforcementLevel=_LEVEL_VALUES[setting.enforcement], properties=properties)
+        )
+    return request
+
+
+def _analyze_request(resource: PlannedResource) -> analyzer_pb2.AnalyzeRequest:
+    return analyzer_pb2.AnalyzeRequest(
+        type=resource.type,
+        properties=_struct(resource.inputs),
+        urn=resource.urn,
+        name=resource.name,
+        options=_options(resource),
+    )
+
+
+def _analyzer_resource(resource: PlannedResource) -> analyzer_pb2.AnalyzerResource:
+    message = analyzer_pb2.AnalyzerResource(
+        type=resource.type,
+        properties=_struct(resource.inputs),
+        urn=resource.urn,
+        name=resource.name,
+        options=_options(resource),
+        parent=resource.parent or "",
+        dependencies=resource.dependencies,
+    )
+    for key, urns in resource.property_dependencies.items():
+        message.propertyDependencies[key].urns.extend(urns)
+    return message
+
