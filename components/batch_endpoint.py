@@ -12,7 +12,7 @@ from pulumi_azure_native import machinelearningservices
 from azml.config.serving import BatchEndpointConfig
 from azml.serving.routing_resource import EndpointRouting
 
-from .serving_assets import code_asset_id, model_asset_id
+from .serving_assets import code_asset_id, lineage_tags, model_asset_id
 
 OUTPUT_ACTIONS = {"append_row": "AppendRow", "summary_only": "SummaryOnly"}
 LOGGING_LEVELS = {"info": "Info", "warning": "Warning", "debug": "Debug"}
@@ -88,7 +88,7 @@ class BatchEndpoint(pulumi.ComponentResource):
                     "output_file_name": deployment.output_file_name,
                     "logging_level": LOGGING_LEVELS[deployment.logging_level],
                 },
-                tags=tags,
+                tags={**tags, **lineage_tags(deployment.model)},
                 **common,
                 opts=pulumi.ResourceOptions(parent=self),
             )

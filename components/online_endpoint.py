@@ -13,7 +13,7 @@ from azml.config.serving import Autoscale, OnlineDeploymentConfig, OnlineEndpoin
 from azml.serving.routing_resource import EndpointRouting
 
 from .roles import assign_role
-from .serving_assets import code_asset_id, model_asset_id
+from .serving_assets import code_asset_id, lineage_tags, model_asset_id
 
 AUTH_MODES = {"key": "Key", "aml_token": "AMLToken", "aad_token": "AADToken"}
 
@@ -203,7 +203,7 @@ class OnlineEndpoint(pulumi.ComponentResource):
                 },
                 egress_public_network_access="Disabled",
             ),
-            tags=tags,
+            tags={**tags, **lineage_tags(deployment.model)},
             **common,
             opts=pulumi.ResourceOptions(parent=self, depends_on=grants),
         )

@@ -88,6 +88,18 @@ class Retraining(pulumi.ComponentResource):
             )
         for group_id in ("blob", "queue", "table"):
             self._private_endpoint(f"pe-stfn-{group_id}", host.id, group_id, args)
+        # Audit the host storage like the workspace's: the account has metrics,
+        # its services the audit logs (the queue holds the retraining events).
+        send_to_log_analytics(
+            "diag-stfn", target_id=host.id, workspace_id=args.log_analytics_id, log_category_groups=(), parent=self
+        )
+        for service in ("blob", "queue", "table"):
+            send_to_log_analytics(
+                f"diag-stfn-{service}",
+                target_id=pulumi.Output.concat(host.id, f"/{service}Services/default"),
+                workspace_id=args.log_analytics_id,
+                parent=self,
+            )
 
         app = self._function_app(args, host)
         self._private_endpoint("pe-func-sites", app.id, "sites", args)

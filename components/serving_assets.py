@@ -19,6 +19,15 @@ def model_asset_id(workspace_id: pulumi.Input[str], model: ModelRef) -> pulumi.I
     return pulumi.Output.concat(workspace_id, f"/models/{model.name}/versions/{model.version}")
 
 
+def lineage_tags(model: ModelRef) -> dict[str, str]:
+    """Which model version a deployment serves, as tags (the lineage record)."""
+    if model.registry_uri is not None:
+        # azureml://registries/<registry>/models/<name>/versions/<version>
+        parts = model.registry_uri.split("/")
+        return {"model-name": parts[-3], "model-version": parts[-1], "model-registry": parts[3]}
+    return {"model-name": str(model.name), "model-version": str(model.version)}
+
+
 def code_asset_id(workspace_id: pulumi.Input[str], code: CodeRef) -> pulumi.Output[str]:
     return pulumi.Output.concat(workspace_id, f"/codes/{code.name}/versions/{code.version}")
 

@@ -36,6 +36,8 @@ class PolicyReport:
     policies: dict[str, str]  # name -> effective enforcement level
     violations: list[Violation] = field(default_factory=list)
     resources_analyzed: int = 0
+    #: Pack start-up and evaluation wall time, for benchmarks (not stored in plan.json).
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def mandatory(self) -> list[Violation]:

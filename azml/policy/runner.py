@@ -13,6 +13,7 @@ import os
 import select
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,8 +122,10 @@ def _schemas(info: analyzer_pb2.AnalyzerInfo) -> dict[str, PolicySchema]:
 
 def evaluate(plan: Plan, pack_dir: Path, config_path: Path | None = None) -> PolicyReport:
     """Every diagnostic the pack reports on ``plan`` under ``config_path``."""
+    started = time.perf_counter()
     with launched_pack(pack_dir, plan.project, plan.stack) as analyzer:
         info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
+        ready = time.perf_counter()
         settings = reconcile(_schemas(info), load_config_file(config_path), config_path.name if config_path else "config")
         analyzer.Configure(_configure_request(settings))
 
@@ -133,6 +136,7 @@ def evaluate(plan: Plan, pack_dir: Path, config_path: Path | None = None) -> Pol
         stack_response = analyzer.AnalyzeStack(
             analyzer_pb2.AnalyzeStackRequest(resources=[_analyzer_resource(r) for r in resources])
         )
+        analyzed = time.perf_counter()
 
     remediation = {p.name: p.remediation_steps for p in info.policies}
     descriptions = {p.name: p.description for p in info.policies}
@@ -152,12 +156,24 @@ def evaluate(plan: Plan, pack_dir: Path, config_path: Path | None = None) -> Pol
     ]
     return PolicyReport(
         pack=info.name,
-        version=info.version,
+        version=_pack_version(pack_dir) or info.version,
         config=str(config_path) if config_path else None,
         policies={name: setting.enforcement for name, setting in settings.items()},
         violations=violations,
         resources_analyzed=len(custom),
+        timings={"startSeconds": round(ready - started, 3), "analyzeSeconds": round(analyzed - ready, 3)},
     )
+
+
+def _pack_version(pack_dir: Path) -> str | None:
+    """The CLI takes a Python pack's version from PulumiPolicy.yaml (the SDK
+    always answers 0.0.1)."""
+    from ruamel.yaml import YAML
+
+    path = pack_dir / "PulumiPolicy.yaml"
+    document = YAML(typ="safe").load(path.read_text()) if path.is_file() else None
+    version = document.get("version") if isinstance(document, dict) else None
+    return str(version) if version is not None else None
 
 
 def _configure_request(settings: dict[str, PolicySetting]) -> analyzer_pb2.ConfigureAnalyzerRequest:

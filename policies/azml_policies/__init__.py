@@ -1,0 +1,28 @@
+"""The azml security checklist as a CrossGuard policy pack.
+
+``policies/__main__.py`` builds the pack from :data:`ALL_POLICIES`; tests and
+the offline runner import this package directly (never ``__main__``, which
+starts a gRPC server and blocks). :data:`POLICY_INFO` holds every policy's
+metadata: checklist item, severity, remediation, resource types, property
+paths and config schema with defaults.
+"""
+
+from __future__ import annotations
+
+from . import compute, keyvault, rbac, registry, serving, stack, storage, workspace
+from .checks import BASELINE, CHECKLIST, POLICY_INFO, PolicyInfo, config_of
+
+PACK_NAME = "azml-security-checklist"
+
+ALL_POLICIES = [
+    *workspace.POLICIES,
+    *storage.POLICIES,
+    *keyvault.POLICIES,
+    *registry.POLICIES,
+    *compute.POLICIES,
+    *serving.POLICIES,
+    *rbac.POLICIES,
+    *stack.POLICIES,
+]
+
+__all__ = ["ALL_POLICIES", "BASELINE", "CHECKLIST", "PACK_NAME", "POLICY_INFO", "PolicyInfo", "config_of"]

@@ -1,0 +1,234 @@
+"""How a policy of this pack is declared.
+
+Each policy reads like a checkov check: a stable kebab-case name, what it
+enforces, the security-checklist row it implements (DESIGN.md), a severity,
+remediation steps, the azure-native type tokens and property paths it reads,
+and a config schema whose every property has a default. The declaration is
+kept as data in :data:`POLICY_INFO` and turned into a real
+``pulumi_policy`` policy by :func:`resource_policy` / :func:`stack_policy`.
+
+Config: the Pulumi CLI fills schema defaults before calling ``Configure``;
+the SDK does not (and ``get_config()`` is empty when no config is given), so
+:func:`config_of` starts from the in-code defaults and overlays what the
+engine sent, coercing numbers (they arrive as floats) to the schema's type.
+Every policy also takes ``exemptResources``: Pulumi or Azure names of
+resources the policy skips (a documented exception, like a checkov skip).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from pulumi_policy import (
+    PolicyComplianceFramework,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.proxy import UnknownValueError
+
+from .azure import base_type
+from .topology import Resource, Stack
+from .values import MISSING, UNKNOWN, as_bool, normalize, same, show
+
+FRAMEWORK = "azml security checklist"
+FRAMEWORK_VERSION = "1"
+
+# The rows of the security checklist table in DESIGN.md ("checklist item").
+SECRETS = "Secrets only via Key Vault references; none in config/plain text"
+PRIVATE_ENDPOINTS = "Private endpoint for workspace, storage (blob, file), Key Vault, ACR, with private DNS zones"
+PUBLIC_ACCESS = "Public network access disabled"
+APPROVED_IMAGES = "Approved, scanned base images only"
+LEAST_PRIVILEGE = "RBAC least privilege; Key Vault RBAC authorization"
+ENCRYPTION = "HTTPS / TLS 1.2 / encryption at rest"
+LINEAGE = "Lineage record per model version"
+MONITORING = "Drift + fairness metrics monitored"
+AUDIT_LOGGING = "Audit logging"
+CHECKLIST = (SECRETS, PRIVATE_ENDPOINTS, PUBLIC_ACCESS, APPROVED_IMAGES, LEAST_PRIVILEGE, ENCRYPTION, LINEAGE, MONITORING, AUDIT_LOGGING)
+
+# Platform baseline items the checklist does not list but the platform promises
+# (README): they are enforced the same way.
+BASELINE_AVAILABILITY = "Platform baseline: production deployments with live traffic are highly available"
+BASELINE_SAFE_RELEASE = "Platform baseline: traffic and mirror splits Azure accepts"
+BASELINE_COST = "Platform baseline: compute scales to zero unless configured"
+BASELINE = (BASELINE_AVAILABILITY, BASELINE_SAFE_RELEASE, BASELINE_COST)
+
+EXEMPT_KEY = "exemptResources"
+_EXEMPT_SCHEMA = {
+    "type": "array",
+    "items": {"type": "string"},
+    "default": [],
+    "description": "Pulumi or Azure names of resources this policy skips (documented exceptions).",
+}
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    """Metadata of one policy, as data."""
+
+    name: str
+    description: str
+    checklist: str
+    severity: Severity
+    remediation: str
+    resource_types: tuple[str, ...]
+    properties: tuple[str, ...]
+    config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    kind: str = "resource"  # or "stack"
+    tags: tuple[str, ...] = ()
+
+    @property
+    def config_schema(self) -> dict[str, dict[str, Any]]:
+        return {**{k: dict(v) for k, v in self.config.items()}, EXEMPT_KEY: dict(_EXEMPT_SCHEMA)}
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {k: copy.deepcopy(v["default"]) for k, v in self.config_schema.items()}
+
+
+POLICY_INFO: dict[str, PolicyInfo] = {}
+"""Every declared policy's metadata, by name."""
+
+
+def _register(info: PolicyInfo) -> None:
+    if info.name in POLICY_INFO:
+        raise ValueError(f"duplicate policy name {info.name!r}")
+    missing = [k for k, v in info.config.items() if "default" not in v]
+    if missing:
+        raise ValueError(f"{info.name}: config properties without a default: {', '.join(missing)}")
+    POLICY_INFO[info.name] = info
+
+
+def _coerce(value: Any, schema: Mapping[str, Any], default: Any) -> Any:
+    kind = schema.get("type")
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+            return default
+        return int(value)
+    if kind == "number":
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+    if kind == "boolean":
+        return value if isinstance(value, bool) else default
+    if kind == "string":
+        return value if isinstance(value, str) else default
+    if kind == "array":
+        return list(value) if isinstance(value, (list, tuple)) else default
+    if kind == "object":
+        return dict(value) if isinstance(value, Mapping) else default
+    return value
+
+
+def config_of(info: PolicyInfo, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The policy's effective config: in-code defaults overlaid with what was
+    configured (a value of the wrong type keeps the default)."""
+    config = info.defaults
+    for key, value in (given or {}).items():
+        schema = info.config_schema.get(key)
+        if schema is not None and value is not None:
+            config[key] = _coerce(value, schema, config[key])
+    return config
+
+
+def exempt(config: Mapping[str, Any], *names: str | None) -> bool:
+    listed = {str(n).lower() for n in config.get(EXEMPT_KEY) or []}
+    return any(n is not None and n.lower() in listed for n in names)
+
+
+ResourceCheck = Callable[[Resource, dict[str, Any]], Iterable[str]]
+
+
+def _schema(info: PolicyInfo) -> PolicyConfigSchema:
+    return PolicyConfigSchema(properties=info.config_schema)
+
+
+def _framework(info: PolicyInfo) -> PolicyComplianceFramework:
+    return PolicyComplianceFramework(name=FRAMEWORK, version=FRAMEWORK_VERSION, reference=info.checklist)
+
+
+def resource_policy(info: PolicyInfo, check: ResourceCheck) -> ResourceValidationPolicy:
+    """A ResourceValidationPolicy running ``check`` on resources of
+    ``info.resource_types``; each string it yields is one violation."""
+    _register(info)
+    types = frozenset(info.resource_types)
+
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        resource_type = base_type(args.resource_type)
+        if resource_type not in types:
+            return
+        try:
+            resource = Resource(resource_type, args.name, args.urn, normalize(args.props))
+            config = config_of(info, args.get_config())
+            if exempt(config, resource.name, resource.arm_name):
+                return
+            for message in check(resource, config):
+                report_violation(message, None)
+        except UnknownValueError:  # pragma: no cover - normalize() already turned unknowns into markers
+            return
+
+    return ResourceValidationPolicy(
+        name=info.name,
+        description=info.description,
+        validate=validate,
+        config_schema=_schema(info),
+        severity=info.severity,
+        remediation_steps=info.remediation,
+        framework=_framework(info),
+        tags=["azml", *info.tags],
+    )
+
+
+StackCheck = Callable[[Stack, dict[str, Any]], Iterable[tuple[str, str]]]
+
+
+def stack_policy(info: PolicyInfo, check: StackCheck) -> StackValidationPolicy:
+    """A StackValidationPolicy running ``check`` on the whole stack; each
+    ``(urn, message)`` it yields is one violation of that resource."""
+    _register(info)
+
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        try:
+            config = config_of(info, args.get_config())
+            stack = Stack(args.resources)
+            for urn, message in check(stack, config):
+                report_violation(message, urn)
+        except UnknownValueError:  # pragma: no cover - normalize() already turned unknowns into markers
+            return
+
+    return StackValidationPolicy(
+        name=info.name,
+        description=info.description,
+        validate=validate,
+        config_schema=_schema(info),
+        severity=info.severity,
+        remediation_steps=info.remediation,
+        framework=_framework(info),
+        tags=["azml", *info.tags],
+    )
+
+
+def expect_value(resource: Resource, path: str, expected: str, *, azure_default: str | None = None) -> Iterator[str]:
+    """A violation when the string at ``path`` is known and not ``expected``
+    (case-insensitive), or not set; nothing while it is unknown."""
+    value = resource.get(path)
+    if value is UNKNOWN or same(value, expected):
+        return
+    note = f" (Azure default: {azure_default})" if value is MISSING and azure_default else ""
+    yield f"{resource.label}: {path} is {show(value)}{note}; must be {expected!r}"
+
+
+def expect_bool(
+    resource: Resource, path: str, expected: bool, *, azure_default: bool | None = None, unset_ok: bool = False
+) -> Iterator[str]:
+    """A violation when the boolean at ``path`` is known and not ``expected``,
+    or not set (unless ``unset_ok``: Azure's default is the expected value)."""
+    value = as_bool(resource.get(path))
+    if value is UNKNOWN or value is expected or (value is MISSING and unset_ok):
+        return
+    note = f" (Azure default: {show(azure_default)})" if value is MISSING and azure_default is not None else ""
+    yield f"{resource.label}: {path} is {show(value)}{note}; must be {show(expected)}"

@@ -1,0 +1,224 @@
+"""Online and batch endpoints and their deployments: Entra ID auth, private,
+no egress, no secrets in environment variables, lineage tags per model version.
+
+(The serving checks that need the whole stack — approved images, instance
+counts, traffic splits, alerts, monitors — are stack policies: see stack.py.)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Any, Iterator
+
+from pulumi_policy import Severity
+
+from . import checks
+from .azure import BATCH_DEPLOYMENT, BATCH_ENDPOINT, ONLINE_DEPLOYMENT, ONLINE_ENDPOINT
+from .checks import PolicyInfo, expect_value, resource_policy
+from .topology import Resource
+from .values import UNKNOWN, get, is_secret, one_of, same, show, unwrap
+
+AUTH_MODES = ["AADToken", "AMLToken", "Key"]
+
+
+def _auth_mode(endpoint: Resource, config: dict[str, Any]) -> Iterator[str]:
+    mode = endpoint.get("properties.authMode")
+    if mode is UNKNOWN or one_of(mode, config["allowedAuthModes"]):
+        return
+    yield f"{endpoint.label}: properties.authMode is {show(mode)}; must be one of {', '.join(config['allowedAuthModes'])}"
+
+
+auth_mode = resource_policy(
+    PolicyInfo(
+        name="azml-endpoint-auth-mode",
+        description="Endpoints authenticate callers with Entra ID tokens (no static keys).",
+        checklist=checks.LEAST_PRIVILEGE,
+        severity=Severity.HIGH,
+        remediation=(
+            "Set authMode: aad_token on the endpoint in azml:onlineEndpoints (properties.authMode: 'AADToken') "
+            "and grant callers a role with the endpoint's score action."
+        ),
+        resource_types=(ONLINE_ENDPOINT, BATCH_ENDPOINT),
+        properties=("properties.authMode",),
+        config={
+            "allowedAuthModes": {
+                "type": "array",
+                "items": {"type": "string", "enum": AUTH_MODES},
+                "default": ["AADToken", "AMLToken"],
+                "description": "Auth modes an endpoint may use.",
+            }
+        },
+        tags=("serving", "identity"),
+    ),
+    _auth_mode,
+)
+
+endpoint_public_network_disabled = resource_policy(
+    PolicyInfo(
+        name="azml-endpoint-public-network-disabled",
+        description="Online endpoints score only through the workspace's private endpoint.",
+        checklist=checks.PUBLIC_ACCESS,
+        severity=Severity.HIGH,
+        remediation="Set publicNetworkAccess: false on the endpoint in azml:onlineEndpoints (properties.publicNetworkAccess: 'Disabled').",
+        resource_types=(ONLINE_ENDPOINT,),
+        properties=("properties.publicNetworkAccess",),
+        tags=("serving", "network"),
+    ),
+    lambda endpoint, _config: expect_value(endpoint, "properties.publicNetworkAccess", "Disabled", azure_default="Enabled"),
+)
+
+
+def _egress(deployment: Resource, _config: dict[str, Any]) -> Iterator[str]:
+    if same(deployment.get("properties.endpointComputeType"), "Kubernetes"):
+        return  # Kubernetes deployments have no managed egress setting
+    yield from expect_value(deployment, "properties.egressPublicNetworkAccess", "Disabled", azure_default="Enabled")
+
+
+deployment_egress_disabled = resource_policy(
+    PolicyInfo(
+        name="azml-deployment-egress-disabled",
+        description="Managed online deployments have no public outbound access (they reach workspace resources privately).",
+        checklist=checks.PUBLIC_ACCESS,
+        severity=Severity.MEDIUM,
+        remediation="Set properties.egressPublicNetworkAccess: 'Disabled' on the deployment.",
+        resource_types=(ONLINE_DEPLOYMENT,),
+        properties=("properties.endpointComputeType", "properties.egressPublicNetworkAccess"),
+        tags=("serving", "network"),
+    ),
+    _egress,
+)
+
+
+def _secret_named(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name.upper(), p.upper()) for p in patterns)
+
+
+def _plaintext_secrets(deployment: Resource, config: dict[str, Any]) -> Iterator[str]:
+    variables = get(deployment.props, "properties.environmentVariables", keep_secret=True)
+    variables = unwrap(variables)
+    if not isinstance(variables, dict):
+        return
+    prefixes = tuple(p.lower() for p in config["allowedReferencePrefixes"])
+    for name, value in sorted(variables.items()):
+        if not _secret_named(name, config["secretNamePatterns"]) or value is UNKNOWN:
+            continue
+        plain = unwrap(value)
+        if isinstance(plain, str) and plain.strip().lower().startswith(prefixes):
+            continue
+        if is_secret(value):
+            yield (
+                f"{deployment.label}: properties.environmentVariables.{name} holds a Pulumi secret; Azure ML stores "
+                "deployment environment variables readable to anyone who can read the deployment: use a Key Vault "
+                "or connection reference"
+            )
+            continue
+        yield (
+            f"{deployment.label}: properties.environmentVariables.{name} is a plaintext value; must be a Key Vault "
+            f"or connection reference (starting with {' or '.join(config['allowedReferencePrefixes'])})"
+        )
+
+
+no_plaintext_secrets = resource_policy(
+    PolicyInfo(
+        name="azml-deployment-no-plaintext-secrets",
+        description=(
+            "Deployment environment variables named like secrets hold Key Vault or workspace-connection references "
+            "(Azure ML secret injection), never values."
+        ),
+        checklist=checks.SECRETS,
+        severity=Severity.CRITICAL,
+        remediation=(
+            "Store the secret in the workspace Key Vault (or a workspace connection) and set the variable to "
+            "${{keyvault:https://<vault>.vault.azure.net/secrets/<name>/<version>}} or "
+            "${{azureml://connections/<connection>/credentials/<key>}}; grant the endpoint identity read access."
+        ),
+        resource_types=(ONLINE_DEPLOYMENT, BATCH_DEPLOYMENT),
+        properties=("properties.environmentVariables",),
+        config={
+            "secretNamePatterns": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": ["*KEY*", "*SECRET*", "*PASSWORD*", "*TOKEN*", "*CONNECTION*"],
+                "description": "Case-insensitive glob patterns of variable names that hold secrets.",
+            },
+            "allowedReferencePrefixes": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": ["${{keyvault:", "${{azureml://connections/"],
+                "description": "Values starting with one of these are secret references, not secrets.",
+            },
+        },
+        tags=("serving", "secrets"),
+    ),
+    _plaintext_secrets,
+)
+
+_MODEL_REF = re.compile(r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)/?$", re.IGNORECASE)
+
+
+def _model_reference(deployment: Resource) -> tuple[str, str] | None:
+    model = deployment.get("properties.model")
+    if isinstance(model, dict):  # batch deployments: {referenceType, assetId}
+        model = get(model, "assetId")
+    match = _MODEL_REF.search(model) if isinstance(model, str) else None
+    return (match.group("name"), match.group("version")) if match else None
+
+
+def _lineage(deployment: Resource, config: dict[str, Any]) -> Iterator[str]:
+    tags = deployment.get("tags")
+    if tags is UNKNOWN:
+        return
+    tags = tags if isinstance(tags, dict) else {}
+    missing = []
+    for key in config["requiredTags"]:
+        value = get(tags, key)
+        if value is not UNKNOWN and not (isinstance(value, str) and value.strip()):
+            missing.append(key)
+    if missing:
+        yield f"{deployment.label}: tags {', '.join(missing)} missing; every deployment records its model lineage"
+    if not config["checkModelReference"]:
+        return
+    reference = _model_reference(deployment)
+    if reference is None:
+        return
+    for key, expected in zip((config["modelNameTag"], config["modelVersionTag"]), reference):
+        value = get(tags, key)
+        if isinstance(value, str) and value and value != expected:
+            yield f"{deployment.label}: tag {key} is {value!r} but the deployment serves {'/'.join(reference)} (properties.model)"
+
+
+lineage_tags = resource_policy(
+    PolicyInfo(
+        name="azml-deployment-lineage-tags",
+        description="Every deployment carries lineage tags naming the model version it serves (and the run that trained it).",
+        checklist=checks.LINEAGE,
+        severity=Severity.MEDIUM,
+        remediation=(
+            "Tag each online and batch deployment with the required keys (model-name and model-version from its "
+            "model reference; training-run when known) — the serving components set them from azml:onlineEndpoints / "
+            "azml:batchEndpoints."
+        ),
+        resource_types=(ONLINE_DEPLOYMENT, BATCH_DEPLOYMENT),
+        properties=("tags", "properties.model", "properties.model.assetId"),
+        config={
+            "requiredTags": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": ["model-name", "model-version"],
+                "description": "Tag keys every deployment must carry (non-empty).",
+            },
+            "modelNameTag": {"type": "string", "default": "model-name", "description": "Tag holding the model name."},
+            "modelVersionTag": {"type": "string", "default": "model-version", "description": "Tag holding the model version."},
+            "checkModelReference": {
+                "type": "boolean",
+                "default": True,
+                "description": "The name/version tags must match the model the deployment serves.",
+            },
+        },
+        tags=("serving", "lineage"),
+    ),
+    _lineage,
+)
+
+POLICIES = [auth_mode, endpoint_public_network_disabled, deployment_egress_disabled, no_plaintext_secrets, lineage_tags]
