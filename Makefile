@@ -1,5 +1,6 @@
 # The two commands of the README: `make plan` and `make test`.
-# Each bootstraps .venv from requirements.lock the first time (python3 + make only).
+# Each bootstraps .venv from requirements.lock the first time (python3 + make only),
+# and .venv-checkov (checkov, whose pins clash with ours) from requirements-checkov.lock.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +8,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: plan plan-prod test bench lock clean
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV    := .venv-checkov
+CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed
+
+.PHONY: plan plan-prod test bench bench-policy lock clean lock-checkov checkov-env
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("azml needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -18,22 +23,41 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null
 	touch $(STAMP)
 
-plan: $(STAMP)
+# checkov in its own virtualenv (azml finds it at .venv-checkov/bin/checkov, or $$AZML_CHECKOV).
+$(CHECKOV_STAMP): requirements-checkov.lock
+	@$(PYTHON) -c 'import sys; sys.exit("azml needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.lock
+	# checkov imports hundreds of modules at start-up: compile them once here.
+	$(CHECKOV_VENV)/bin/python -m compileall -q -j 0 $(CHECKOV_VENV)/lib > /dev/null
+	touch $(CHECKOV_STAMP)
+
+checkov-env: $(CHECKOV_STAMP)
+
+plan: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/azml plan $(STACK)
 
-plan-prod: $(STAMP)
+plan-prod: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/azml plan prod
 
-test: $(STAMP)
+test: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/plan_scaling.py
+
+bench-policy: $(STAMP)
+	$(BIN)/python benchmarks/policy_scaling.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --extra test -o requirements.lock --python-version 3.11 --no-header --annotation-style line
 
+# Regenerate requirements-checkov.lock (checkov and its whole closure) after changing CHECKOV_VERSION.
+lock-checkov: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	echo "checkov==$(CHECKOV_VERSION)" | $(BIN)/uv pip compile - -o requirements-checkov.lock --python-version 3.11 --annotation-style line --custom-compile-command "make lock-checkov"
+
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) $(CHECKOV_VENV) build

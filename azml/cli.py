@@ -79,10 +79,14 @@ def plan(
         typer.Option("--policy-config", help="Policy pack config (default: policies/config.<stack or environment>.json)."),
     ] = None,
     policy: Annotated[bool, typer.Option("--policy/--no-policy", help="Run the policy pack over the plan.")] = True,
+    checkov: Annotated[
+        bool, typer.Option("--checkov/--no-checkov", help="Export the plan as an ARM template and run checkov on it.")
+    ] = True,
 ) -> None:
     """Offline plan: run the Pulumi program in-process under mocks and record
     every resource it would create, then run the security policy pack over it,
-    without the Pulumi CLI or Azure. Exit 1 on a mandatory policy violation."""
+    and checkov over its ARM export, without the Pulumi CLI or Azure. Exit 1
+    on a mandatory policy violation or a failed (not skipped) checkov check."""
     from .config import ConfigError, read_stack_file
     from .plan.engine import ProgramError, run_plan
     from .plan.render import mermaid, summary_lines, tree_lines
@@ -116,8 +120,21 @@ def plan(
             return
         document["policy"] = report.to_json()
 
-    text = json.dumps(document, indent=2) + "\n"
     target = out / result.stack
+    scan = None
+    if checkov:
+        from .arm.bridge import export_and_scan
+        from .arm.checkov import CheckovError
+        from .plan.arm import UnknownResourceType
+
+        try:
+            scan = export_and_scan(result, target)
+        except (CheckovError, UnknownResourceType) as error:
+            _fail(EXIT_PROGRAM_ERROR, [str(error).strip().splitlines()[0]])
+            return
+        document["checkov"] = scan.to_json()
+
+    text = json.dumps(document, indent=2) + "\n"
     write_atomically(target / "plan.json", text)
     write_atomically(target / "graph.mmd", mermaid(result))
     blocked = report is not None and bool(report.mandatory)
@@ -135,9 +152,74 @@ def plan(
             typer.echo("")
             for line in report.lines():
                 typer.echo(line)
+        if scan is not None:
+            typer.echo("")
+            for line in scan.summary_lines():
+                typer.echo(line)
         typer.echo(f"\nWrote {target / 'plan.json'} and {target / 'graph.mmd'}")
+    problems = []
     if blocked:
-        _fail(EXIT_PROGRAM_ERROR, [f"{len(report.mandatory)} mandatory policy violation(s)"])  # type: ignore[union-attr]
+        problems.append(f"{len(report.mandatory)} mandatory policy violation(s)")  # type: ignore[union-attr]
+    if scan is not None and not scan.ok:
+        problems.extend(scan.failure_lines())
+    if problems:
+        _fail(EXIT_PROGRAM_ERROR, problems)
+
+
+@app.command()
+def checkov(
+    preview_json: Annotated[
+        Optional[Path],
+        typer.Option("--preview-json", help="Output of `pulumi preview --json` to scan.", dir_okay=False),
+    ] = None,
+    plan_json: Annotated[
+        Optional[Path],
+        typer.Option("--plan-json", help="A plan.json written by `azml plan` to scan.", dir_okay=False),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Directory for arm/template.json and checkov.sarif (default: build/<stack>)."),
+    ] = None,
+) -> None:
+    """Export a preview (or plan) as an ARM template and scan it with checkov.
+
+    Writes DIR/arm/template.json, DIR/checkov.sarif and DIR/checkov.json; exits 1
+    when a check fails that the curated skip list (azml.arm.skips) does not cover."""
+    from .arm.api_versions import ApiVersionError
+    from .arm.bridge import export_and_scan
+    from .arm.checkov import CheckovError
+    from .arm.preview import PlanDocumentError, plan_from_plan_json, plan_from_preview
+    from .plan.arm import UnknownResourceType
+
+    if (preview_json is None) == (plan_json is None):
+        _fail(EXIT_INVALID_INPUT, ["give exactly one of --preview-json FILE or --plan-json FILE"])
+        return
+    source = preview_json if preview_json is not None else plan_json
+    option = "--preview-json" if preview_json is not None else "--plan-json"
+    try:
+        document = json.loads(source.read_text(encoding="utf-8"))
+        result = plan_from_preview(document) if preview_json is not None else plan_from_plan_json(document)
+    except OSError as error:
+        _fail(EXIT_INVALID_INPUT, [f"{option}: cannot read {source}: {error.strerror or error}"])
+        return
+    except ValueError as error:  # JSON syntax and PlanDocumentError alike
+        detail = str(error) if isinstance(error, PlanDocumentError) else f"not JSON ({error})"
+        _fail(EXIT_INVALID_INPUT, [f"{option}: {source}: {detail}"])
+        return
+    target = out if out is not None else Path("build") / (result.stack or "checkov")
+    try:
+        report = export_and_scan(result, target)
+    except (CheckovError, ApiVersionError, UnknownResourceType) as error:
+        _fail(EXIT_PROGRAM_ERROR, [str(error.args[0]) if error.args else str(error)])
+        return
+    counts = report.summary()
+    typer.echo(
+        f"checkov {report.checkov_version} on {result.project}/{result.stack}: {counts['resources']} resources, "
+        f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped (documented)"
+    )
+    typer.echo(f"Wrote {target / 'arm' / 'template.json'}, {report.sarif} and {target / 'checkov.json'}")
+    if not report.ok:
+        _fail(EXIT_PROGRAM_ERROR, report.failure_lines())
 
 
 def main() -> None:

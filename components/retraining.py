@@ -69,7 +69,7 @@ class Retraining(pulumi.ComponentResource):
             opts=at.opts,
         )
 
-        host = locked_down_storage_account("st-fn", names.function_storage, "Standard_LRS", at)
+        host = locked_down_storage_account("st-fn", names.function_storage, config.host_storage_sku, at)
         queue = storage.Queue(
             "events-queue",
             queue_name=EVENTS_QUEUE,

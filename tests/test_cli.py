@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from .conftest import ROOT, fixture_project, load_stack, run_cli, write_stack
@@ -104,3 +105,29 @@ def test_program_error_exits_1_without_traceback(tmp_path: Path) -> None:
 def test_plan_runs_from_any_directory_inside_the_project(tmp_path: Path) -> None:
     result = run_cli("plan", "dev", "--out", str(tmp_path), cwd=ROOT / "components")
     assert result.returncode == 0, result.stderr
+
+
+def test_plan_runs_the_policy_pack_and_records_its_verdicts(tmp_path: Path) -> None:
+    result = run_cli("plan", "prod", "--format", "json", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    policy = json.loads(result.stdout)["policy"]
+    assert policy["pack"] == "azml-security-checklist"
+    assert policy["config"].endswith("policies/config.prod.json")
+    assert set(policy["policies"].values()) == {"mandatory"}
+    assert policy["summary"] == {"mandatory": 0, "advisory": 0}
+
+
+def test_purge_protection_off_in_prod_fails_the_plan_naming_policy_and_vault(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".venv*", "build", ".git", "__pycache__", "tests"))
+    vault = project / "components" / "dependencies.py"
+    source = vault.read_text()
+    assert '"enable_purge_protection": True,' in source
+    vault.write_text(source.replace('"enable_purge_protection": True,', '"enable_purge_protection": False,'))
+    result = run_cli("plan", "prod", "--project-dir", str(project), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "[mandatory] azml-keyvault-purge-protection on azure-native:keyvault:Vault::kv" in result.stdout
+    assert "error: 1 mandatory policy violation(s)" in result.stderr
+    # The plan is still written, with the verdict, for the pull-request report.
+    violations = json.loads((tmp_path / "out" / "prod" / "plan.json").read_text())["policy"]["violations"]
+    assert [v["policy"] for v in violations] == ["azml-keyvault-purge-protection"]

@@ -34,5 +34,8 @@ class RetrainingConfig(Model):
     event_time_to_live_minutes: int = Field(default=1440, ge=1, le=1440)
     dead_letter_container: ContainerName = "retraining-dead-letter"
     pipeline_experiment: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")] = "retraining"
+    host_storage_sku: Literal["Standard_LRS", "Standard_ZRS", "Standard_GZRS"] = Field(
+        default="Standard_GZRS", description="Function host storage (event queue, dead letters, package)."
+    )
     max_instances: int = Field(default=10, ge=1, le=1000, description="Flex Consumption scale-out limit.")
     instance_memory_mb: Literal[512, 2048, 4096] = 2048

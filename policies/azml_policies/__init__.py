@@ -9,7 +9,21 @@ paths and config schema with defaults.
 
 from __future__ import annotations
 
-from . import compute, keyvault, rbac, registry, serving, stack, storage, workspace
+# Import order is registration order (POLICY_INFO); the stack policy modules
+# follow in the order of ALL_POLICIES.
+from . import (  # isort: skip
+    compute,
+    keyvault,
+    rbac,
+    registry,
+    serving,
+    stack_network,
+    stack_audit,
+    stack_monitoring,
+    stack_serving,
+    storage,
+    workspace,
+)
 from .checks import BASELINE, CHECKLIST, POLICY_INFO, PolicyInfo, config_of
 
 PACK_NAME = "azml-security-checklist"
@@ -22,7 +36,10 @@ ALL_POLICIES = [
     *compute.POLICIES,
     *serving.POLICIES,
     *rbac.POLICIES,
-    *stack.POLICIES,
+    *stack_network.POLICIES,
+    *stack_audit.POLICIES,
+    *stack_monitoring.POLICIES,
+    *stack_serving.POLICIES,
 ]
 
 __all__ = ["ALL_POLICIES", "BASELINE", "CHECKLIST", "PACK_NAME", "POLICY_INFO", "PolicyInfo", "config_of"]

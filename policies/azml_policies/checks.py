@@ -184,6 +184,7 @@ def resource_policy(info: PolicyInfo, check: ResourceCheck) -> ResourceValidatio
 
 
 StackCheck = Callable[[Stack, dict[str, Any]], Iterable[tuple[str, str]]]
+Finding = Iterator[tuple[str, str]]  # what a stack check yields: (urn, message) per violation
 
 
 def stack_policy(info: PolicyInfo, check: StackCheck) -> StackValidationPolicy:

@@ -2,7 +2,7 @@
 no egress, no secrets in environment variables, lineage tags per model version.
 
 (The serving checks that need the whole stack — approved images, instance
-counts, traffic splits, alerts, monitors — are stack policies: see stack.py.)
+counts, traffic splits, alerts, monitors — are stack policies: see stack_monitoring.py and stack_serving.py.)
 """
 
 from __future__ import annotations

@@ -1,0 +1,29 @@
+"""Plan → ARM template → checkov, in one call (used by ``azml plan`` and ``azml checkov``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..plan.model import Plan
+from .checkov import CheckovReport, checkov_executable, run_checkov, write_atomically
+from .export import export_resources, render_template
+from .skips import SKIPS, Skip
+
+TEMPLATE_PATH = Path("arm") / "template.json"
+
+
+def export_and_scan(plan: Plan, out_dir: Path, skips: Sequence[Skip] = SKIPS) -> CheckovReport:
+    """Export ``plan`` to ``out_dir/arm/template.json``, run checkov over it and write
+    ``out_dir/checkov.sarif`` (and ``out_dir/checkov.json``, the curated report).
+
+    Raises :class:`azml.arm.checkov.CheckovNotInstalled` when checkov is missing
+    and :class:`azml.arm.checkov.CheckovError` when it cannot run; failed
+    checks are in the returned report (``report.ok`` is false), not raised.
+    """
+    checkov_executable()  # fail before writing anything when checkov is missing
+    out_dir = Path(out_dir)
+    template, index = export_resources(plan)
+    path = out_dir / TEMPLATE_PATH
+    write_atomically(path, render_template(template))
+    return run_checkov(path, out_dir, skips, stack=plan.stack, index=index)
