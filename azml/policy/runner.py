@@ -74,6 +74,7 @@ def _options(resource: PlannedResource) -> analyzer_pb2.AnalyzerResourceOptions:
 @contextmanager
 def launched_pack(pack_dir: Path, project: str, stack: str) -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
     """Start the pack as the CLI would and yield a connected analyzer stub."""
+    pack_dir = pack_dir.resolve()
     if not (pack_dir / "__main__.py").is_file():
         raise PolicyRunError(f"no policy pack at {pack_dir} (expected {pack_dir / '__main__.py'})")
     env = {**os.environ, "PULUMI_PROJECT": project, "PULUMI_STACK": stack, "PULUMI_DRY_RUN": "true"}
