@@ -26,4 +26,14 @@ def export_and_scan(plan: Plan, out_dir: Path, skips: Sequence[Skip] = SKIPS) ->
     template, index = export_resources(plan)
     path = out_dir / TEMPLATE_PATH
     write_atomically(path, render_template(template))
-    return run_checkov(path, out_dir, skips, stack=plan.stack, index=index)
+    return run_checkov(path, out_dir, skips, stack=environment_of(plan), index=index)
+
+
+def environment_of(plan: Plan) -> str:
+    """The stack's ``azml:environment`` (tagged on every resource); skips are
+    chosen by environment, so a stack named ``dev-eu`` gets dev's skips."""
+    for resource in plan.of_type("azure-native:resources:ResourceGroup"):
+        tags = resource.inputs.get("tags")
+        if isinstance(tags, dict) and isinstance(tags.get("environment"), str):
+            return tags["environment"]
+    return plan.stack

@@ -28,7 +28,7 @@ class Skip:
     reason: str
     #: fnmatch patterns on checkov's resource id "<ARM type>.<ARM name>"; empty: any resource.
     resources: tuple[str, ...] = ()
-    #: stack names this entry applies to; empty: every stack.
+    #: environments (``azml:environment``) this entry applies to; empty: every stack.
     stacks: tuple[str, ...] = ()
 
     def matches(self, check_id: str, resource: str, stack: str | None) -> bool:

@@ -121,22 +121,34 @@ def id_suffix(type_token: str, props: Mapping[str, Any]) -> str | None:
     return "".join(segments).lower()
 
 
+def own_id(type_token: str, props: Mapping[str, Any]) -> tuple[str | None, bool]:
+    """What a reference to the resource is matched against: its full ARM id
+    when known (``True``), else its id suffix (``False``); ``None`` if neither."""
+    full = arm_id(props)
+    return (full, True) if full else (id_suffix(type_token, props), False)
+
+
 def refers_to(reference: Any, type_token: str, props: Mapping[str, Any], *, children: tuple[str, ...] = ()) -> bool:
     """Whether the string ``reference`` is the ARM id of the resource with
     ``props`` — or of one of its child resources of the types in ``children``
     (``blobServices`` of a storage account)."""
     if not isinstance(reference, str) or not reference:
         return False
-    ref = reference.rstrip("/").lower()
-    own = arm_id(props) or id_suffix(type_token, props)
-    if not own:
+    own, full = own_id(type_token, props)
+    return refers_to_id(reference, own, full, children=children)
+
+
+def refers_to_id(reference: Any, own: str | None, full: bool, *, children: tuple[str, ...] = ()) -> bool:
+    """:func:`refers_to` against an :func:`own_id` computed once."""
+    if not own or not isinstance(reference, str) or not reference:
         return False
-    exact = ref == own if arm_id(props) else ref.endswith(own)
+    ref = reference.rstrip("/").lower()
+    exact = ref == own if full else ref.endswith(own)
     if exact:
         return True
     for child in children:
         marker = f"{own}/{child.lower()}/"
-        if (ref.startswith(marker) if arm_id(props) else marker in ref):
+        if ref.startswith(marker) if full else marker in ref:
             return True
     return False
 

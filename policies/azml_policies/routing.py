@@ -18,20 +18,16 @@ from .values import UNKNOWN, as_bool, as_number, known, same, unwrap
 
 
 def deployments_of(stack: Stack, endpoint: Resource) -> list[Resource]:
-    return [d for d in stack.of_type(ONLINE_DEPLOYMENT) if stack.child_of(d, "endpointName", endpoint)]
+    return stack.children(endpoint, (ONLINE_DEPLOYMENT,), "endpointName")
 
 
 def routings_of(stack: Stack, endpoint: Resource) -> list[Resource]:
-    return [
-        r
-        for r in stack.of_type(ENDPOINT_ROUTING)
-        if not same(r.get("kind"), "batch") and stack.linked(r, "endpointId", endpoint)
-    ]
+    return [r for r in stack.linking(endpoint, (ENDPOINT_ROUTING,), "endpointId") if not same(r.get("kind"), "batch")]
 
 
 def endpoint_of_routing(stack: Stack, routing: Resource) -> Resource | None:
-    for endpoint in stack.of_type(ONLINE_ENDPOINT):
-        if stack.linked(routing, "endpointId", endpoint):
+    for endpoint in stack.links(routing, "endpointId"):
+        if endpoint.type == ONLINE_ENDPOINT:
             return endpoint
     return None
 

@@ -59,12 +59,11 @@ def _logs_enabled(setting: Resource) -> bool:
 
 def _diagnostic_settings(stack: Stack, config: dict[str, Any]) -> Finding:
     types = [_KINDS[k] for k in config["resourceKinds"] if k in _KINDS]
-    settings = stack.of_type(DIAGNOSTIC_SETTING)
     for target in stack.of_type(*types):
         if exempt(config, target.name, target.arm_name):
             continue
         children = _STORAGE_SERVICES if target.type == STORAGE_ACCOUNT else ()
-        linked = [s for s in settings if stack.linked(s, "resourceUri", target, children=children)]
+        linked = stack.linking(target, (DIAGNOSTIC_SETTING,), "resourceUri", children=children)
         if not linked:
             yield target.urn, (
                 f"{target.label}: no diagnostic setting (monitor:DiagnosticSetting whose resourceUri is the resource "

@@ -55,11 +55,53 @@ def _mentions(query: str, name: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", query, re.IGNORECASE) is not None
 
 
+def _covers_all(query: str) -> bool:
+    """A traffic-log query that does not filter by endpoint covers every endpoint."""
+    return "amlonlineendpointtrafficlog" in query.lower() and not re.search(r"endpointname\s*(==|in\b|=~|has\b)", query, re.IGNORECASE)
+
+
 def _query_covers(query: str, endpoint_name: str | None) -> bool:
     if endpoint_name and _mentions(query, endpoint_name):
         return True
-    # A traffic-log query that does not filter by endpoint covers every endpoint.
-    return "amlonlineendpointtrafficlog" in query.lower() and not re.search(r"endpointname\s*(==|in\b|=~|has\b)", query, re.IGNORECASE)
+    return _covers_all(query)
+
+
+_TOKEN = re.compile(r"[\w-]+")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _index_rules(stack: Stack) -> tuple[list[Resource], dict[str, list[Resource]]]:
+    """Enabled log alert rules that may cover any endpoint (a query that covers
+    all, a non-ASCII query, unknown criteria), and the others by the
+    lower-cased words of their queries: an ASCII name made of word characters
+    is :func:`_mentions`-ed only by a query with that word."""
+    anywhere: list[Resource] = []
+    by_word: dict[str, list[Resource]] = {}
+    for rule in stack.of_type(SCHEDULED_QUERY_RULE):
+        if not enabled(rule):
+            continue
+        criteria = unwrap(rule.get("criteria.allOf"))
+        queries = [get(c, "query") for c in criteria] if isinstance(criteria, list) else []
+        texts = [q for q in queries if isinstance(q, str)]
+        if criteria is UNKNOWN or any(not q.isascii() or _covers_all(q) for q in texts):
+            anywhere.append(rule)
+            continue
+        for word in {w.lower() for q in texts for w in _TOKEN.findall(q)}:
+            by_word.setdefault(word, []).append(rule)
+    return anywhere, by_word
+
+
+def _rules_for(stack: Stack, endpoint: Resource) -> list[Resource]:
+    """A superset of the enabled log alert rules :func:`_log_alert_kinds` may
+    credit to ``endpoint``: scoped to it, or with a query covering it."""
+    anywhere, by_word = stack.memo("log-alert-rules", lambda: _index_rules(stack))
+    name = endpoint.arm_name
+    if name and not _PLAIN_NAME.fullmatch(name):
+        named = [r for r in stack.of_type(SCHEDULED_QUERY_RULE) if enabled(r)]
+    else:
+        named = by_word.get(name.lower(), []) if name else []
+    scoped = [r for r in stack.linking(endpoint, (SCHEDULED_QUERY_RULE,), "scopes") if enabled(r)]
+    return stack.in_order([*anywhere, *named, *scoped])
 
 
 def _log_alert_kinds(stack: Stack, rule: Resource, endpoint: Resource) -> set[str]:
@@ -86,12 +128,11 @@ def _endpoint_alerts(stack: Stack, config: dict[str, Any]) -> Finding:
         if exempt(config, endpoint.name, endpoint.arm_name):
             continue
         covered: set[str] = set()
-        for alert in stack.of_type(METRIC_ALERT):
-            if enabled(alert) and stack.linked(alert, "scopes", endpoint):
+        for alert in stack.linking(endpoint, (METRIC_ALERT,), "scopes"):
+            if enabled(alert):
                 covered |= _metric_alert_kinds(alert)
-        for rule in stack.of_type(SCHEDULED_QUERY_RULE):
-            if enabled(rule):
-                covered |= _log_alert_kinds(stack, rule, endpoint)
+        for rule in _rules_for(stack, endpoint):
+            covered |= _log_alert_kinds(stack, rule, endpoint)
         wanted = [k for k, on in (("latency", config["requireLatencyAlert"]), ("errors", config["requireErrorAlert"])) if on]
         missing = [k for k in wanted if k not in covered]
         if missing:
@@ -158,14 +199,14 @@ def _is_drift_monitor(schedule: Resource, signals: list[str]) -> bool:
 
 
 def _drift_monitors(stack: Stack, config: dict[str, Any]) -> Finding:
-    monitors = [s for s in stack.of_type(SCHEDULE) if _is_drift_monitor(s, config["driftSignals"])]
+    monitor_ids = {id(s) for s in stack.of_type(SCHEDULE) if _is_drift_monitor(s, config["driftSignals"])}
     for endpoint in stack.of_type(ONLINE_ENDPOINT):
         if exempt(config, endpoint.name, endpoint.arm_name):
             continue
         deployments = deployments_of(stack, endpoint)
         if not deployments:
             continue
-        monitored = {d.urn for d in deployments if any(stack.linked(m, _TARGET, d) for m in monitors)}
+        monitored = {d.urn for d in deployments if any(id(m) in monitor_ids for m in stack.linking(d, (SCHEDULE,), _TARGET))}
         if not monitored:
             yield endpoint.urn, (
                 f"{endpoint.label}: no drift monitor (machinelearningservices:Schedule creating a monitor with a "

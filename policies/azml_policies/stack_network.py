@@ -36,7 +36,7 @@ _FIXED_GROUP_IDS = {WORKSPACE: "amlworkspace", VAULT: "vault", REGISTRY: "regist
 
 
 def _endpoints_of(stack: Stack, target: Resource) -> list[Resource]:
-    return [pe for pe in stack.of_type(PRIVATE_ENDPOINT) if stack.linked(pe, "privateLinkServiceConnections", target)]
+    return stack.linking(target, (PRIVATE_ENDPOINT,), "privateLinkServiceConnections")
 
 
 def _group_ids(pe: Resource) -> tuple[set[str], bool]:
@@ -54,7 +54,7 @@ def _group_ids(pe: Resource) -> tuple[set[str], bool]:
 
 
 def _is_workspace_storage(stack: Stack, account: Resource) -> bool:
-    return any(stack.linked(ws, "storageAccount", account) for ws in stack.of_type(WORKSPACE))
+    return bool(stack.linking(account, (WORKSPACE,), "storageAccount"))
 
 
 def _private_endpoints(stack: Stack, config: dict[str, Any]) -> Finding:
@@ -146,24 +146,44 @@ DEFAULT_ZONES = {
 }
 
 
-def _zone_groups_of(stack: Stack, pe: Resource) -> list[Resource]:
+def _zone_group_of(group: Resource, pe: Resource) -> bool:
+    """Whether the zone group ``group`` is the private endpoint ``pe``'s."""
     name = pe.arm_name
-    pe_group = pe.get("resourceGroupName")
-    result = []
+    value = group.get("privateEndpointName")
+    if isinstance(value, str) and name:
+        rg, pe_group = group.get("resourceGroupName"), pe.get("resourceGroupName")
+        same_rg = not (isinstance(rg, str) and isinstance(pe_group, str) and rg.lower() != pe_group.lower())
+        return value.lower() == name.lower() and same_rg
+    group_id = arm_id(group.props)
+    if group_id and name and f"/privateendpoints/{name.lower()}/privatednszonegroups/" in group_id:
+        return True
+    return group.depends_on(pe, "privateEndpointName") or (not known(value) and group.depends_on(pe))
+
+
+def _index_zone_groups(stack: Stack) -> dict[int, list[Resource]]:
+    """Zone groups by the private endpoint they belong to (:func:`_zone_group_of`):
+    candidates by name, by the id segment after ``privateEndpoints`` and by
+    dependency, each confirmed by the predicate itself."""
+    endpoints = stack.of_type(PRIVATE_ENDPOINT)
+    slashed = [pe for pe in endpoints if pe.arm_name and "/" in pe.arm_name]  # not one id segment
+    index: dict[int, list[Resource]] = {}
     for group in stack.of_type(PRIVATE_DNS_ZONE_GROUP):
         value = group.get("privateEndpointName")
-        if isinstance(value, str) and name:
-            rg = group.get("resourceGroupName")
-            same_rg = not (isinstance(rg, str) and isinstance(pe_group, str) and rg.lower() != pe_group.lower())
-            if value.lower() == name.lower() and same_rg:
-                result.append(group)
-            continue
+        candidates = stack.named(value) if isinstance(value, str) else []
         group_id = arm_id(group.props)
-        if group_id and name and f"/privateendpoints/{name.lower()}/privatednszonegroups/" in group_id:
-            result.append(group)
-        elif group.depends_on(pe, "privateEndpointName") or (not known(value) and group.depends_on(pe)):
-            result.append(group)
-    return result
+        if group_id:
+            parts = group_id.split("/")
+            candidates += [r for i, p in enumerate(parts[:-1]) if p == "privateendpoints" for r in stack.named(parts[i + 1])]
+            candidates += slashed
+        candidates += stack.with_urns(group.dependencies | group.property_dependencies.get("privateEndpointName", frozenset()))
+        for pe in stack.in_order(candidates):
+            if pe.type == PRIVATE_ENDPOINT and _zone_group_of(group, pe):
+                index.setdefault(id(pe), []).append(group)
+    return index
+
+
+def _zone_groups_of(stack: Stack, pe: Resource) -> list[Resource]:
+    return list(stack.memo("zone-groups", lambda: _index_zone_groups(stack)).get(id(pe), ()))
 
 
 def _zone_name(zone: Resource) -> str | None:
@@ -192,8 +212,8 @@ def _zones_of(stack: Stack, group: Resource) -> tuple[set[str], bool]:
     if unresolved:
         from_deps = {
             _zone_name(zone)
-            for zone in stack.of_type(PRIVATE_ZONE)
-            if group.depends_on(zone, "privateDnsZoneConfigs")
+            for zone in stack.with_urns(group.property_dependencies.get("privateDnsZoneConfigs", ()))
+            if zone.type == PRIVATE_ZONE
         } - {None}
         names |= from_deps  # type: ignore[arg-type]
         unresolved = not from_deps

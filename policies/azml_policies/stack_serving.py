@@ -132,7 +132,6 @@ traffic_split_valid = stack_policy(
 
 def _min_instances(stack: Stack, config: dict[str, Any]) -> Finding:
     minimum = config["minInstances"]
-    autoscales = stack.of_type(AUTOSCALE_SETTING)
     for routing in stack.of_type(ENDPOINT_ROUTING):
         if same(routing.get("kind"), "batch"):
             continue
@@ -143,17 +142,17 @@ def _min_instances(stack: Stack, config: dict[str, Any]) -> Finding:
         if endpoint is not None:
             candidates = deployments_of(stack, endpoint)
         else:
-            candidates = [d for d in stack.of_type(ONLINE_DEPLOYMENT) if routing.depends_on(d)]
+            candidates = [d for d in stack.with_urns(routing.dependencies) if d.type == ONLINE_DEPLOYMENT]
         for name, share in sorted(split.items()):
             if not known(share) or share <= 0:
                 continue
             for deployment in named(candidates, name):
                 if exempt(config, deployment.name, deployment.arm_name):
                     continue
-                yield from _instance_findings(stack, deployment, share, minimum, autoscales)
+                yield from _instance_findings(stack, deployment, share, minimum)
 
 
-def _instance_findings(stack: Stack, deployment: Resource, share: float, minimum: int, autoscales: list[Resource]) -> Finding:
+def _instance_findings(stack: Stack, deployment: Resource, share: float, minimum: int) -> Finding:
     capacity = as_number(deployment.get("sku.capacity"))
     if capacity is not UNKNOWN and (capacity if known(capacity) else 1.0) < minimum:
         yield deployment.urn, (
@@ -167,8 +166,8 @@ def _instance_findings(stack: Stack, deployment: Resource, share: float, minimum
                 f"{deployment.label}: properties.scaleSettings.minInstances is {show(floor)} with live traffic; "
                 f"must be at least {minimum}"
             )
-    for autoscale in autoscales:
-        if not enabled(autoscale) or not stack.linked(autoscale, "targetResourceUri", deployment):
+    for autoscale in stack.linking(deployment, (AUTOSCALE_SETTING,), "targetResourceUri"):
+        if not enabled(autoscale):
             continue
         profiles = unwrap(autoscale.get("profiles"))
         for profile in profiles if isinstance(profiles, list) else []:
@@ -264,7 +263,7 @@ def _approved_images(stack: Stack, config: dict[str, Any]) -> Finding:
             continue  # unknown or unset: the environment (if declared here) is checked above
         if env_id.lower().startswith(env_prefixes):
             continue
-        if any(stack.linked(deployment, "properties.environmentId", env) for env in environments):
+        if any(env.type == ENVIRONMENT_VERSION for env in stack.links(deployment, "properties.environmentId")):
             continue
         yield deployment.urn, (
             f"{deployment.label}: properties.environmentId {env_id!r} is neither an environment declared in this "

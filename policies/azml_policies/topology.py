@@ -12,10 +12,12 @@ resources whose outputs flowed into it.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from functools import cached_property
+from typing import Any, Callable, Hashable, Iterable
 
-from .azure import ENVIRONMENT_VERSION, arm_name, base_type, refers_to
+from .azure import ENVIRONMENT_VERSION, arm_name, base_type, own_id, refers_to_id
 from .values import get, has_unknown, known, normalize, strings
 
 
@@ -31,9 +33,14 @@ class Resource:
     dependencies: frozenset[str] = frozenset()
     property_dependencies: dict[str, frozenset[str]] = field(default_factory=dict)
 
-    @property
+    @cached_property  # props never change once read
     def arm_name(self) -> str | None:
         return arm_name(self.type, self.props)
+
+    @cached_property
+    def own_id(self) -> tuple[str | None, bool]:
+        """What references to it are matched against (:func:`~azml_policies.azure.own_id`)."""
+        return own_id(self.type, self.props)
 
     @property
     def label(self) -> str:
@@ -55,7 +62,14 @@ class Resource:
 
 
 class Stack:
-    """All resources of a stack validation (``StackValidationArgs.resources``)."""
+    """All resources of a stack validation (``StackValidationArgs.resources``),
+    indexed once (by type, URN, ARM name and the last segment of their ARM
+    id) so that link lookups are dict hits rather than scans of the stack.
+
+    The stack is read-only once built: checks never change a resource, which
+    is what lets :func:`~azml_policies.shared.stack_of` share one instance
+    between the stack policies of an ``AnalyzeStack`` call.
+    """
 
     def __init__(self, resources: Iterable[Any]) -> None:
         self.resources: list[Resource] = []
@@ -76,21 +90,98 @@ class Stack:
                 )
             )
         self.by_urn = {r.urn: r for r in self.resources}
+        self._position = {id(r): i for i, r in enumerate(self.resources)}
+        self._by_type: dict[str, list[Resource]] = defaultdict(list)
+        self._all_by_urn: dict[str, list[Resource]] = defaultdict(list)
+        for r in self.resources:
+            self._by_type[r.type].append(r)
+            self._all_by_urn[r.urn].append(r)
+        self._memo: dict[Hashable, Any] = {}
+
+    # ------------------------------------------------------------------ lookups
+
+    def memo(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """``build()``, computed once per stack (an index a check derives from it)."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+    def in_order(self, resources: Iterable[Resource]) -> list[Resource]:
+        """``resources`` (of this stack) without repeats, in stack order."""
+        unique = {id(r): r for r in resources}
+        return sorted(unique.values(), key=lambda r: self._position[id(r)])
 
     def of_type(self, *types: str) -> list[Resource]:
-        wanted = set(types)
-        return [r for r in self.resources if r.type in wanted]
+        if len(types) == 1:
+            return list(self._by_type.get(types[0], ()))
+        return self.in_order(r for t in set(types) for r in self._by_type.get(t, ()))
+
+    def with_urns(self, urns: Iterable[str]) -> list[Resource]:
+        """The resources with these URNs, in stack order."""
+        return self.in_order(r for urn in urns for r in self._all_by_urn.get(urn, ()))
+
+    def named(self, name: str) -> list[Resource]:
+        """Resources whose ARM name is ``name`` (compared with ``str.lower``), in stack order."""
+        index = self.memo("by-arm-name", self._index_arm_names)
+        return list(index.get(name.lower(), ()))
+
+    def _index_arm_names(self) -> dict[str, list[Resource]]:
+        index: dict[str, list[Resource]] = defaultdict(list)
+        for r in self.resources:
+            if r.arm_name:
+                index[r.arm_name.lower()].append(r)
+        return index
+
+    def _index_id_segments(self) -> dict[str, list[Resource]]:
+        """Resources by the last segment of the id :func:`refers_to` matches
+        them by. A reference to one has that segment as one of its own."""
+        index: dict[str, list[Resource]] = defaultdict(list)
+        for r in self.resources:
+            own = r.own_id[0]
+            if own:
+                index[own.rsplit("/", 1)[-1]].append(r)
+        return index
+
+    # ------------------------------------------------------------------ links
 
     def linked(self, source: Resource, path: str, target: Resource, *, children: tuple[str, ...] = ()) -> bool:
         """Whether ``source``'s property at ``path`` references ``target``:
         a known id of it (or of a child of a type in ``children``) anywhere in
         the value, or — when the value is unknown or absent — a recorded
         dependency of that property on ``target``."""
+        return bool(self.links(source, path, children=children, among=[target]))
+
+    def links(
+        self, source: Resource, path: str, *, children: tuple[str, ...] = (), among: list[Resource] | None = None
+    ) -> list[Resource]:
+        """Every resource ``source`` is :meth:`linked` to at ``path`` (of
+        ``among``, by default the stack), in stack order."""
         value = get(source.props, path)
-        if known(value) and any(refers_to(s, target.type, target.props, children=children) for s in strings(value)):
-            return True
+        references = [s for s in strings(value) if s] if known(value) else []
         uncertain = not known(value) or has_unknown(value)
-        return uncertain and source.depends_on(target, path.split(".")[0])
+        dependencies = source.property_dependencies.get(path.split(".")[0], frozenset()) if uncertain else frozenset()
+        if among is None:  # candidates: by id segment (see _index_id_segments) and by dependency
+            segments = self.memo("by-id-segment", self._index_id_segments)
+            candidates = [t for s in references for seg in set(s.rstrip("/").lower().split("/")) for t in segments.get(seg, ())]
+            candidates += [t for urn in dependencies for t in self._all_by_urn.get(urn, ())]
+            among = self.in_order(candidates)
+        return [
+            t
+            for t in among
+            if any(refers_to_id(s, *t.own_id, children=children) for s in references) or t.urn in dependencies
+        ]
+
+    def linking(self, target: Resource, source_types: tuple[str, ...], path: str, *, children: tuple[str, ...] = ()) -> list[Resource]:
+        """The resources of ``source_types`` :meth:`linked` to ``target`` at ``path``, in stack order."""
+        index = self.memo(("linking", source_types, path, children), lambda: self._reverse_links(source_types, path, children))
+        return list(index.get(id(target), ()))
+
+    def _reverse_links(self, source_types: tuple[str, ...], path: str, children: tuple[str, ...]) -> dict[int, list[Resource]]:
+        index: dict[int, list[Resource]] = defaultdict(list)
+        for source in self.of_type(*source_types):
+            for target in self.links(source, path, children=children):
+                index[id(target)].append(source)
+        return index
 
     def child_of(self, child: Resource, key: str, parent: Resource) -> bool:
         """Whether ``child`` names ``parent`` in its ``key`` input (an
@@ -103,3 +194,19 @@ class Stack:
             mine, theirs = child.get("workspaceName"), parent.get("workspaceName")
             return not (isinstance(mine, str) and isinstance(theirs, str) and mine.lower() != theirs.lower())
         return child.depends_on(parent, key)
+
+    def children(self, parent: Resource, child_types: tuple[str, ...], key: str) -> list[Resource]:
+        """The resources of ``child_types`` that are :meth:`child_of` ``parent`` by ``key``, in stack order."""
+        index = self.memo(("children", child_types, key), lambda: self._index_children(child_types, key))
+        return list(index.get(id(parent), ()))
+
+    def _index_children(self, child_types: tuple[str, ...], key: str) -> dict[int, list[Resource]]:
+        index: dict[int, list[Resource]] = defaultdict(list)
+        for child in self.of_type(*child_types):
+            value = child.get(key)
+            candidates = list(self.named(value)) if isinstance(value, str) else []
+            candidates += self.with_urns(child.property_dependencies.get(key, ()))
+            for parent in self.in_order(candidates):
+                if self.child_of(child, key, parent):
+                    index[id(parent)].append(child)
+        return index

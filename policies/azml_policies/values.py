@@ -80,8 +80,26 @@ def is_secret(value: Any) -> bool:
     return isinstance(value, Secret) or value == PLAN_SECRET
 
 
+_SCALARS = (float, int, bool, type(None))
+
+
 def normalize(value: Any) -> Any:
     """Plain Python data from SDK proxies, plan marks and raw inputs."""
+    # Fast paths (exact types): the SDK's proxies read through their targets
+    # (an unknown sentinel there is what the proxy would raise on), plain
+    # containers and scalars. Anything else takes the general path below.
+    kind = type(value)
+    if kind is _proxy._DictProxy or kind is _proxy._ListProxy:
+        value = value["__target"]
+        kind = type(value)
+    if kind is dict:
+        return {key: normalize(item) for key, item in value.items()}
+    if kind is list:
+        return [normalize(item) for item in value]
+    if kind is str:
+        return UNKNOWN if value in _SENTINELS else Secret(value) if value == PLAN_SECRET else value
+    if kind in _SCALARS:
+        return value
     if isinstance(value, Secret):
         return Secret(normalize(value.value))
     if is_unknown(value):
