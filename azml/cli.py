@@ -5,13 +5,13 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from .files import write_atomically
 
 app = typer.Typer(
     add_completion=False,
@@ -27,19 +27,6 @@ EXIT_INVALID_INPUT = 2
 class OutputFormat(str, enum.Enum):
     text = "text"
     json = "json"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def _fail(code: int, lines: list[str]) -> None:

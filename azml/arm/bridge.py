@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..plan.model import Plan
-from .checkov import CheckovReport, checkov_executable, run_checkov, write_atomically
+from ..files import write_atomically
+from .checkov import CheckovReport, checkov_executable, run_checkov
 from .export import export_resources, render_template
 from .skips import SKIPS, Skip
 

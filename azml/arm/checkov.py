@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .export import ExportedResource, resource_line_ranges
+from ..files import write_atomically
 from .skips import SKIPS, Skip, find_skip
 
 ENV_CHECKOV = "AZML_CHECKOV"
@@ -37,19 +38,6 @@ SARIF_NAME = "checkov.sarif"
 REPORT_NAME = "checkov.json"
 #: checkov's start-up alone takes a few seconds; a whole template well under a minute.
 TIMEOUT_SECONDS = 600
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 class CheckovError(RuntimeError):
