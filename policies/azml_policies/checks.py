@@ -34,7 +34,6 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UnknownValueError
 
 from .azure import base_type
-from .shared import stack_of
 from .topology import Resource, Stack
 from .values import MISSING, UNKNOWN, as_bool, normalize, same, show
 
@@ -196,7 +195,7 @@ def stack_policy(info: PolicyInfo, check: StackCheck) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         try:
             config = config_of(info, args.get_config())
-            stack = stack_of(args.resources)
+            stack = Stack(args.resources)
             for urn, message in check(stack, config):
                 report_violation(message, urn)
         except UnknownValueError:  # pragma: no cover - normalize() already turned unknowns into markers

@@ -65,10 +65,7 @@ class Stack:
     """All resources of a stack validation (``StackValidationArgs.resources``),
     indexed once (by type, URN, ARM name and the last segment of their ARM
     id) so that link lookups are dict hits rather than scans of the stack.
-
-    The stack is read-only once built: checks never change a resource, which
-    is what lets :func:`~azml_policies.shared.stack_of` share one instance
-    between the stack policies of an ``AnalyzeStack`` call.
+    Read-only once built: checks never change a resource.
     """
 
     def __init__(self, resources: Iterable[Any]) -> None:
