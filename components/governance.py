@@ -117,15 +117,18 @@ class Governance(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         for principal in args.principals.approvers:
-            authorization.RoleAssignment(
+            assign_role(
                 f"ra-approver-{principal.object_id}",
-                role_assignment_name=str(uuid.uuid5(_NAMESPACE, f"{args.workspace_name}|approver|{principal.object_id}")),
                 scope=args.workspace_id,
-                role_definition_id=role.id,
+                scope_label=args.workspace_name,
+                role="azml traffic approver",
+                definition_id=role.id,
                 principal_id=principal.object_id,
+                principal_label=principal.object_id,
                 principal_type=principal.type,
+                subscription_id=args.subscription_id,
                 description="azml: approver",
-                opts=pulumi.ResourceOptions(parent=self),
+                parent=self,
             )
         return role.id
 

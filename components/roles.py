@@ -50,12 +50,14 @@ def assign_role(
     subscription_id: pulumi.Input[str],
     description: str,
     parent: pulumi.Resource,
+    definition_id: pulumi.Input[str] | None = None,
 ) -> authorization.RoleAssignment:
     """Grant ``role`` on ``scope`` to ``principal_id``.
 
     ``scope_label`` and ``principal_label`` are stable strings (names known at
     plan time) from which the assignment's GUID name is derived.
-    ``principal_type`` must match the principal (Azure refuses a mismatch);
+    ``role`` names a built-in role, or labels a custom one whose id is
+    ``definition_id``. ``principal_type`` must match the principal (Azure refuses a mismatch);
     for a freshly created managed identity, ``ServicePrincipal`` also avoids
     Entra ID replication-delay failures.
     """
@@ -64,7 +66,7 @@ def assign_role(
         logical_name,
         role_assignment_name=name,
         scope=scope,
-        role_definition_id=role_definition_id(subscription_id, role),
+        role_definition_id=definition_id if definition_id is not None else role_definition_id(subscription_id, role),
         principal_id=principal_id,
         principal_type=principal_type,
         description=description,

@@ -26,9 +26,8 @@ from typing import Any, Callable, Iterable
 import grpc
 import jsonschema
 import pytest
-from google.protobuf import empty_pb2, json_format, struct_pb2
+from google.protobuf import empty_pb2, json_format
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
-from pulumi.runtime.rpc import UNKNOWN, _special_secret_sig, _special_sig_key
 from pulumi_policy import (
     PolicyCustomTimeouts,
     PolicyResource,
@@ -45,6 +44,7 @@ from pulumi_policy.proxy import unknown_checking_proxy
 from ruamel.yaml import YAML
 
 from azml.plan.model import Plan, PlannedResource
+from azml.policy.runner import analyzer_resource, wire_struct
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK_DIR = ROOT / "policies"
@@ -90,29 +90,9 @@ KNOWN_ADVISORIES: dict[str, set[tuple[str, str]]] = {"dev": set(), "prod": set()
 # --------------------------------------------------------------------------- harness
 
 
-def _wire(value: Any) -> Any:
-    """Plan values in the wire form the engine sends: unknowns as the unknown
-    sentinel, secrets as secret objects."""
-    if value == "[unknown]":
-        return UNKNOWN
-    if value == "[secret]":
-        return {_special_sig_key: _special_secret_sig, "value": "[secret]"}
-    if isinstance(value, dict):
-        return {k: _wire(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_wire(v) for v in value]
-    return value
-
-
-def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    struct = struct_pb2.Struct()
-    struct.update(_wire(value))
-    return struct
-
-
 def sdk_props(inputs: dict[str, Any]) -> Any:
     """Properties exactly as the SDK's analyzer hands them to a policy."""
-    return unknown_checking_proxy(deserialize_properties(json_format.MessageToDict(_struct(inputs))))
+    return unknown_checking_proxy(deserialize_properties(json_format.MessageToDict(wire_struct(inputs))))
 
 
 def _options(resource: PlannedResource) -> PolicyResourceOptions:
@@ -161,7 +141,7 @@ def effective_config(stack: str | None, overrides: dict[str, Any] | None = None)
         elif isinstance(entry, dict):
             level = entry.get("enforcementLevel", level)
             properties.update({k: v for k, v in entry.items() if k != "enforcementLevel"})
-        result[policy.name] = (level, json_format.MessageToDict(_struct(properties)))
+        result[policy.name] = (level, json_format.MessageToDict(wire_struct(properties)))
     return result
 
 
@@ -856,20 +836,6 @@ def _read_port(process: subprocess.Popen[str], timeout: float = 60) -> int:
     return int(line)
 
 
-def _analyzer_resource(resource: PlannedResource) -> analyzer_pb2.AnalyzerResource:
-    message = analyzer_pb2.AnalyzerResource(
-        type=resource.type,
-        properties=_struct(resource.inputs),
-        urn=resource.urn,
-        name=resource.name,
-        parent=resource.parent or "",
-        dependencies=resource.dependencies,
-    )
-    for key, urns in resource.property_dependencies.items():
-        message.propertyDependencies[key].urns.extend(urns)
-    return message
-
-
 _LEVEL = {name: analyzer_pb2.EnforcementLevel.Value(name.upper()) for name in LEVELS}
 _SEVERITY = {
     Severity.LOW: analyzer_pb2.POLICY_SEVERITY_LOW,
@@ -912,21 +878,21 @@ def test_the_pack_serves_its_policies_over_grpc_as_the_cli_launches_it(prod_plan
 
             request = analyzer_pb2.ConfigureAnalyzerRequest()
             for name, (level, properties) in effective_config("prod").items():
-                request.policyConfig[name].CopyFrom(analyzer_pb2.PolicyConfig(enforcementLevel=_LEVEL[level], properties=_struct(properties)))
+                request.policyConfig[name].CopyFrom(analyzer_pb2.PolicyConfig(enforcementLevel=_LEVEL[level], properties=wire_struct(properties)))
             analyzer.Configure(request)
 
             account = copy.deepcopy(workspace_storage(prod_plan))
             account.inputs["enableHttpsTrafficOnly"] = False
             account.inputs["minimumTlsVersion"] = "[unknown]"
             response = analyzer.Analyze(
-                analyzer_pb2.AnalyzeRequest(type=account.type, properties=_struct(account.inputs), urn=account.urn, name=account.name)
+                analyzer_pb2.AnalyzeRequest(type=account.type, properties=wire_struct(account.inputs), urn=account.urn, name=account.name)
             )
             assert [(d.policyName, d.enforcementLevel) for d in response.diagnostics] == [("azml-storage-https-only", analyzer_pb2.MANDATORY)]
             assert "enableHttpsTrafficOnly is false" in response.diagnostics[0].message
 
             unaudited = _without_host_storage_audit(prod_plan)
             stack_response = analyzer.AnalyzeStack(
-                analyzer_pb2.AnalyzeStackRequest(resources=[_analyzer_resource(r) for r in unaudited.resources])
+                analyzer_pb2.AnalyzeStackRequest(resources=[analyzer_resource(r) for r in unaudited.resources])
             )
             names = {r.urn: r.name for r in unaudited.resources}
             over_grpc = {(d.policyName, names.get(d.urn, "")) for d in stack_response.diagnostics}

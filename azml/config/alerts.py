@@ -9,6 +9,7 @@ from typing import Annotated, Any, Collection, Iterator, Literal, Mapping
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, StringConstraints, field_validator, model_validator
 
+from ..plan.model import SECRET_MARK
 from .base import Model
 
 _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
@@ -171,8 +172,8 @@ def _check_webhooks(hooks: dict[str, SecretStr]) -> dict[str, SecretStr]:
     return hooks
 
 
-#: What an encrypted value becomes offline (kept in sync with stackfile.SECRET_PLACEHOLDER).
-SECRET_PLACEHOLDER = "[secret]"
+#: What an encrypted value becomes offline: the plan's secret mark.
+SECRET_PLACEHOLDER = SECRET_MARK
 
 def _per_receiver(value: Any) -> Any:
     if value == SECRET_PLACEHOLDER:

@@ -10,11 +10,12 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from ..plan.model import SECRET_MARK
 from .loader import NAMESPACE, ConfigError
 
 #: What an encrypted value (``pulumi config set --secret``) becomes offline:
 #: its ciphertext cannot be decrypted without the stack's secrets provider.
-SECRET_PLACEHOLDER = "[secret]"
+SECRET_PLACEHOLDER = SECRET_MARK
 
 
 @dataclass(frozen=True)

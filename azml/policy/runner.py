@@ -14,7 +14,6 @@ import select
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -52,7 +51,8 @@ def _wire_value(value: Any) -> Any:
     return value
 
 
-def _struct(inputs: dict[str, Any]) -> struct_pb2.Struct:
+def wire_struct(inputs: dict[str, Any]) -> struct_pb2.Struct:
+    """Plan inputs as the Struct the engine sends to an analyzer."""
     struct = struct_pb2.Struct()
     struct.update(_wire_value(inputs))
     return struct
@@ -132,10 +132,12 @@ def evaluate(plan: Plan, pack_dir: Path, config_path: Path | None = None) -> Pol
 
         resources = [r for r in plan.resources if r.type != "pulumi:pulumi:Stack"]
         custom = [r for r in resources if r.custom]
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            responses = list(pool.map(lambda r: analyzer.Analyze(_analyze_request(r)), custom))
+        # Each resource's properties go to Analyze and to AnalyzeStack: build them once.
+        # One call at a time: the pack serves from one Python process, threads gain nothing.
+        structs = {r.urn: wire_struct(r.inputs) for r in resources}
+        responses = [analyzer.Analyze(_analyze_request(r, structs[r.urn])) for r in custom]
         stack_response = analyzer.AnalyzeStack(
-            analyzer_pb2.AnalyzeStackRequest(resources=[_analyzer_resource(r) for r in resources])
+            analyzer_pb2.AnalyzeStackRequest(resources=[analyzer_resource(r, structs[r.urn]) for r in resources])
         )
         analyzed = time.perf_counter()
 
@@ -188,20 +190,23 @@ def _configure_request(settings: dict[str, PolicySetting]) -> analyzer_pb2.Confi
     return request
 
 
-def _analyze_request(resource: PlannedResource) -> analyzer_pb2.AnalyzeRequest:
+def _analyze_request(resource: PlannedResource, properties: struct_pb2.Struct) -> analyzer_pb2.AnalyzeRequest:
     return analyzer_pb2.AnalyzeRequest(
         type=resource.type,
-        properties=_struct(resource.inputs),
+        properties=properties,
         urn=resource.urn,
         name=resource.name,
         options=_options(resource),
     )
 
 
-def _analyzer_resource(resource: PlannedResource) -> analyzer_pb2.AnalyzerResource:
+def analyzer_resource(
+    resource: PlannedResource, properties: struct_pb2.Struct | None = None
+) -> analyzer_pb2.AnalyzerResource:
+    """A plan resource as AnalyzeStack receives it from the engine."""
     message = analyzer_pb2.AnalyzerResource(
         type=resource.type,
-        properties=_struct(resource.inputs),
+        properties=properties if properties is not None else wire_struct(resource.inputs),
         urn=resource.urn,
         name=resource.name,
         options=_options(resource),
