@@ -2,6 +2,6 @@
 
 from .loader import ConfigError, load_from_pulumi, validate_config
 from .schema import StackConfig
-from .stackfile import StackFile, read_stack_file
+from .stackfile import StackFile, load_stack, read_stack_file
 
-__all__ = ["ConfigError", "StackConfig", "StackFile", "load_from_pulumi", "read_stack_file", "validate_config"]
+__all__ = ["ConfigError", "StackConfig", "StackFile", "load_from_pulumi", "load_stack", "read_stack_file", "validate_config"]

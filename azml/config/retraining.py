@@ -9,6 +9,7 @@ import re
 from pydantic import AfterValidator, Field, StringConstraints
 
 from .base import Model
+from .release import RetrainTriggers
 
 
 def _container_name(value: str) -> str:
@@ -39,3 +40,6 @@ class RetrainingConfig(Model):
     )
     max_instances: int = Field(default=10, ge=1, le=1000, description="Flex Consumption scale-out limit.")
     instance_memory_mb: Literal[512, 2048, 4096] = 2048
+    triggers: RetrainTriggers = Field(
+        default_factory=RetrainTriggers, description="Thresholds of `azml retrain check` (drift, performance, staleness)."
+    )

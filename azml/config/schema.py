@@ -19,6 +19,7 @@ from .base import Model
 from .governance import GovernanceConfig
 from .observability import AlertsConfig, ModelMonitoringConfig, Webhooks
 from .regions import AZURE_REGIONS
+from .release import ReleaseConfig
 from .retraining import RetrainingConfig
 from .serving import BatchEndpointConfig, OnlineEndpointConfig
 
@@ -245,6 +246,7 @@ class StackConfig(Model):
     )
     retraining: RetrainingConfig = Field(default_factory=lambda: RetrainingConfig(enabled=False))
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
+    release: ReleaseConfig = Field(default_factory=ReleaseConfig)
 
     @field_validator("location")
     @classmethod

@@ -11,7 +11,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from ..plan.model import SECRET_MARK
-from .loader import NAMESPACE, ConfigError
+from .loader import NAMESPACE, ConfigError, validate_config
+from .schema import StackConfig
 
 #: What an encrypted value (``pulumi config set --secret``) becomes offline:
 #: its ciphertext cannot be decrypted without the stack's secrets provider.
@@ -132,3 +133,11 @@ def _mask_secure(value: Any) -> tuple[Any, bool]:
         masked_items = [_mask_secure(v) for v in value]
         return [v for v, _ in masked_items], any(s for _, s in masked_items)
     return value, False
+
+
+def load_stack(stack: str, project_dir: Path | None = None) -> tuple[StackFile, StackConfig]:
+    """Read and validate a stack's ``azml:`` config (files it names must exist
+    under the project). Raises :class:`ConfigError` with one line per problem."""
+    stack_file = read_stack_file(stack, project_dir)
+    config = validate_config(as_config_values(stack_file.namespace()), stack_file.project_dir)
+    return stack_file, config

@@ -1,0 +1,127 @@
+"""Stack config for the release controller: ``azml:release``.
+
+Every threshold the promotion gate, the rollback triggers and the traffic
+ladder use lives here, per stack, so dev can move faster than prod. Defaults
+are the platform's baseline (see the README's "Release controller").
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from .base import Model
+
+#: Gate metrics, in the order the verdict table shows them.
+GATE_METRICS = ("accuracyDelta", "latencyP95Ms", "errorRate", "psi", "parityDifference")
+#: Metrics a "critical regression" may be measured on (champion vs canary).
+CRITICAL_METRICS = ("accuracy", "parityDifference")
+
+_GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class AzureMonitorSource(Model):
+    """Latency and error rate from the stack's Log Analytics workspace (the
+    endpoint's ``AmlOnlineEndpointTrafficLog``), instead of MLflow runs."""
+
+    workspace_id: Annotated[str, StringConstraints(pattern=_GUID)] = Field(
+        description="Log Analytics workspace (customer) id, a GUID: the stack output logAnalyticsWorkspaceId."
+    )
+
+
+class MetricsSource(Model):
+    """Where champion and canary metrics come from."""
+
+    source: Literal["mlflow", "file"] = Field(
+        default="mlflow", description="mlflow: observation runs in the tracking store; file: a JSON/CSV metrics file (CI)."
+    )
+    tracking_uri: str = Field(
+        default="sqlite:///mlruns.db",
+        description="MLflow tracking URI; a relative sqlite path is relative to the project directory. "
+        "In production: the workspace's MLflow tracking URI (azureml://...).",
+    )
+    experiment: Annotated[str, StringConstraints(min_length=1, max_length=255)] = "azml-release"
+    file: str | None = Field(default=None, description="Metrics file for source: file (path relative to the project).")
+    azure_monitor: AzureMonitorSource | None = Field(
+        default=None, description="When set, p95 latency and error rate come from Azure Monitor."
+    )
+
+    @model_validator(mode="after")
+    def _file_named(self) -> "MetricsSource":
+        if self.source == "file" and not self.file:
+            raise ValueError("source: file needs file: <path to a JSON or CSV metrics file>")
+        return self
+
+
+class GateThresholds(Model):
+    """Promotion gate: the canary passes only if every metric passes."""
+
+    min_accuracy_delta: float = Field(default=-0.01, ge=-1, le=1, description="Non-inferiority margin: canary - champion.")
+    max_latency_p95_ms: float = Field(default=350, gt=0, description="p95 latency SLA in milliseconds (strictly below).")
+    max_error_rate: float = Field(default=0.02, ge=0, le=1, description="Share of failed requests (strictly below).")
+    max_psi: float = Field(default=0.2, gt=0, description="Input drift PSI of canary traffic vs the reference (strictly below).")
+    max_parity_difference: float = Field(
+        default=0.08, ge=0, le=1, description="Demographic parity difference between groups (at most; fairlearn's definition)."
+    )
+
+
+class MinSamples(Model):
+    """Below these counts a metric is INCONCLUSIVE, never a pass."""
+
+    accuracy: int = Field(default=1000, ge=1, description="Labelled predictions.")
+    latency: int = Field(default=500, ge=1, description="Requests.")
+    error_rate: int = Field(default=1000, ge=1, description="Requests.")
+    psi: int = Field(default=500, ge=1, description="Rows of canary input.")
+    parity_difference: int = Field(default=500, ge=1, description="Predictions with a sensitive-feature value.")
+
+
+class RollbackTriggers(Model):
+    """Any one of these turns the verdict into ROLLBACK (given enough samples)."""
+
+    error_rate_multiple: float = Field(default=3.0, gt=1, description="Canary error rate above this multiple of the champion's.")
+    latency_over_sla_percent: float = Field(default=25, ge=0, description="Canary p95 above the SLA by more than this percentage.")
+    critical_regression: float = Field(
+        default=0.02, gt=0, le=1, description="A critical metric worse than the champion's by more than this (absolute)."
+    )
+    critical_metrics: list[Literal["accuracy", "parityDifference"]] = Field(default_factory=lambda: ["accuracy"])
+
+
+class ReleaseConfig(Model):
+    """The release controller's control panel for one stack."""
+
+    metrics: MetricsSource = Field(default_factory=MetricsSource)
+    window_minutes: int = Field(default=1440, ge=1, le=43_200, description="Observations younger than this are evaluated.")
+    gate: GateThresholds = Field(default_factory=GateThresholds)
+    min_samples: MinSamples = Field(default_factory=MinSamples)
+    rollback: RollbackTriggers = Field(default_factory=RollbackTriggers)
+    ladder: list[int] = Field(
+        default_factory=lambda: [10, 25, 50, 100],
+        description="Canary live-traffic steps; PROMOTE moves one step up, the last step must be 100.",
+    )
+    verdict_max_age_minutes: int = Field(
+        default=1440, ge=1, description="advance refuses a verdict older than this (evaluate again)."
+    )
+
+    @field_validator("ladder")
+    @classmethod
+    def _ladder(cls, steps: list[int]) -> list[int]:
+        if not steps:
+            raise ValueError("needs at least one step, ending at 100")
+        if any(not 1 <= s <= 100 for s in steps):
+            raise ValueError(f"steps must be whole percentages 1..100 (got {steps})")
+        if any(b <= a for a, b in zip(steps, steps[1:])):
+            raise ValueError(f"steps must strictly increase (got {steps})")
+        if steps[-1] != 100:
+            raise ValueError(f"the last step must be 100 (got {steps[-1]})")
+        return steps
+
+
+class RetrainTriggers(Model):
+    """``azml retrain check``: any of these gives a retraining reason."""
+
+    max_psi: float = Field(default=0.2, gt=0, description="Any feature's PSI above this: drift.")
+    max_accuracy_drop: float = Field(
+        default=0.03, gt=0, le=1, description="Accuracy below the training-time accuracy by more than this: performance."
+    )
+    max_model_age_days: int = Field(default=30, ge=1, description="Deployed model trained longer ago than this: staleness.")

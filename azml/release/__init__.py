@@ -1,0 +1,1 @@
+"""Release controller: canary analysis, promotion gate, traffic ladder, rollback."""

@@ -1,0 +1,86 @@
+"""MLflow conventions of the release controller, the drift engine and the
+retraining check: which tags mark which run, which metric names carry what.
+
+MLflow is both the metric store (observation runs of each deployment) and the
+audit store (verdicts, drift reports, retraining decisions, lineage).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # mlflow takes ~2 s to import: only commands that log pay for it
+    from mlflow import MlflowClient
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
+
+# Run tags.
+TAG_KIND = "azml.kind"  # one of the KIND_* values below
+TAG_STACK = "azml.stack"
+TAG_ENDPOINT = "azml.endpoint"
+TAG_DEPLOYMENT = "azml.deployment"
+TAG_MODEL = "azml.model"  # "<name>:<version>" of the deployment's model
+
+KIND_OBSERVATION = "observation"  # one window of a deployment's live metrics
+KIND_VERDICT = "verdict"  # one `azml release evaluate`
+KIND_TRAFFIC = "traffic"  # one applied `azml release advance`
+KIND_DRIFT = "drift"  # one `azml drift` report
+KIND_RETRAIN = "retrain"  # one `azml retrain check`
+KIND_LINEAGE = "lineage"  # one `azml lineage` record
+
+# Observation metrics: each value has its sample size beside it.
+METRIC_ACCURACY = "accuracy"
+METRIC_ACCURACY_N = "accuracy_n"
+METRIC_LATENCY_P95 = "latency_p95_ms"
+METRIC_REQUESTS = "requests"  # sample size of latency and error rate
+METRIC_ERROR_RATE = "error_rate"
+METRIC_PSI = "psi"  # worst feature's PSI of the window's inputs vs the reference
+METRIC_PSI_N = "psi_n"
+METRIC_PARITY = "parity_difference"  # fairlearn demographic_parity_difference
+METRIC_PARITY_N = "parity_n"
+
+
+def resolve_tracking_uri(uri: str, project_dir: Path) -> str:
+    """A relative ``sqlite:///file.db`` is relative to the project directory
+    (not to wherever the command runs); every other URI is kept as given."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str((project_dir / uri[len(prefix):]).resolve())
+    return uri
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifacts of a local sqlite store go beside the database file
+    (``<db>.artifacts/``), not into ``./mlruns`` of whatever directory the
+    command runs in; other stores choose their own location."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix + "/"):
+        return Path(uri[len(prefix):] + ".artifacts").as_uri()
+    return None
+
+
+def client(uri: str) -> "MlflowClient":
+    import os
+
+    # Artifact transfers are small here; MLflow's progress bars only add noise.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(mlflow_client: "MlflowClient", name: str) -> str:
+    """The id of experiment ``name``, created on first use."""
+    existing = mlflow_client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=artifact_location(mlflow_client.tracking_uri))
+    except MlflowException:  # created meanwhile by a concurrent run
+        found = mlflow_client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
