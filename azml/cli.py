@@ -11,7 +11,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail as _fail
 from .files import write_atomically
+from .release.cli import release_app
 
 app = typer.Typer(
     add_completion=False,
@@ -20,24 +22,18 @@ app = typer.Typer(
     help="azml: a secure Azure Machine Learning platform as code.",
 )
 
-EXIT_PROGRAM_ERROR = 1
-EXIT_INVALID_INPUT = 2
-
 
 class OutputFormat(str, enum.Enum):
     text = "text"
     json = "json"
 
 
-def _fail(code: int, lines: list[str]) -> None:
-    for line in lines:
-        typer.echo(f"error: {line}", err=True)
-    raise typer.Exit(code)
-
-
 @app.callback()
 def _root() -> None:
-    """Subcommands: plan."""
+    """Subcommands: plan, checkov, release."""
+
+
+app.add_typer(release_app, name="release")
 
 
 def _policy_config(project_dir: Path, stack: str, environment: object) -> Path | None:

@@ -61,3 +61,22 @@ def fixture_project(tmp_path: Path, name: str) -> Path:
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(AZML), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated MLflow sqlite store; tests copy it (creating a store runs
+    ~3 s of schema migrations)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlruns.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path: Path, mlflow_template: Path) -> str:
+    """A fresh, real MLflow tracking store (sqlite) for one test."""
+    path = tmp_path / "mlruns.db"
+    shutil.copy(mlflow_template, path)
+    return f"sqlite:///{path}"

@@ -81,6 +81,10 @@ class RollbackTriggers(Model):
 
     error_rate_multiple: float = Field(default=3.0, gt=1, description="Canary error rate above this multiple of the champion's.")
     latency_over_sla_percent: float = Field(default=25, ge=0, description="Canary p95 above the SLA by more than this percentage.")
+    error_rate_floor: float = Field(
+        default=0.001, ge=0, le=1,
+        description="The champion's error rate counts as at least this, so one canary error beside a flawless champion is no rollback.",
+    )
     critical_regression: float = Field(
         default=0.02, gt=0, le=1, description="A critical metric worse than the champion's by more than this (absolute)."
     )

@@ -1,0 +1,182 @@
+"""``azml release``: evaluate a canary, record observations, advance traffic, status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
+
+release_app = typer.Typer(
+    no_args_is_help=True,
+    help="Release controller: canary analysis, promotion gate, traffic ladder, rollback.",
+)
+
+ProjectDir = Annotated[
+    Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
+]
+TrackingUri = Annotated[
+    Optional[str],
+    typer.Option("--tracking-uri", help="MLflow tracking URI (default: azml:release.metrics.trackingUri of the stack)."),
+]
+
+
+class VerdictFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+def _parse_time(value: str | None, option: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        fail(EXIT_INVALID_INPUT, [f"{option}: {value!r} is not an ISO 8601 time (e.g. 2026-11-26T09:00:00Z)"])
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def verdict_markdown(verdict: object) -> str:
+    from .verdict import Verdict
+
+    assert isinstance(verdict, Verdict)
+    lines = [
+        f"**{verdict.decision.value}** — canary `{verdict.canary}` vs champion `{verdict.champion}` "
+        f"on `{verdict.endpoint}` ({verdict.stack}, {verdict.phase} phase, window {verdict.window_minutes} min)",
+        "",
+        "| metric | value | threshold | result | n |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {' | '.join(row)} |" for row in verdict.table()]
+    if verdict.rollback_triggers:
+        lines += ["", "Rollback triggers:"] + [f"- {trigger}" for trigger in verdict.rollback_triggers]
+    lines += ["", f"promotion_gate = `{verdict.gate_param()}` · MLflow run `{verdict.run_id}` · {verdict.computed_at}"]
+    return "\n".join(lines) + "\n"
+
+
+def _print_verdict(verdict: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .verdict import Decision, Verdict
+
+    assert isinstance(verdict, Verdict)
+    console = Console(width=120)
+    colour = {Decision.PROMOTE: "green", Decision.HOLD: "yellow", Decision.ROLLBACK: "red"}[verdict.decision]
+    console.print(
+        f"[bold {colour}]{verdict.decision.value}[/] canary {verdict.canary} vs champion {verdict.champion} "
+        f"on {verdict.endpoint} ({verdict.stack}, {verdict.phase} phase, window {verdict.window_minutes} min)"
+    )
+    table = Table("metric", "value", "threshold", "result", "n")
+    for row in verdict.table():
+        table.add_row(*row)
+    console.print(table)
+    for trigger in verdict.rollback_triggers:
+        console.print(f"[red]rollback trigger[/]: {trigger}")
+    for note in verdict.notes:
+        console.print(f"note: {note}")
+    console.print(f"promotion_gate={verdict.gate_param()} logged to MLflow run {verdict.run_id}")
+
+
+@release_app.command()
+def evaluate(
+    stack: Annotated[str, typer.Argument(help="Stack name (Pulumi.STACK.yaml) or path to a stack config file.")],
+    endpoint: Annotated[str, typer.Option("--endpoint", "-e", help="Online endpoint (short name, as in the stack config).")],
+    canary: Annotated[str, typer.Option("--canary", help="The deployment under evaluation.")],
+    champion: Annotated[
+        Optional[str], typer.Option("--champion", help="The deployment to beat (default: the other one with most live traffic).")
+    ] = None,
+    metrics_file: Annotated[
+        Optional[Path], typer.Option("--metrics-file", help="JSON/CSV metrics file instead of the configured source.")
+    ] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="End of the window, ISO 8601 (default: now).")] = None,
+    output_format: Annotated[VerdictFormat, typer.Option("--format", "-f")] = VerdictFormat.text,
+    project_dir: ProjectDir = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Run the promotion gate on the canary and log the verdict to MLflow:
+    PROMOTE, HOLD or ROLLBACK with a table of metric, value, threshold,
+    result and sample size. Exit 0 whatever the verdict; 2 on bad input."""
+    from ..config import ConfigError
+    from .evaluate import EvaluationError, evaluate_release
+    from .observations import SourceUnavailable
+
+    try:
+        verdict = evaluate_release(
+            stack, endpoint=endpoint, canary=canary, champion=champion, project_dir=project_dir,
+            tracking_uri=tracking_uri, metrics_file=metrics_file, at=_parse_time(at, "--at"),
+        )
+    except (ConfigError, EvaluationError) as error:
+        fail(EXIT_INVALID_INPUT, error.problems)
+    except SourceUnavailable as error:
+        fail(EXIT_PROGRAM_ERROR, [f"{error}; no verdict was logged"])
+    if output_format is VerdictFormat.json:
+        typer.echo(json.dumps(verdict.to_json(), indent=2, sort_keys=True))
+    elif output_format is VerdictFormat.markdown:
+        typer.echo(verdict_markdown(verdict), nl=False)
+    else:
+        _print_verdict(verdict)
+
+
+@release_app.command()
+def record(
+    stack: Annotated[str, typer.Argument(help="Stack name (Pulumi.STACK.yaml) or path to a stack config file.")],
+    endpoint: Annotated[str, typer.Option("--endpoint", "-e", help="Online endpoint (short name).")],
+    deployment: Annotated[str, typer.Option("--deployment", "-d", help="The deployment that served these requests.")],
+    requests: Annotated[Path, typer.Option("--requests", help="Request log, CSV or Parquet (one row per request).")],
+    reference: Annotated[
+        Optional[Path], typer.Option("--reference", help="Reference data (CSV/Parquet) for the inputs' PSI.")
+    ] = None,
+    features: Annotated[
+        Optional[str], typer.Option("--features", help="Comma-separated input features (default: modelMonitoring.features).")
+    ] = None,
+    label_column: Annotated[str, typer.Option("--label-column")] = "label",
+    prediction_column: Annotated[str, typer.Option("--prediction-column")] = "prediction",
+    latency_column: Annotated[str, typer.Option("--latency-column")] = "latency_ms",
+    status_column: Annotated[str, typer.Option("--status-column")] = "status_code",
+    sensitive_column: Annotated[
+        Optional[str], typer.Option("--sensitive-column", help="Group column for the demographic parity difference.")
+    ] = None,
+    positive_label: Annotated[str, typer.Option("--positive-label", help="Prediction value counted as selected.")] = "1",
+    project_dir: ProjectDir = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Measure one window of a deployment's requests (accuracy, p95 latency,
+    error rate, parity difference, input PSI) and log it as an observation
+    run that `azml release evaluate` reads."""
+    from ..config import ConfigError, load_stack
+    from .evaluate import EvaluationError, find_endpoint, tracking_uri_of
+    from .record import Columns, RequestLogError, measure_requests, read_table
+    from .sources import log_observation
+
+    try:
+        stack_file, config = load_stack(stack, project_dir)
+        declared = find_endpoint(config, endpoint, stack_file)
+        by_name = {d.name: d for d in declared.deployments}
+        if deployment not in by_name:
+            fail(EXIT_INVALID_INPUT, [f"--deployment: {deployment!r} is not a deployment of {endpoint} (declared: {', '.join(by_name)})"])
+        names = [f.strip() for f in features.split(",") if f.strip()] if features else list(config.model_monitoring.features or [])
+        columns = Columns(prediction_column, label_column, latency_column, status_column, sensitive_column, positive_label)
+        measures = measure_requests(read_table(requests), columns, reference=reference, features=names)
+    except (ConfigError, EvaluationError) as error:
+        fail(EXIT_INVALID_INPUT, error.problems)
+    except RequestLogError as error:
+        fail(EXIT_INVALID_INPUT, [str(error)])
+    if not measures:
+        fail(EXIT_INVALID_INPUT, [f"--requests: {requests.name} has none of the columns any metric needs"])
+    model = by_name[deployment].model
+    uri = tracking_uri_of(config, stack_file.project_dir, tracking_uri)
+    run_id = log_observation(
+        uri, config.release.metrics.experiment, stack=stack_file.stack, endpoint=endpoint, deployment=deployment,
+        measures=measures, model=f"{model.name}:{model.version}" if model.name else model.registry_uri,
+        params={"requests_file": requests.name},
+    )
+    for metric, measure in measures.items():
+        typer.echo(f"{metric} = {measure.value:.6g} (n={measure.n})")
+    typer.echo(f"Logged observation of {endpoint}/{deployment} to MLflow run {run_id}")
