@@ -112,12 +112,15 @@ def measure_requests(
 
 
 def _psi(frame: Any, reference: Path, features: Sequence[str]) -> Measure:
-    from ..drift import compute_drift
+    from ..drift import DriftInputError, compute_drift
 
     if not features:
         raise RequestLogError("--features: name the model's input features (or set modelMonitoring.features) to measure PSI")
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise RequestLogError(f"--features: the request log has no column(s) {', '.join(missing)}")
-    report = compute_drift(reference, frame[list(features)], features=list(features))
+    try:
+        report = compute_drift(reference, frame[list(features)], features=list(features))
+    except DriftInputError as error:
+        raise RequestLogError(f"--reference: {error}") from None
     return Measure(float(report.max_psi), int(len(frame)))
