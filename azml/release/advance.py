@@ -1,0 +1,313 @@
+"""``azml release advance``: apply the last verdict to the stack file.
+
+Order of events, each a point where the run may stop without changing
+traffic: the stack is loaded and validated; the newest verdict of the
+endpoint is read from MLflow (so every verdict reaches MLflow before any
+traffic moves); it is refused when missing, stale, or naming deployments the
+endpoint no longer declares; HOLD ends here with nothing to apply; the
+ladder gives the next split; :func:`azml.release.stackedit.rewrite_traffic`
+takes the stack file's lock, refuses a file that changed since the verdict,
+writes and validates the new file, records the change in MLflow (a ``traffic``
+run naming the verdict run) and only then replaces the file. ``pulumi up``
+applies the file to Azure, run by hand or with ``--up`` through Pulumi's
+Automation API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..config import ConfigError, StackConfig, StackFile, load_stack
+from .ladder import LadderError, Move, Split, next_split
+from .verdict import Decision, Verdict, utc_now
+
+#: Exit codes of ``advance`` and ``status``.
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_INVALID_INPUT = 2
+
+
+class AdvanceError(Exception):
+    """``advance`` stopped; ``code`` is the exit code, ``problems`` one line each."""
+
+    def __init__(self, code: int, problems: list[str]):
+        self.code = code
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class PulumiMissing(AdvanceError):
+    def __init__(self, problems: list[str]):
+        super().__init__(EXIT_REFUSED, problems)
+
+
+@dataclass
+class Target:
+    """A loaded stack and one of its online endpoints, with the store to use."""
+
+    stack_file: StackFile
+    config: StackConfig
+    endpoint: str
+    tracking_uri: str
+    experiment: str
+
+    @property
+    def endpoint_config(self):  # type: ignore[no-untyped-def]
+        return next(e for e in self.config.online_endpoints if e.name == self.endpoint)
+
+    @property
+    def deployments(self) -> list[str]:
+        return [d.name for d in self.endpoint_config.deployments]
+
+    @property
+    def split(self) -> Split:
+        e = self.endpoint_config
+        return Split.of(e.traffic, e.mirror_traffic)
+
+
+@dataclass
+class AdvanceResult:
+    target: Target
+    verdict: Verdict
+    move: Move | None  # None for HOLD
+    applied: bool
+    message: str
+    diff: list[str] = field(default_factory=list)
+    traffic_run_id: str | None = None
+    pulumi_command: list[str] = field(default_factory=list)
+
+
+def load_target(
+    stack: str,
+    endpoint: str | None,
+    *,
+    project_dir: Path | None = None,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+) -> tuple[StackFile, StackConfig, str, str]:
+    """Load and validate the stack, check ``endpoint`` is declared, and
+    resolve the tracking store (option, else the stack's ``azml:release``;
+    a relative sqlite path is relative to the project directory)."""
+    from .tracking import resolve_tracking_uri
+
+    try:
+        stack_file, config = load_stack(stack, project_dir)
+    except ConfigError as error:
+        raise AdvanceError(EXIT_INVALID_INPUT, error.problems) from None
+    if endpoint is not None:
+        declared = [e.name for e in config.online_endpoints]
+        if endpoint not in declared:
+            raise AdvanceError(
+                EXIT_INVALID_INPUT,
+                [
+                    f"stack {stack_file.stack} declares no online endpoint {endpoint!r} "
+                    f"(declared: {', '.join(declared) or 'none'})"
+                ],
+            )
+    metrics = config.release.metrics
+    uri = resolve_tracking_uri(tracking_uri or metrics.tracking_uri, stack_file.project_dir)
+    return stack_file, config, uri, experiment or metrics.experiment
+
+
+def pulumi_up_command(stack: str, project_dir: Path, cwd: Path | None = None) -> list[str]:
+    """The ``pulumi up`` that applies the rewritten stack file."""
+    command = ["pulumi", "up", "--stack", stack]
+    if project_dir.resolve() != (cwd or Path.cwd()).resolve():
+        command += ["--cwd", str(project_dir)]
+    return command
+
+
+def command_text(command: list[str]) -> str:
+    return shlex.join(command)
+
+
+def verdict_age(verdict: Verdict, now: dt.datetime | None = None) -> dt.timedelta:
+    return max((now or utc_now()) - verdict.computed(), dt.timedelta(0))
+
+
+def _minutes(delta: dt.timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    return f"{minutes // 1440} d {(minutes % 1440) // 60} h"
+
+
+def advance(
+    stack: str,
+    endpoint: str,
+    *,
+    project_dir: Path | None = None,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    now: dt.datetime | None = None,
+    before_replace: Callable[[], None] | None = None,
+) -> AdvanceResult:
+    """Apply the newest verdict of ``stack``/``endpoint`` to the stack file.
+    Raises :class:`AdvanceError` (exit 1 refused, exit 2 bad input); returns
+    the result otherwise, ``applied`` False when there was nothing to apply.
+    ``before_replace`` runs just before the file is replaced (tests use it
+    to stop a run mid-write)."""
+    from . import store
+    from .stackedit import StackEditError, rewrite_traffic
+
+    stack_file, config, uri, experiment_name = load_target(
+        stack, endpoint, project_dir=project_dir, tracking_uri=tracking_uri, experiment=experiment
+    )
+    target = Target(stack_file, config, endpoint, uri, experiment_name)
+    where = f"experiment {experiment_name!r} of {uri}"
+
+    try:
+        verdict = store.last_verdict(uri, experiment_name, stack_file.stack, endpoint)
+    except Exception as error:  # StoreError, or the store unreachable
+        raise AdvanceError(EXIT_REFUSED, [f"cannot read the last verdict from {where}: {error}"]) from None
+    if verdict is None:
+        raise AdvanceError(
+            EXIT_REFUSED,
+            [
+                f"no verdict for {stack_file.stack}/{endpoint} in {where}; "
+                f"run `azml release evaluate {stack_file.stack} --endpoint {endpoint}` first"
+            ],
+        )
+    age = verdict_age(verdict, now)
+    if verdict.decision is Decision.HOLD:
+        return AdvanceResult(
+            target,
+            verdict,
+            None,
+            False,
+            f"nothing to apply: the last verdict (computed at {verdict.computed_at}, {_minutes(age)} ago) "
+            f"is HOLD for {verdict.canary}; the split stays {target.split.text()}",
+        )
+    max_age = dt.timedelta(minutes=config.release.verdict_max_age_minutes)
+    if age > max_age:
+        raise AdvanceError(
+            EXIT_REFUSED,
+            [
+                f"the last verdict ({verdict.decision.value}, computed at {verdict.computed_at}) is {_minutes(age)} old, "
+                f"older than verdictMaxAgeMinutes ({config.release.verdict_max_age_minutes}); "
+                f"run `azml release evaluate {stack_file.stack} --endpoint {endpoint}` again"
+            ],
+        )
+    missing = [
+        f"the verdict's {role} {name} is no longer a deployment of {endpoint} "
+        f"(declared: {', '.join(target.deployments)}); run `azml release evaluate` again"
+        for role, name in (("champion", verdict.champion), ("canary", verdict.canary))
+        if name not in target.deployments
+    ]
+    if missing:
+        raise AdvanceError(EXIT_REFUSED, missing)
+
+    try:
+        move = next_split(
+            target.split,
+            champion=verdict.champion,
+            canary=verdict.canary,
+            ladder=config.release.ladder,
+            decision=verdict.decision,
+            deployments=target.deployments,
+        )
+    except LadderError as error:
+        raise AdvanceError(EXIT_REFUSED, error.problems) from None
+    if not move.changed:
+        return AdvanceResult(target, verdict, move, False, f"nothing to apply: {move.summary}")
+
+    recorded: dict[str, str] = {}
+
+    def record(new_sha256: str) -> None:
+        try:
+            recorded["run_id"] = store.log_traffic_change(
+                uri,
+                experiment_name,
+                stack=stack_file.stack,
+                endpoint=endpoint,
+                verdict_run_id=verdict.run_id,
+                before=move.before.as_config(),
+                after=move.after.as_config(),
+                stack_file_sha256=new_sha256,
+            )
+        except Exception as error:
+            raise AdvanceError(
+                EXIT_REFUSED,
+                [f"cannot record the traffic change in {where}: {error}; {stack_file.path.name} was not changed"],
+            ) from None
+        if before_replace is not None:
+            before_replace()
+
+    try:
+        edit = rewrite_traffic(
+            stack_file.path,
+            endpoint,
+            move.after.traffic,
+            move.after.mirror,
+            expected_sha256=verdict.stack_file_sha256,
+            computed_at=verdict.computed_at,
+            project_dir=stack_file.project_dir,
+            project=stack_file.project,
+            before_replace=record,
+        )
+    except StackEditError as error:
+        raise AdvanceError(EXIT_REFUSED, error.problems) from None
+    except BaseException:
+        if "run_id" in recorded:  # recorded, then the replace failed: say so in the audit trail
+            _mark_not_applied(uri, recorded["run_id"])
+        raise
+    return AdvanceResult(
+        target,
+        verdict,
+        move,
+        True,
+        move.summary,
+        diff=edit.diff,
+        traffic_run_id=recorded.get("run_id"),
+        pulumi_command=pulumi_up_command(stack_file.stack, stack_file.project_dir),
+    )
+
+
+def _mark_not_applied(uri: str, run_id: str) -> None:
+    try:
+        from . import tracking
+
+        client = tracking.client(uri)
+        client.set_tag(run_id, "azml.applied", "false")
+        client.set_terminated(run_id, status="FAILED")
+    except Exception:  # the original error matters more
+        pass
+
+
+def find_pulumi() -> str | None:
+    """The Pulumi CLI the Automation API would run (``pulumi`` on PATH)."""
+    return shutil.which("pulumi")
+
+
+def run_pulumi_up(stack: str, project_dir: Path, on_output: Callable[[str], None] = print) -> str:
+    """``pulumi up`` of ``stack`` through the Automation API; returns the
+    update's result (``succeeded``). Raises :class:`PulumiMissing` without
+    the CLI and :class:`AdvanceError` when the update fails."""
+    if find_pulumi() is None:
+        raise PulumiMissing(
+            [
+                "--up needs the Pulumi CLI (https://www.pulumi.com/docs/install/), which is not on PATH; "
+                f"the stack file was already updated: run `{command_text(pulumi_up_command(stack, project_dir))}`"
+            ]
+        )
+    from pulumi import automation as auto
+
+    try:
+        selected = auto.select_stack(stack_name=stack, work_dir=str(project_dir))
+        result = selected.up(on_output=on_output)
+    except auto.CommandError as error:
+        raise AdvanceError(
+            EXIT_REFUSED,
+            [f"pulumi up --stack {stack} failed (the stack file is already updated): {str(error).strip()[-2000:]}"],
+        ) from None
+    outcome = getattr(result.summary, "result", "succeeded")
+    if outcome not in ("succeeded", None):
+        raise AdvanceError(EXIT_REFUSED, [f"pulumi up --stack {stack} ended with {outcome}"])
+    return str(outcome)
