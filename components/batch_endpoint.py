@@ -4,6 +4,7 @@ default deployment set once the deployments exist."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 import pulumi
@@ -12,7 +13,7 @@ from pulumi_azure_native import machinelearningservices
 from azml.config.serving import BatchEndpointConfig
 from azml.serving.routing_resource import EndpointRouting
 
-from .serving_assets import code_asset_id, lineage_tags, model_asset_id
+from .serving_assets import code_asset_id, lineage_file, lineage_tags, model_asset_id
 
 OUTPUT_ACTIONS = {"append_row": "AppendRow", "summary_only": "SummaryOnly"}
 LOGGING_LEVELS = {"info": "Info", "warning": "Warning", "debug": "Debug"}
@@ -32,6 +33,8 @@ class BatchEndpointArgs:
     environment_ids: Mapping[tuple[str, str], pulumi.Input[str]]
     compute_ids: Mapping[str, pulumi.Input[str]]
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: Where deployments' lineage files are (default: the Pulumi program's root directory).
+    project_dir: Path | None = None
 
 
 class BatchEndpoint(pulumi.ComponentResource):
@@ -88,7 +91,7 @@ class BatchEndpoint(pulumi.ComponentResource):
                     "output_file_name": deployment.output_file_name,
                     "logging_level": LOGGING_LEVELS[deployment.logging_level],
                 },
-                tags={**tags, **lineage_tags(deployment.model)},
+                tags={**tags, **lineage_tags(deployment.model, lineage_file(deployment.lineage, args.project_dir))},
                 **common,
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -4,6 +4,7 @@ traffic split owned by a separate routing resource."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 import pulumi
@@ -13,7 +14,7 @@ from azml.config.serving import Autoscale, OnlineDeploymentConfig, OnlineEndpoin
 from azml.serving.routing_resource import EndpointRouting
 
 from .roles import assign_role
-from .serving_assets import code_asset_id, lineage_tags, model_asset_id
+from .serving_assets import code_asset_id, lineage_file, lineage_tags, model_asset_id
 
 AUTH_MODES = {"key": "Key", "aml_token": "AMLToken", "aad_token": "AADToken"}
 
@@ -37,6 +38,8 @@ class OnlineEndpointArgs:
     storage_account_id: pulumi.Input[str]
     subscription_id: pulumi.Input[str]
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: Where deployments' lineage files are (default: the Pulumi program's root directory).
+    project_dir: Path | None = None
 
 
 def _probe(probe: Probe) -> dict:
@@ -203,7 +206,7 @@ class OnlineEndpoint(pulumi.ComponentResource):
                 },
                 egress_public_network_access="Disabled",
             ),
-            tags={**tags, **lineage_tags(deployment.model)},
+            tags={**tags, **lineage_tags(deployment.model, lineage_file(deployment.lineage, args.project_dir))},
             **common,
             opts=pulumi.ResourceOptions(parent=self, depends_on=grants),
         )

@@ -19,13 +19,38 @@ def model_asset_id(workspace_id: pulumi.Input[str], model: ModelRef) -> pulumi.I
     return pulumi.Output.concat(workspace_id, f"/models/{model.name}/versions/{model.version}")
 
 
-def lineage_tags(model: ModelRef) -> dict[str, str]:
-    """Which model version a deployment serves, as tags (the lineage record)."""
+def lineage_tags(model: ModelRef, lineage_file: Path | None = None) -> dict[str, str]:
+    """Which model version a deployment serves, as tags, plus — when the
+    deployment names a lineage.json (``azml lineage``) — the record's hashes,
+    commit and training run (see docs/retraining-and-lineage.md)."""
     if model.registry_uri is not None:
         # azureml://registries/<registry>/models/<name>/versions/<version>
         parts = model.registry_uri.split("/")
-        return {"model-name": parts[-3], "model-version": parts[-1], "model-registry": parts[3]}
-    return {"model-name": str(model.name), "model-version": str(model.version)}
+        tags = {"model-name": parts[-3], "model-version": parts[-1], "model-registry": parts[3]}
+    else:
+        tags = {"model-name": str(model.name), "model-version": str(model.version)}
+    if lineage_file is None:
+        return tags
+    from azml.lineage import read_record, record_tags
+
+    record = read_record(lineage_file)
+    recorded = record_tags(record)
+    if (recorded["model-name"], recorded["model-version"]) != (tags["model-name"], tags["model-version"]):
+        # Config validation refuses this first; kept as a tripwire.
+        raise ValueError(
+            f"{lineage_file} records model {recorded['model-name']}:{recorded['model-version']}, "
+            f"not the served {tags['model-name']}:{tags['model-version']}"
+        )
+    return {**tags, **recorded}
+
+
+def lineage_file(lineage: str | None, project_dir: Path | None) -> Path | None:
+    """The deployment's lineage.json: relative to ``project_dir`` (default: the
+    Pulumi program's root directory)."""
+    if lineage is None:
+        return None
+    root = project_dir if project_dir is not None else Path(pulumi.get_root_directory())
+    return root / lineage
 
 
 def code_asset_id(workspace_id: pulumi.Input[str], code: CodeRef) -> pulumi.Output[str]:

@@ -50,6 +50,8 @@ def stack_problems(config: StackConfig, project_dir: Path | None = None) -> Iter
             environments.setdefault(key, (f"{where}.environment", definition))
             if project_dir is not None and env.conda_file is not None and not (project_dir / env.conda_file).is_file():
                 yield f"{where}.environment.condaFile", f"no file {env.conda_file} under {project_dir}"
+            if project_dir is not None and deployment.lineage is not None:
+                yield from _lineage_problems(f"{where}.lineage", project_dir, deployment.lineage, deployment.model)
             if collection == "batchEndpoints" and deployment.compute not in clusters:
                 yield f"{where}.compute", (
                     f"{deployment.compute!r} is not a declared compute cluster (declared: {', '.join(clusters) or 'none'})"
@@ -62,6 +64,28 @@ def stack_problems(config: StackConfig, project_dir: Path | None = None) -> Iter
 
     yield from observability_problems(config)
     yield from operations_problems(config)
+
+
+def _lineage_problems(key: str, project_dir: Path, relative: str, model: object) -> Iterator[tuple[str, str]]:
+    """The deployment's lineage.json exists, is intact and records the model it serves."""
+    from ..lineage import record_problems  # the config layer only pays for it when a stack uses lineage
+
+    path = project_dir / relative
+    if not path.is_file():
+        yield key, f"no file {relative} under {project_dir} (write it with `azml lineage`)"
+        return
+    name, version = model_name_version(model)
+    for message in record_problems(path, name, version):
+        yield key, message
+
+
+def model_name_version(model: object) -> tuple[str, str]:
+    """Name and version of a ``ModelRef`` (workspace or registry form)."""
+    registry_uri = getattr(model, "registry_uri", None)
+    if registry_uri:
+        parts = str(registry_uri).split("/")  # azureml://registries/<r>/models/<name>/versions/<version>
+        return parts[-3], parts[-1]
+    return str(getattr(model, "name")), str(getattr(model, "version"))
 
 
 def observability_problems(config: StackConfig) -> Iterator[tuple[str, str]]:

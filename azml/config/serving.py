@@ -32,7 +32,14 @@ def _check_endpoint_name(value: str) -> str:
     return value
 
 
+def _check_lineage_path(value: str) -> str:
+    if not value.endswith(".json") or value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value) or ".." in value.split("/"):
+        raise ValueError("must be the path of a lineage .json file relative to Pulumi.yaml, inside the project")
+    return value
+
+
 DeploymentName = Annotated[str, AfterValidator(_check_deployment_name)]
+LineagePath = Annotated[str, AfterValidator(_check_lineage_path)]
 EndpointName = Annotated[str, AfterValidator(_check_endpoint_name)]
 
 
@@ -138,6 +145,11 @@ class OnlineDeploymentConfig(Model):
         default=1.0, gt=0, le=1, description="Share of requests whose inputs/outputs are collected."
     )
     autoscale: Autoscale | None = None
+    lineage: LineagePath | None = Field(
+        default=None,
+        description="lineage.json of the served model version (written by `azml lineage`), relative to Pulumi.yaml: "
+        "its hashes and commit become the deployment's tags.",
+    )
 
     @model_validator(mode="after")
     def _autoscale_covers_instances(self) -> "OnlineDeploymentConfig":
@@ -191,6 +203,11 @@ class BatchDeploymentConfig(Model):
     output_action: Literal["append_row", "summary_only"] = "append_row"
     output_file_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")] = "predictions.csv"
     logging_level: Literal["info", "warning", "debug"] = "info"
+    lineage: LineagePath | None = Field(
+        default=None,
+        description="lineage.json of the served model version (written by `azml lineage`), relative to Pulumi.yaml: "
+        "its hashes and commit become the deployment's tags.",
+    )
 
 
 class BatchEndpointConfig(Model):

@@ -1,0 +1,492 @@
+"""Lineage record of a model version: ``azml lineage`` writes ``lineage.json``.
+
+A record ties a registered model version to what produced it: the sha256 of
+each training-data file (or, for DVC-tracked data, the hash DVC recorded plus
+the sha256 of the ``.dvc`` file, without reading the data), the git commit of
+the code and whether the work tree had local changes, and the sha256 of the
+environment lock. A composite sha256 over all of it (canonical JSON) names the
+record; the record is turned into the deployment tags the policy pack checks
+(:func:`record_tags`), and ``azml retrain check`` reads the training time and
+accuracy from it.
+
+See docs/retraining-and-lineage.md for the layout and the tags.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+import math
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
+from .files import write_atomically
+
+SCHEMA_VERSION = 1
+DEFAULT_ENV_LOCK = "requirements.lock"
+DEFAULT_OUT = "lineage.json"
+
+# Deployment tags (Azure: values up to 256 characters; keys without < > % & \ ? /).
+TAG_MODEL_NAME = "model-name"
+TAG_MODEL_VERSION = "model-version"
+TAG_TRAINING_RUN = "training-run"
+TAG_TRAINED_AT = "trained-at"
+TAG_LINEAGE = "lineage-sha256"
+TAG_GIT_COMMIT = "git-commit"
+TAG_GIT_DIRTY = "git-dirty"
+TAG_DATA = "data-sha256"
+TAG_ENV_LOCK = "env-lock-sha256"
+#: Tags every record yields (the others only when the record knows the value).
+ALWAYS_TAGS = (TAG_MODEL_NAME, TAG_MODEL_VERSION, TAG_LINEAGE, TAG_DATA, TAG_ENV_LOCK)
+MAX_TAG_VALUE = 256
+_TAG_KEY_FORBIDDEN = re.compile(r"[<>%&\\?/]")
+
+_ASSET_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
+_ASSET_VERSION = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,29}$")
+_HEX = re.compile(r"^[0-9a-f]+$")
+_CHUNK = 1 << 20
+
+
+class LineageError(ValueError):
+    """Bad input or a broken record; the message is one line naming what is wrong."""
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 as is: the text the composite hash covers."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def sha256_json(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def hash_directory(root: Path) -> tuple[str, int, int]:
+    """``(sha256, files, bytes)`` of a directory tree: the sha256 of the lines
+    ``<relative POSIX path>\\0<sha256 of the file>\\n`` in sorted path order
+    (so the same tree hashes the same on every machine). Symbolic links to
+    directories are not followed; empty directories do not count."""
+    entries: list[tuple[str, Path]] = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs.sort()
+        for name in files:
+            path = Path(directory, name)
+            if path.is_file():
+                entries.append((path.relative_to(root).as_posix(), path))
+    entries.sort(key=lambda item: item[0])
+    digest = hashlib.sha256()
+    total = 0
+    for relative, path in entries:
+        digest.update(f"{relative}\0{sha256_file(path)}\n".encode("utf-8"))
+        total += path.stat().st_size
+    return digest.hexdigest(), len(entries), total
+
+
+# --------------------------------------------------------------------------- data entries
+
+
+def _display_path(path: Path, base: Path) -> str:
+    """POSIX path relative to ``base`` when inside it, else absolute."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+def _dvc_outs(dvc_file: Path) -> list[dict[str, Any]]:
+    """The ``outs`` DVC recorded: path and content hash of each output."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        document = YAML(typ="safe", pure=True).load(dvc_file.read_text(encoding="utf-8"))
+    except (YAMLError, UnicodeDecodeError) as error:
+        raise LineageError(f"--data {dvc_file}: not a DVC file (invalid YAML: {str(error).splitlines()[0]})") from None
+    outs = document.get("outs") if isinstance(document, dict) else None
+    if not isinstance(outs, list) or not outs:
+        raise LineageError(f"--data {dvc_file}: not a DVC file (no 'outs' list)")
+    result = []
+    for index, out in enumerate(outs):
+        if not isinstance(out, dict):
+            raise LineageError(f"--data {dvc_file}: outs[{index}] is not a mapping")
+        # DVC 3: md5 holds the value and hash names its kind ("md5"); some
+        # remotes record etag or checksum instead; accept a hex value in hash too.
+        value, kind = None, None
+        for key in ("md5", "etag", "checksum"):
+            if isinstance(out.get(key), str) and out[key]:
+                value, kind = out[key], key
+                break
+        declared = out.get("hash")
+        if value is None and isinstance(declared, str) and len(declared) >= 32:
+            value, kind = declared, "hash"
+        elif value is not None and isinstance(declared, str) and kind == "md5":
+            kind = declared  # "md5" (DVC 3) or a legacy marker such as "md5-dos2unix"
+        if value is None:
+            raise LineageError(f"--data {dvc_file}: outs[{index}] records no hash (md5, etag, checksum or hash)")
+        entry: dict[str, Any] = {"path": str(out.get("path", "")), "hash": str(value), "hashType": kind}
+        for key in ("size", "nfiles"):
+            if isinstance(out.get(key), int):
+                entry[key] = out[key]
+        result.append(entry)
+    return result
+
+
+def data_entry(given: Path, base: Path) -> dict[str, Any]:
+    """One ``data`` entry of the record; ``digest`` identifies the content."""
+    dvc_file: Path | None = None
+    if given.suffix == ".dvc" and given.is_file():
+        dvc_file, data_path = given, given.with_suffix("")
+    elif Path(f"{given}.dvc").is_file():
+        dvc_file, data_path = Path(f"{given}.dvc"), given
+    else:
+        data_path = given
+    if dvc_file is not None:
+        outs = _dvc_outs(dvc_file)
+        dvc_sha = sha256_file(dvc_file)
+        content = outs[0]["hash"] if len(outs) == 1 else sha256_json([[o["path"], o["hash"]] for o in outs])
+        return {
+            "path": _display_path(data_path, base),
+            "kind": "dvc",
+            "digest": f"{outs[0]['hashType'] if len(outs) == 1 else 'sha256'}:{content}",
+            "dvcFile": _display_path(dvc_file, base),
+            "dvcFileSha256": dvc_sha,
+            "outs": outs,
+        }
+    if data_path.is_dir():
+        digest, files, size = hash_directory(data_path)
+        if files == 0:
+            raise LineageError(f"--data {given}: the directory holds no files")
+        return {"path": _display_path(data_path, base), "kind": "directory", "digest": f"sha256:{digest}",
+                "sha256": digest, "files": files, "bytes": size}
+    if data_path.is_file():
+        digest = sha256_file(data_path)
+        return {"path": _display_path(data_path, base), "kind": "file", "digest": f"sha256:{digest}",
+                "sha256": digest, "bytes": data_path.stat().st_size}
+    raise LineageError(f"--data {given}: no such file or directory (and no {given}.dvc)")
+
+
+def data_sha256(entries: list[dict[str, Any]]) -> str:
+    """One hash for all training data: sha256 of the canonical JSON of the
+    sorted ``[path, digest]`` pairs."""
+    return sha256_json(sorted([e["path"], e["digest"]] for e in entries))
+
+
+# --------------------------------------------------------------------------- git
+
+
+def git_state(directory: Path) -> dict[str, Any]:
+    """``{"commit", "dirty"}`` of the work tree holding ``directory``; both
+    ``None`` outside a git work tree (or without git). Dirty means tracked
+    files differ from the commit (untracked files do not count)."""
+    def run(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = run("rev-parse", "HEAD")
+    if commit is None or not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", commit):
+        return {"commit": None, "dirty": None}
+    status = run("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+# --------------------------------------------------------------------------- the record
+
+
+def parse_model(text: str, option: str = "--model") -> tuple[str, str]:
+    name, sep, version = text.partition(":")
+    if not sep or not _ASSET_NAME.match(name) or not _ASSET_VERSION.match(version):
+        raise LineageError(f"{option}: expected NAME:VERSION of a registered model (e.g. credit-risk:3), got {text!r}")
+    return name, version
+
+
+def parse_time(text: str, option: str) -> dt.datetime:
+    """An ISO 8601 time; without a UTC offset it is taken as UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise LineageError(f"{option}: expected an ISO 8601 time such as 2026-11-26T08:00:00Z, got {text!r}") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+
+
+def iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _hashed_part(record: dict[str, Any]) -> dict[str, Any]:
+    """What the composite hash covers: everything but the hash itself, the
+    creation time and the derived tags (so equal inputs give equal hashes)."""
+    return {k: record[k] for k in ("schemaVersion", "model", "training", "data", "git", "environment")}
+
+
+def build_record(
+    model: tuple[str, str],
+    data: list[dict[str, Any]],
+    git: dict[str, Any],
+    env_lock: tuple[str, str],
+    training: dict[str, Any],
+    created_at: dt.datetime,
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "schemaVersion": SCHEMA_VERSION,
+        "model": {"name": model[0], "version": model[1]},
+        "training": training,
+        "data": sorted(data, key=lambda e: e["path"]),
+        "dataSha256": data_sha256(data),
+        "git": git,
+        "environment": {"lock": env_lock[0], "sha256": env_lock[1]},
+    }
+    record["lineageSha256"] = sha256_json({**_hashed_part(record), "dataSha256": record["dataSha256"]})
+    record["createdAt"] = iso(created_at)
+    record["tags"] = record_tags(record)
+    return record
+
+
+def record_tags(record: dict[str, Any]) -> dict[str, str]:
+    """The deployment tags of a record (see the module docs for the keys)."""
+    training = record.get("training") or {}
+    git = record.get("git") or {}
+    tags = {
+        TAG_MODEL_NAME: record["model"]["name"],
+        TAG_MODEL_VERSION: record["model"]["version"],
+        TAG_LINEAGE: record["lineageSha256"],
+        TAG_DATA: record["dataSha256"],
+        TAG_ENV_LOCK: record["environment"]["sha256"],
+    }
+    if training.get("run"):
+        tags[TAG_TRAINING_RUN] = str(training["run"])
+    if training.get("trainedAt"):
+        tags[TAG_TRAINED_AT] = str(training["trainedAt"])
+    if git.get("commit"):
+        tags[TAG_GIT_COMMIT] = str(git["commit"])
+        if git.get("dirty") is not None:
+            tags[TAG_GIT_DIRTY] = "true" if git["dirty"] else "false"
+    for key, value in tags.items():
+        if _TAG_KEY_FORBIDDEN.search(key) or len(value) > MAX_TAG_VALUE:
+            raise LineageError(f"tag {key}: value longer than {MAX_TAG_VALUE} characters (Azure's limit)")
+    return tags
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """A lineage.json, checked: layout, and the composite hash against its
+    contents (a hand-edited record is refused). Raises :class:`LineageError`."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise LineageError(f"{path}: cannot read ({error.strerror or error})") from None
+    except ValueError as error:
+        raise LineageError(f"{path}: not JSON ({error})") from None
+    if not isinstance(record, dict) or record.get("schemaVersion") != SCHEMA_VERSION:
+        raise LineageError(f"{path}: not a lineage record (schemaVersion {SCHEMA_VERSION} expected)")
+    try:
+        model = record["model"]
+        if not (isinstance(model, dict) and _ASSET_NAME.match(str(model["name"])) and _ASSET_VERSION.match(str(model["version"]))):
+            raise LineageError(f"{path}: model must be {{name, version}} of a registered model")
+        for entry in record["data"]:
+            entry["path"], entry["digest"]
+        expected_data = data_sha256(record["data"])
+        expected = sha256_json({**_hashed_part(record), "dataSha256": record["dataSha256"]})
+        record["environment"]["sha256"]
+    except (KeyError, TypeError) as error:
+        raise LineageError(f"{path}: not a lineage record (missing {error})") from None
+    if record["dataSha256"] != expected_data or record.get("lineageSha256") != expected:
+        raise LineageError(f"{path}: lineageSha256 does not match the record's contents (edited after it was written?)")
+    training = record.get("training") or {}
+    if not isinstance(training, dict):
+        raise LineageError(f"{path}: training must be a mapping")
+    accuracy = training.get("accuracy")
+    if accuracy is not None and not (isinstance(accuracy, (int, float)) and 0 <= accuracy <= 1):
+        raise LineageError(f"{path}: training.accuracy must be a number in 0..1")
+    if training.get("trainedAt") is not None:
+        try:
+            parse_time(str(training["trainedAt"]), "training.trainedAt")
+        except LineageError as error:
+            raise LineageError(f"{path}: {error}") from None
+    return record
+
+
+def record_problems(path: Path, model_name: str | None, model_version: str | None) -> list[str]:
+    """Why ``path`` cannot be the lineage of a deployment serving that model."""
+    try:
+        record = read_record(path)
+    except LineageError as error:
+        return [str(error)]
+    recorded = (record["model"]["name"], record["model"]["version"])
+    if model_name is not None and recorded != (model_name, model_version):
+        return [f"{path.name} records model {recorded[0]}:{recorded[1]} but the deployment serves {model_name}:{model_version}"]
+    return []
+
+
+# --------------------------------------------------------------------------- MLflow
+
+
+def _training_run_facts(tracking_uri: str, run_id: str) -> dict[str, Any]:
+    """Training accuracy (metric ``accuracy``) and end (or start) time of an MLflow run."""
+    from .release import tracking
+
+    run = tracking.client(tracking_uri).get_run(run_id)
+    facts: dict[str, Any] = {}
+    if "accuracy" in run.data.metrics:
+        facts["accuracy"] = float(run.data.metrics["accuracy"])
+    millis = run.info.end_time or run.info.start_time
+    if millis:
+        facts["trainedAt"] = iso(dt.datetime.fromtimestamp(millis / 1000, dt.timezone.utc))
+    return facts
+
+
+def log_record(tracking_uri: str, experiment: str, record: dict[str, Any], stack: str | None) -> str:
+    """One kind=lineage run holding the record (params, tags, lineage.json artifact)."""
+    from .release import tracking
+
+    client = tracking.client(tracking_uri)
+    model = f"{record['model']['name']}:{record['model']['version']}"
+    tags = {tracking.TAG_KIND: tracking.KIND_LINEAGE, tracking.TAG_MODEL: model}
+    if stack:
+        tags[tracking.TAG_STACK] = stack
+    run = client.create_run(tracking.experiment_id(client, experiment), tags=tags, run_name=f"lineage {model}")
+    run_id = run.info.run_id
+    training = record.get("training") or {}
+    params = {
+        "lineage_sha256": record["lineageSha256"],
+        "data_sha256": record["dataSha256"],
+        "env_lock_sha256": record["environment"]["sha256"],
+        "git_commit": record["git"].get("commit") or "",
+        "git_dirty": str(record["git"].get("dirty")),
+        "training_run": training.get("run") or "",
+        "trained_at": training.get("trainedAt") or "",
+    }
+    if training.get("accuracy") is not None:
+        params["training_accuracy"] = repr(float(training["accuracy"]))
+    for key, value in params.items():
+        client.log_param(run_id, key, value)
+    client.log_text(run_id, json.dumps(record, indent=2) + "\n", "lineage.json")
+    client.set_terminated(run_id)
+    return run_id
+
+
+# --------------------------------------------------------------------------- the command
+
+
+class _Format(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+def lineage(
+    model: Annotated[str, typer.Option("--model", help="The registered model version: NAME:VERSION.")],
+    data: Annotated[
+        list[Path],
+        typer.Option("--data", help="Training data: a file, a directory, or DVC-tracked data (PATH.dvc beside it, or the .dvc file). Repeatable."),
+    ],
+    env_lock: Annotated[Path, typer.Option("--env-lock", help="Environment lock file whose sha256 is recorded.")] = Path(
+        DEFAULT_ENV_LOCK
+    ),
+    training_run: Annotated[Optional[str], typer.Option("--training-run", help="Id of the run that trained the model.")] = None,
+    training_accuracy: Annotated[
+        Optional[float], typer.Option("--training-accuracy", help="Accuracy at training time, 0..1 (retrain check's baseline).")
+    ] = None,
+    trained_at: Annotated[
+        Optional[str], typer.Option("--trained-at", help="When training finished, ISO 8601 (UTC if no offset).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the record.")] = Path(DEFAULT_OUT),
+    tracking_uri: Annotated[
+        Optional[str],
+        typer.Option("--tracking-uri", help="Log a kind=lineage MLflow run there (and read --training-run's accuracy and time)."),
+    ] = None,
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment of the lineage run.")] = "azml-lineage",
+    stack: Annotated[Optional[str], typer.Option("--stack", help="Stack name tagged on the MLflow run.")] = None,
+    output_format: Annotated[_Format, typer.Option("--format", "-f", help="text: the tags; json: the record.")] = _Format.text,
+) -> None:
+    """Write the lineage record of a model version (lineage.json) and print the
+    deployment tags it yields. Paths in the record are relative to the
+    current directory when inside it. Exit 2 on bad input (nothing written)."""
+    base = Path.cwd()
+    try:
+        name_version = parse_model(model)
+        if not data:
+            raise LineageError("--data: give at least one training-data path")
+        if training_accuracy is not None and not (math.isfinite(training_accuracy) and 0 <= training_accuracy <= 1):
+            raise LineageError(f"--training-accuracy: expected a number in 0..1, got {training_accuracy}")
+        trained = parse_time(trained_at, "--trained-at") if trained_at is not None else None
+        if not env_lock.is_file():
+            raise LineageError(f"--env-lock: no file {env_lock} (the environment lock, e.g. requirements.lock)")
+        if out.exists() and out.is_dir():
+            raise LineageError(f"--out: {out} is a directory")
+        entries = [data_entry(path, base) for path in data]
+        paths = [e["path"] for e in entries]
+        if len(set(paths)) != len(paths):
+            raise LineageError("--data: the same path is given twice")
+    except LineageError as error:
+        fail(EXIT_INVALID_INPUT, [str(error)])
+
+    training: dict[str, Any] = {"run": training_run, "accuracy": training_accuracy, "trainedAt": iso(trained) if trained else None}
+    resolved_uri = None
+    if tracking_uri:
+        from .release.tracking import resolve_tracking_uri
+
+        resolved_uri = resolve_tracking_uri(tracking_uri, base)
+        if training_run and (training_accuracy is None or trained is None):
+            try:
+                facts = _training_run_facts(resolved_uri, training_run)
+            except Exception as error:  # noqa: BLE001 - MLflow raises many kinds
+                fail(EXIT_INVALID_INPUT, [f"--training-run {training_run}: not readable from {tracking_uri} ({_first_line(error)})"])
+            for key, value in facts.items():
+                if training.get(key) is None:
+                    training[key] = value
+
+    record = build_record(
+        name_version,
+        entries,
+        git_state(base),
+        (_display_path(env_lock, base), sha256_file(env_lock)),
+        training,
+        dt.datetime.now(dt.timezone.utc),
+    )
+    text = json.dumps(record, indent=2) + "\n"
+    write_atomically(out, text)
+    run_id = None
+    if resolved_uri:
+        try:
+            run_id = log_record(resolved_uri, experiment, record, stack)
+        except Exception as error:  # noqa: BLE001
+            fail(EXIT_PROGRAM_ERROR, [f"wrote {out} but could not log it to MLflow at {tracking_uri}: {_first_line(error)}"])
+
+    if output_format is _Format.json:
+        typer.echo(text, nl=False)
+        return
+    typer.echo(f"Wrote {out}: lineage of {name_version[0]}:{name_version[1]} (lineage-sha256 {record['lineageSha256']})")
+    if record["git"]["commit"] is None:
+        typer.echo("note: not in a git work tree: no git-commit recorded")
+    elif record["git"]["dirty"]:
+        typer.echo("note: the work tree has uncommitted changes to tracked files (git-dirty: true)")
+    if run_id:
+        typer.echo(f"Logged MLflow run {run_id} (kind=lineage)")
+    typer.echo("Deployment tags:")
+    for key, value in record["tags"].items():
+        typer.echo(f"  {key}: {value}")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:300]
