@@ -1,0 +1,118 @@
+"""`azml drift`: PSI and KS of every feature of a current sample against a reference.
+
+Registered on the ``azml`` app as ``app.command("drift")(drift)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..cliutil import EXIT_DRIFT, EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
+from .engine import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
+
+
+class DriftFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+def _features(values: list[str] | None) -> list[str] | None:
+    names = [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+    return names or None
+
+
+def drift(
+    reference: Annotated[Path, typer.Option("--reference", "-r", help="Reference sample: CSV or Parquet file.", dir_okay=False)],
+    current: Annotated[Path, typer.Option("--current", "-c", help="Current sample: CSV or Parquet file.", dir_okay=False)],
+    features: Annotated[
+        Optional[list[str]],
+        typer.Option("--features", help="Features to compare, comma-separated or repeated (default: every reference column)."),
+    ] = None,
+    threshold: Annotated[float, typer.Option("--threshold", help="A feature drifts when its PSI is above this.", min=0)] = DEFAULT_THRESHOLD,
+    bins: Annotated[int, typer.Option("--bins", help="Reference-quantile bins of numeric features.", min=2)] = DEFAULT_BINS,
+    chunk_rows: Annotated[
+        int, typer.Option("--chunk-rows", help="Rows read at a time; inputs no longer than this are processed in memory.", min=1)
+    ] = DEFAULT_CHUNK_ROWS,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for drift.json, drift.md and drift.html.")] = Path("build/drift"),
+    output_format: Annotated[DriftFormat, typer.Option("--format", "-f", help="What to print on stdout.")] = DriftFormat.text,
+    tracking_uri: Annotated[
+        str, typer.Option("--tracking-uri", help="MLflow tracking URI (a relative sqlite path is relative to the current directory).")
+    ] = "sqlite:///mlruns.db",
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment of the drift run.")] = "azml-drift",
+    log: Annotated[bool, typer.Option("--log/--no-log", help="Log the report as an MLflow run (kind=drift).")] = True,
+    stack: Annotated[Optional[str], typer.Option("--stack", help="Stack tag of the MLflow run and the report.")] = None,
+    endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="Endpoint tag of the MLflow run and the report.")] = None,
+    deployment: Annotated[Optional[str], typer.Option("--deployment", help="Deployment tag of the MLflow run and the report.")] = None,
+) -> None:
+    """Compare a current sample with a reference, feature by feature: PSI over the
+    reference's quantile bins (categories for text and boolean columns) and the
+    two-sample KS test. Writes drift.json, drift.md and drift.html; exits 3 when a
+    feature's PSI is above the threshold, 2 on bad input."""
+    from .engine import compute_drift
+    from .reader import DriftInputError
+    from .report import to_html, to_json_text, to_markdown, to_text
+    from ..files import write_atomically
+
+    try:
+        report = compute_drift(
+            reference,
+            current,
+            features=_features(features),
+            default_threshold=threshold,
+            bins=bins,
+            chunk_rows=chunk_rows,
+        )
+    except DriftInputError as error:
+        fail(EXIT_INVALID_INPUT, [str(error)])
+    metadata: dict[str, str] = {"generatedAt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    for key, value in (("stack", stack), ("endpoint", endpoint), ("deployment", deployment)):
+        if value:
+            metadata[key] = value
+    text = to_json_text(report, metadata)
+    html = to_html(report)
+    markdown = to_markdown(report)
+    try:
+        write_atomically(out / "drift.json", text)
+        write_atomically(out / "drift.md", markdown)
+        write_atomically(out / "drift.html", html)
+    except OSError as error:
+        fail(EXIT_INVALID_INPUT, [f"--out {out}: cannot write ({error.strerror or error})"])
+    run_id = None
+    if log:
+        from ..release.tracking import resolve_tracking_uri
+        from .mlflow_log import log_report
+
+        try:
+            run_id = log_report(
+                report,
+                resolve_tracking_uri(tracking_uri, Path.cwd()),
+                experiment,
+                stack=stack,
+                endpoint=endpoint,
+                deployment=deployment,
+                metadata=metadata,
+                html=html,
+            )
+        except Exception as error:  # noqa: BLE001 - an unreachable store is reported, not a traceback
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            fail(EXIT_PROGRAM_ERROR, [f"cannot log to MLflow at {tracking_uri}: {first}"])
+
+    if output_format is DriftFormat.json:
+        sys.stdout.write(text)
+    elif output_format is DriftFormat.markdown:
+        sys.stdout.write(markdown)
+    else:
+        typer.echo(to_text(report), nl=False)
+        typer.echo(f"\nWrote {out / 'drift.json'}, {out / 'drift.md'} and {out / 'drift.html'}")
+        if run_id:
+            typer.echo(f"Logged MLflow run {run_id} (experiment {experiment})")
+    if report.drifted:
+        names = ", ".join(f"{f.name} (PSI {f.psi:.4f} > {f.threshold:g})" for f in report.features if f.drifted)
+        fail(EXIT_DRIFT, [f"drift in {len(report.drifted)} feature(s): {names}"])

@@ -1,0 +1,332 @@
+"""compute_drift: PSI and KS of every feature of a current sample against a reference.
+
+Two paths give bit-identical results: when both inputs fit in one chunk they
+are sorted in memory (one thread per feature); otherwise both are streamed
+chunk by chunk (see :mod:`azml.drift.streaming`) as often as the exact
+refinement needs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .ks import ks_pvalue, ks_statistic_sorted
+from .psi import EPSILON, bin_labels, numeric_bin_counts, psi, quantile_ranks, shares
+from .reader import CATEGORICAL, NUMERIC, DriftInputError, as_float64, category_counts, open_source, resolve_features
+from .streaming import NumericStream, from_key, to_keys
+
+#: Rows per chunk; inputs with at most this many rows each take the in-memory path.
+DEFAULT_CHUNK_ROWS = 1 << 21
+DEFAULT_BINS = 10
+DEFAULT_THRESHOLD = 0.2
+UNSEEN = "(unseen)"
+MISSING = "(missing)"
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    name: str
+    kind: str  # "numeric" or "categorical"
+    psi: float
+    threshold: float
+    drifted: bool  # psi > threshold
+    ks_statistic: float | None
+    ks_pvalue: float | None
+    ks_method: str | None  # "exact", "asymptotic", None (categorical, or an empty sample)
+    n_reference: int  # rows, missing values included
+    n_current: int
+    missing_reference: int
+    missing_current: int
+    edges: tuple[float, ...] = ()  # numeric: inner bin edges, bins right-closed
+    categories: tuple[str, ...] = ()  # categorical: the reference's categories
+    bin_labels: tuple[str, ...] = ()  # one per bin, the last one the missing bin
+    reference_counts: tuple[int, ...] = ()
+    current_counts: tuple[int, ...] = ()
+    reference_shares: tuple[float, ...] = ()  # before epsilon
+    current_shares: tuple[float, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "psi": self.psi,
+            "threshold": self.threshold,
+            "drifted": self.drifted,
+            "ks_statistic": self.ks_statistic,
+            "ks_pvalue": self.ks_pvalue,
+            "ks_method": self.ks_method,
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "missing_reference": self.missing_reference,
+            "missing_current": self.missing_current,
+            "edges": [_number(edge) for edge in self.edges],
+            "categories": list(self.categories),
+            "bins": [
+                {"label": label, "reference_count": rc, "current_count": cc, "reference_share": rs, "current_share": cs}
+                for label, rc, cc, rs, cs in zip(
+                    self.bin_labels, self.reference_counts, self.current_counts, self.reference_shares, self.current_shares
+                )
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    features: tuple[FeatureDrift, ...]
+    bins: int = DEFAULT_BINS
+    epsilon: float = EPSILON
+    default_threshold: float = DEFAULT_THRESHOLD
+    reference: str = ""
+    current: str = ""
+    streamed: bool = False
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def drifted(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.drifted)
+
+    @property
+    def max_psi(self) -> float:
+        return max((f.psi for f in self.features), default=0.0)
+
+    def feature(self, name: str) -> FeatureDrift:
+        for item in self.features:
+            if item.name == name:
+                return item
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "current": self.current,
+            "bins": self.bins,
+            "epsilon": self.epsilon,
+            "default_threshold": self.default_threshold,
+            "streamed": self.streamed,
+            "drifted": list(self.drifted),
+            "max_psi": self.max_psi,
+            "features": [f.to_json() for f in self.features],
+            **dict(self.metadata),
+        }
+
+
+def _number(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
+def compute_drift(
+    reference: Any,
+    current: Any,
+    *,
+    features: list[str] | tuple[str, ...] | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    default_threshold: float = DEFAULT_THRESHOLD,
+    bins: int = DEFAULT_BINS,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> DriftReport:
+    """PSI and KS per feature of ``current`` against ``reference`` (paths, DataFrames or
+    pyarrow Tables). A feature has drifted when its PSI exceeds its threshold
+    (``thresholds[name]``, else ``default_threshold``). Raises DriftInputError."""
+    if not isinstance(bins, int) or bins < 2:
+        raise DriftInputError(f"bins must be an integer >= 2, got {bins!r}")
+    if not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise DriftInputError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    ref_source = open_source(reference, "reference")
+    cur_source = open_source(current, "current")
+    kinds = resolve_features(ref_source, cur_source, list(features) if features else None)
+    limits = _thresholds(kinds, thresholds, default_threshold)
+    columns = list(kinds)
+    ref_table = ref_source.read_all(columns, chunk_rows)
+    cur_table = cur_source.read_all(columns, chunk_rows) if ref_table is not None else None
+    if ref_table is not None and cur_table is not None:
+        results = _in_memory(ref_table, cur_table, kinds, bins)
+        streamed = False
+    else:
+        results = _streamed(ref_source, cur_source, kinds, bins, chunk_rows)
+        streamed = True
+    items = tuple(_feature(name, kinds[name], limits[name], results[name]) for name in columns)
+    for source, side in ((ref_source, 0), (cur_source, 1)):
+        if items and (items[0].n_reference, items[0].n_current)[side] == 0:
+            raise DriftInputError(f"{source.label}: no rows")
+    return DriftReport(
+        features=items,
+        bins=bins,
+        epsilon=EPSILON,
+        default_threshold=default_threshold,
+        reference=ref_source.label,
+        current=cur_source.label,
+        streamed=streamed,
+    )
+
+
+def _thresholds(kinds: dict[str, str], thresholds: Mapping[str, float] | None, default: float) -> dict[str, float]:
+    given = dict(thresholds or {})
+    unknown = sorted(set(given) - set(kinds))
+    if unknown:
+        raise DriftInputError(f"threshold(s) for unknown feature(s): {', '.join(unknown)}")
+    limits = {name: float(given.get(name, default)) for name in kinds}
+    bad = [name for name, value in limits.items() if not (value >= 0 and math.isfinite(value))]
+    if bad:
+        raise DriftInputError(f"thresholds must be finite and >= 0: {', '.join(bad)}")
+    return limits
+
+
+# Per-feature raw results, the same from both paths ---------------------------------
+
+
+@dataclass
+class _Numeric:
+    rows: list[int]  # [reference, current] rows
+    missing: list[int]
+    edges: list[float]
+    le_ref: list[int]
+    le_cur: list[int]
+    d: float | None
+    ks: tuple[float, float, str] | None = None  # (statistic, p-value, method) when already computed
+
+
+@dataclass
+class _Categorical:
+    rows: list[int]
+    missing: list[int]
+    counts: list[dict[str, int]]
+
+
+def _in_memory(ref: pa.Table, cur: pa.Table, kinds: dict[str, str], bins: int) -> dict[str, _Numeric | _Categorical]:
+    def numeric(name: str) -> _Numeric:
+        sorted_ = []
+        missing = []
+        for table in (ref, cur):
+            values = as_float64(table.column(name))
+            missing.append(int(np.count_nonzero(np.isnan(values))))
+            ordered = np.sort(values)[: len(values) - missing[-1]]  # NaN sort last
+            ordered += 0.0  # -0.0 -> +0.0
+            sorted_.append(ordered)
+        ranks = quantile_ranks(len(sorted_[0]), bins)
+        edges = np.unique(sorted_[0][np.array(ranks, dtype=np.intp) - 1]) if ranks else np.zeros(0)
+        le_ref = np.searchsorted(sorted_[0], edges, "right")
+        le_cur = np.searchsorted(sorted_[1], edges, "right")
+        d = ks = None
+        if len(sorted_[0]) and len(sorted_[1]):
+            d = ks_statistic_sorted(sorted_[0], sorted_[1])
+            ks = ks_pvalue(d, len(sorted_[0]), len(sorted_[1]))  # scipy's p-value can take 0.5 s: in the thread
+        rows = [ref.num_rows, cur.num_rows]
+        return _Numeric(rows, missing, edges.tolist(), le_ref.tolist(), le_cur.tolist(), d, ks)
+
+    results: dict[str, _Numeric | _Categorical] = {}
+    for name, kind in kinds.items():
+        if kind == CATEGORICAL:
+            (rc, rm), (cc, cm) = category_counts(ref.column(name)), category_counts(cur.column(name))
+            results[name] = _Categorical([ref.num_rows, cur.num_rows], [rm, cm], [rc, cc])
+    numeric_names = [name for name, kind in kinds.items() if kind == NUMERIC]
+    workers = max(1, min(len(numeric_names), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # numpy sorts release the GIL
+        for name, result in zip(numeric_names, pool.map(numeric, numeric_names)):
+            results[name] = result
+    return results
+
+
+def _streamed(ref_source, cur_source, kinds: dict[str, str], bins: int, chunk_rows: int):  # type: ignore[no-untyped-def]
+    rows, missing = {n: [0, 0] for n in kinds}, {n: [0, 0] for n in kinds}
+    counts: dict[str, list[dict[str, int]]] = {n: [{}, {}] for n, k in kinds.items() if k == CATEGORICAL}
+    numeric = [n for n, k in kinds.items() if k == NUMERIC]
+    streams: dict[str, NumericStream] = {}
+    # Pass 1: rows, missing values, categories, and the root histograms.
+    for side, source in enumerate((ref_source, cur_source)):
+        for batch in source.batches(list(kinds), chunk_rows):
+            for name in kinds:
+                column = batch.column(name)
+                rows[name][side] += batch.num_rows
+                if name in counts:
+                    found, absent = category_counts(column)
+                    missing[name][side] += absent
+                    target = counts[name][side]
+                    for label, count in found.items():
+                        target[label] = target.get(label, 0) + count
+                    continue
+                values = as_float64(column)
+                valid = values[~np.isnan(values)]
+                missing[name][side] += len(values) - len(valid)
+                stream = streams.setdefault(name, NumericStream([]))
+                stream.feed_root(to_keys(valid), side)
+    for name in numeric:
+        stream = streams.setdefault(name, NumericStream([]))
+        stream.ranks = quantile_ranks(stream.n[0], bins)
+        stream.finish_root()
+    # Refinement passes, each over the features that still need one.
+    while True:
+        active = [name for name in numeric if streams[name].active]
+        if not active:
+            break
+        for name in active:
+            streams[name].start_pass()
+        for side, source in enumerate((ref_source, cur_source)):
+            for batch in source.batches(active, chunk_rows):
+                for name in active:
+                    values = as_float64(batch.column(name))
+                    streams[name].feed(to_keys(values[~np.isnan(values)]), side)
+        for name in active:
+            streams[name].finish_pass()
+    results: dict[str, _Numeric | _Categorical] = {}
+    for name in kinds:
+        if name in counts:
+            results[name] = _Categorical(rows[name], missing[name], counts[name])
+        else:
+            keys, le_ref, le_cur, d = streams[name].result()
+            results[name] = _Numeric(rows[name], missing[name], [from_key(k) for k in keys], le_ref, le_cur, d)
+    return results
+
+
+def _feature(name: str, kind: str, threshold: float, raw: _Numeric | _Categorical) -> FeatureDrift:
+    n_ref, n_cur = raw.rows
+    if isinstance(raw, _Numeric):
+        valid_ref, valid_cur = n_ref - raw.missing[0], n_cur - raw.missing[1]
+        ref_counts = np.append(numeric_bin_counts(np.array(raw.le_ref, dtype=np.int64), valid_ref), raw.missing[0])
+        cur_counts = np.append(numeric_bin_counts(np.array(raw.le_cur, dtype=np.int64), valid_cur), raw.missing[1])
+        labels = bin_labels(raw.edges) + [MISSING]
+        if raw.ks is not None:
+            statistic, pvalue, method = raw.ks
+        elif raw.d is not None:
+            statistic, pvalue, method = ks_pvalue(raw.d, valid_ref, valid_cur)
+        else:
+            statistic = pvalue = method = None
+        extra: dict[str, Any] = {"edges": tuple(float(e) for e in raw.edges)}
+    else:
+        ref_found, cur_found = raw.counts
+        categories = sorted(ref_found, key=lambda label: (-ref_found[label], label))
+        unseen = sum(count for label, count in cur_found.items() if label not in ref_found)
+        ref_counts = np.array([ref_found[c] for c in categories] + [0, raw.missing[0]], dtype=np.int64)
+        cur_counts = np.array([cur_found.get(c, 0) for c in categories] + [unseen, raw.missing[1]], dtype=np.int64)
+        labels = categories + [UNSEEN, MISSING]
+        statistic = pvalue = method = None
+        extra = {"categories": tuple(categories)}
+    ref_shares, cur_shares = shares(ref_counts, n_ref), shares(cur_counts, n_cur)
+    value = psi(ref_shares, cur_shares)
+    return FeatureDrift(
+        name=name,
+        kind=kind,
+        psi=value,
+        threshold=threshold,
+        drifted=value > threshold,
+        ks_statistic=statistic,
+        ks_pvalue=pvalue,
+        ks_method=method,
+        n_reference=n_ref,
+        n_current=n_cur,
+        missing_reference=raw.missing[0],
+        missing_current=raw.missing[1],
+        bin_labels=tuple(labels),
+        reference_counts=tuple(int(c) for c in ref_counts),
+        current_counts=tuple(int(c) for c in cur_counts),
+        reference_shares=tuple(float(s) for s in ref_shares),
+        current_shares=tuple(float(s) for s in cur_shares),
+        **extra,
+    )

@@ -1,0 +1,252 @@
+"""Column-projected, chunked reads of the drift engine's inputs.
+
+An input is a CSV or Parquet file (chosen by suffix) or an in-memory
+``pandas.DataFrame`` / ``pyarrow.Table``. Files are read in chunks of at most
+``chunk_rows`` rows (``pyarrow.csv.open_csv`` and
+``pyarrow.parquet.ParquetFile.iter_batches``) and can be read again: the
+streaming engine makes several passes over each input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+
+CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+#: Bytes pyarrow's CSV reader parses at a time (its type inference sees the first block).
+CSV_BLOCK_BYTES = 8 << 20
+
+
+class DriftInputError(ValueError):
+    """Bad input to the drift engine; ``str(error)`` is one line for the user."""
+
+
+def column_kind(data_type: pa.DataType) -> str | None:
+    """numeric, categorical, or None for an all-null column (either kind)."""
+    if pa.types.is_null(data_type):
+        return None
+    if pa.types.is_integer(data_type) or pa.types.is_floating(data_type) or pa.types.is_decimal(data_type):
+        return NUMERIC
+    if (
+        pa.types.is_string(data_type)
+        or pa.types.is_large_string(data_type)
+        or pa.types.is_boolean(data_type)
+        or pa.types.is_dictionary(data_type)
+    ):
+        return CATEGORICAL
+    raise TypeError(str(data_type))
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in CSV_SUFFIXES + PARQUET_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    return path.suffix.lower()
+
+
+@dataclass
+class Source:
+    """One input: its label for messages, its schema, and how to read it."""
+
+    label: str
+    schema: pa.Schema
+    path: Path | None = None
+    table: pa.Table | None = None
+    fmt: str = "table"  # table, csv, parquet
+    num_rows: int | None = None  # known without reading for Parquet and tables
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+    def kind(self, name: str) -> str | None:
+        data_type = self.schema.field(name).type
+        try:
+            return column_kind(data_type)
+        except TypeError:
+            raise DriftInputError(
+                f"{self.label}: column {name!r} has type {data_type}, which the drift engine does not support"
+            ) from None
+
+    def batches(self, columns: list[str], chunk_rows: int) -> Iterator[pa.RecordBatch]:
+        """The rows of ``columns`` in chunks of at most ``chunk_rows`` rows."""
+        try:
+            if self.fmt == "table":
+                assert self.table is not None
+                yield from self.table.select(columns).to_batches(max_chunksize=chunk_rows)
+            elif self.fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                with pq.ParquetFile(self.path) as handle:
+                    yield from handle.iter_batches(batch_size=chunk_rows, columns=columns)
+            else:
+                for batch in self._csv_reader(columns):
+                    for start in range(0, batch.num_rows, chunk_rows):
+                        yield batch.slice(start, chunk_rows)
+        except (pa.ArrowInvalid, OSError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise DriftInputError(f"{self.label}: cannot read: {first}") from None
+
+    def read_all(self, columns: list[str], limit: int) -> pa.Table | None:
+        """All rows of ``columns`` as one table if there are at most ``limit``; else None."""
+        if self.num_rows is not None and self.num_rows > limit:
+            return None
+        if self.fmt == "table":
+            assert self.table is not None
+            return self.table.select(columns)
+        parts: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in self.batches(columns, max(limit, 1)):
+            rows += batch.num_rows
+            if rows > limit:
+                return None
+            parts.append(batch)
+        schema = parts[0].schema if parts else self.schema
+        return pa.Table.from_batches(parts, schema=schema) if parts else self.schema.empty_table().select(columns)
+
+    def _csv_reader(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
+        import pyarrow.csv as pacsv
+
+        # Integers as float64: a later block holding 1.5 or an empty cell must not
+        # contradict the type inferred from the first block.
+        types = {}
+        for name in columns:
+            data_type = self.schema.field(name).type
+            if pa.types.is_integer(data_type) or pa.types.is_null(data_type):
+                types[name] = pa.float64()
+            else:
+                types[name] = data_type
+        reader = pacsv.open_csv(
+            self.path,
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(delimiter="\t" if self._tsv else ","),
+            convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types),
+        )
+        try:
+            yield from reader
+        finally:
+            reader.close()
+
+    @property
+    def _tsv(self) -> bool:
+        return self.path is not None and self.path.name.lower().endswith(".tsv")
+
+
+def open_source(data: Any, label: str) -> Source:
+    """A Source for a path (CSV/Parquet by suffix), a DataFrame or a pyarrow Table."""
+    if isinstance(data, pa.Table):
+        return Source(label=label, schema=data.schema, table=data, num_rows=data.num_rows)
+    if isinstance(data, pa.RecordBatch):
+        table = pa.Table.from_batches([data])
+        return Source(label=label, schema=table.schema, table=table, num_rows=table.num_rows)
+    if type(data).__name__ == "DataFrame" and hasattr(data, "columns"):
+        try:
+            table = pa.Table.from_pandas(data, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as error:
+            raise DriftInputError(f"{label}: cannot convert the DataFrame: {str(error).splitlines()[0]}") from None
+        return Source(label=label, schema=table.schema, table=table, num_rows=table.num_rows)
+    if isinstance(data, (str, Path)):
+        return _open_path(Path(data), label)
+    raise DriftInputError(f"{label}: expected a CSV or Parquet path, a pandas DataFrame or a pyarrow Table, got {type(data).__name__}")
+
+
+def _open_path(path: Path, label: str) -> Source:
+    label = f"{label} {path}"
+    if not path.is_file():
+        raise DriftInputError(f"{label}: no such file")
+    suffix = _suffix(path)
+    if suffix in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        try:
+            with pq.ParquetFile(path) as handle:
+                schema = handle.schema_arrow
+                rows = handle.metadata.num_rows
+        except (pa.ArrowInvalid, OSError) as error:
+            raise DriftInputError(f"{label}: not a readable Parquet file ({str(error).splitlines()[0]})") from None
+        return Source(label=label, schema=schema, path=path, fmt="parquet", num_rows=rows)
+    if suffix in CSV_SUFFIXES:
+        import pyarrow.csv as pacsv
+
+        try:
+            reader = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                parse_options=pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ","),
+            )
+            schema = reader.schema
+            reader.close()
+        except (pa.ArrowInvalid, OSError) as error:
+            raise DriftInputError(f"{label}: not a readable CSV file ({str(error).strip().splitlines()[0]})") from None
+        return Source(label=label, schema=schema, path=path, fmt="csv")
+    raise DriftInputError(f"{label}: unsupported file type {suffix or '(none)'!r}; use .csv, .tsv, .csv.gz, .parquet or .pq")
+
+
+def resolve_features(reference: Source, current: Source, features: list[str] | None) -> dict[str, str]:
+    """The features to compare and their kind; DriftInputError on unknown names or kind clashes."""
+    names = list(features) if features else reference.columns
+    if not names:
+        raise DriftInputError(f"{reference.label}: no columns")
+    if len(set(names)) != len(names):
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        raise DriftInputError(f"feature(s) given twice: {', '.join(duplicates)}")
+    for source in (reference, current):
+        unknown = [name for name in names if name not in source.schema.names]
+        if unknown:
+            raise DriftInputError(
+                f"{source.label}: unknown feature(s) {', '.join(unknown)}; available columns: {', '.join(source.columns)}"
+            )
+    kinds: dict[str, str] = {}
+    for name in names:
+        ref_kind, cur_kind = reference.kind(name), current.kind(name)
+        if ref_kind is not None and cur_kind is not None and ref_kind != cur_kind:
+            raise DriftInputError(
+                f"feature {name!r} is {ref_kind} ({reference.schema.field(name).type}) in the reference "
+                f"but {cur_kind} ({current.schema.field(name).type}) in the current data"
+            )
+        kinds[name] = ref_kind or cur_kind or NUMERIC
+    return kinds
+
+
+def as_float64(column: pa.Array | pa.ChunkedArray) -> Any:
+    """A numeric column as a float64 numpy array, missing values as NaN."""
+    if pa.types.is_null(column.type):
+        import numpy as np
+
+        return np.full(len(column), np.nan)
+    if column.type != pa.float64():
+        column = pc.cast(column, pa.float64(), safe=False)
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def category_counts(column: pa.Array | pa.ChunkedArray) -> tuple[dict[str, int], int]:
+    """Counts per category (as text) and the number of missing values."""
+    missing = column.null_count
+    if pa.types.is_null(column.type):
+        return {}, len(column)
+    if pa.types.is_dictionary(column.type):
+        column = pc.cast(column, column.type.value_type)
+    counted = pc.value_counts(column)
+    counts: dict[str, int] = {}
+    for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
+        if value is None:
+            continue
+        counts[category_label(value)] = counts.get(category_label(value), 0) + count
+    return counts, missing
+
+
+def category_label(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
