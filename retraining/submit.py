@@ -51,6 +51,36 @@ def job_name_for(event_id: str) -> str:
     return JOB_NAME_PREFIX + hashlib.sha256(event_id.encode("utf-8")).hexdigest()[:20]
 
 
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What :func:`submit_once` did: ``submitted``, ``exists`` (a job of that
+    name was already there) or ``concurrent`` (created meanwhile by another
+    submitter; this submission failed because of it)."""
+
+    job_name: str
+    status: str
+
+
+def submit_once(submitter: JobSubmitter, request: RetrainRequest) -> SubmitOutcome:
+    """Submit ``request`` unless Azure ML already has a job of its name: the
+    idempotency rule of the trigger, for callers outside the handler
+    (``azml retrain check --submit``). A failure is raised unless the job
+    turns out to exist (a lost race)."""
+    if submitter.job_exists(request.job_name):
+        return SubmitOutcome(request.job_name, "exists")
+    try:
+        name = submitter.submit(request)
+    except Exception:
+        try:
+            created = submitter.job_exists(request.job_name)
+        except Exception:  # noqa: BLE001 - the original error is what gets raised
+            created = False
+        if created:
+            return SubmitOutcome(request.job_name, "concurrent")
+        raise
+    return SubmitOutcome(name, "submitted")
+
+
 class AzureMLJobSubmitter:
     """Submits the pipeline job in ``settings.pipeline_path`` with azure-ai-ml.
 
