@@ -455,14 +455,17 @@ def lineage(
                 if training.get(key) is None:
                     training[key] = value
 
-    record = build_record(
-        name_version,
-        entries,
-        git_state(base),
-        (_display_path(env_lock, base), sha256_file(env_lock)),
-        training,
-        dt.datetime.now(dt.timezone.utc),
-    )
+    try:
+        record = build_record(
+            name_version,
+            entries,
+            git_state(base),
+            (_display_path(env_lock, base), sha256_file(env_lock)),
+            training,
+            dt.datetime.now(dt.timezone.utc),
+        )
+    except LineageError as error:
+        fail(EXIT_INVALID_INPUT, [str(error) if not str(error).startswith("tag training-run") else f"--training-run: {error}"])
     text = json.dumps(record, indent=2) + "\n"
     write_atomically(out, text)
     run_id = None

@@ -210,8 +210,9 @@ def test_a_hand_edited_record_is_refused(workdir: Path) -> None:
         (("--model", "m:1", "--data", "data/train.csv", "--trained-at", "yesterday"), "--trained-at: expected an ISO 8601 time"),
         (("--model", "m:1", "--data", "data/train.csv", "--data", "data/train.csv"), "--data: the same path is given twice"),
         (("--model", "m:1", "--data", "data/bad.dvc"), "--data data/bad.dvc: not a DVC file"),
+        (("--model", "m:1", "--data", "data/train.csv", "--training-run", "r" * 257), "--training-run: tag training-run: value longer than 256"),
     ],
-    ids=["no-version", "bad-name", "missing-data", "missing-lock", "accuracy", "time", "twice", "bad-dvc"],
+    ids=["no-version", "bad-name", "missing-data", "missing-lock", "accuracy", "time", "twice", "bad-dvc", "long-run-id"],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(workdir: Path, args: tuple[str, ...], message: str) -> None:
     (workdir / "data" / "bad.dvc").write_text("stages: {}\n")
