@@ -495,3 +495,32 @@ def test_azml_retrain_check_console_script(store: Store, tmp_path: Path) -> None
         pytest.skip("`azml retrain` is not registered in azml/cli.py yet")
     assert result.returncode == EXIT_RETRAIN, result.stderr
     assert "Retrain: drift" in result.stdout
+
+
+# --------------------------------------------------------------------------- with the drift engine's own output
+
+
+def test_reads_what_azml_drift_writes(store: Store, tmp_path: Path) -> None:
+    """The report file and the MLflow run of the real drift engine."""
+    drift = pytest.importorskip("azml.drift.engine")
+    from azml.drift.mlflow_log import log_report
+    from azml.drift.report import to_json_text
+
+    pa = pytest.importorskip("pyarrow")
+    reference = pa.table({"income": [float(i) for i in range(1000)], "score": [float(i % 50) for i in range(1000)]})
+    current = pa.table({"income": [float(i) + 600 for i in range(1000)], "score": [float(i % 50) for i in range(1000)]})
+    report = drift.compute_drift(reference, current)
+    worst = max(f.psi for f in report.features)
+    path = tmp_path / "drift.json"
+    path.write_text(to_json_text(report, {"stack": "dev", "endpoint": ENDPOINT, "generatedAt": "2026-11-26T06:00:00+00:00"}))
+
+    from_file = check(store, "--drift-report", str(path), "--no-log", "-f", "json")
+    first = json.loads(from_file.output)["checks"][0]
+    assert first["outcome"] == "TRIGGERED" and first["value"] == pytest.approx(worst)
+    assert first["detail"].startswith("max PSI") and "income" in first["detail"]
+
+    log_report(report, store.uri, "credit-risk-drift", stack="dev", endpoint=ENDPOINT, deployment="blue")
+    from_mlflow = check(store, "--no-log", "-f", "json", "--now", dt.datetime.now(dt.timezone.utc).isoformat())
+    second = json.loads(from_mlflow.output)["checks"][0]
+    assert second["outcome"] == "TRIGGERED" and second["value"] == pytest.approx(worst)
+    assert second["source"].startswith("MLflow drift run")
