@@ -152,6 +152,7 @@ def traffic_runs(project_dir: Path) -> list[dict[str, object]]:
             "after": json.loads(r.data.params["after"]),
             "sha": r.data.params["stack_file_sha256"],
             "status": r.info.status,
+            "applied": r.data.tags.get("azml.applied"),
         }
         for r in runs
     ]
@@ -424,7 +425,8 @@ def test_full_ladder_walk_keeps_comments_and_changes_only_the_split(project: Pat
     assert [r["verdict"] for r in runs] == [v.run_id for v in verdicts]
     assert [r["after"]["traffic"] for r in runs] == [{"blue": b, "green": g} for b, g in expected[1:]]
     assert runs[0]["before"] == {"traffic": {"blue": 90, "green": 10}, "mirrorTraffic": {}}
-    assert runs[-1]["sha"] == file_sha256(path) and {r["status"] for r in runs} == {"FINISHED"}
+    assert runs[-1]["sha"] == file_sha256(path)
+    assert {(r["status"], r["applied"]) for r in runs} == {("FINISHED", "true")}
 
     # One more PROMOTE at 100: nothing to apply.
     log_verdict(project, Decision.PROMOTE)

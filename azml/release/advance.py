@@ -31,6 +31,9 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_INVALID_INPUT = 2
 
+#: Tag of a traffic run: "true" once the stack file was replaced.
+TAG_APPLIED = "azml.applied"
+
 
 class AdvanceError(Exception):
     """``advance`` stopped; ``code`` is the exit code, ``problems`` one line each."""
@@ -256,8 +259,9 @@ def advance(
         raise AdvanceError(EXIT_REFUSED, error.problems) from None
     except BaseException:
         if "run_id" in recorded:  # recorded, then the replace failed: say so in the audit trail
-            _mark_not_applied(uri, recorded["run_id"])
+            _mark_applied(uri, recorded["run_id"], False)
         raise
+    _mark_applied(uri, recorded["run_id"], True)
     return AdvanceResult(
         target,
         verdict,
@@ -270,14 +274,18 @@ def advance(
     )
 
 
-def _mark_not_applied(uri: str, run_id: str) -> None:
+def _mark_applied(uri: str, run_id: str, applied: bool) -> None:
+    """Tag the traffic run ``azml.applied`` once the file is replaced (or the
+    replace failed). A run without the tag was recorded by a process that
+    died before it could replace the file."""
     try:
         from . import tracking
 
         client = tracking.client(uri)
-        client.set_tag(run_id, "azml.applied", "false")
-        client.set_terminated(run_id, status="FAILED")
-    except Exception:  # the original error matters more
+        client.set_tag(run_id, TAG_APPLIED, "true" if applied else "false")
+        if not applied:
+            client.set_terminated(run_id, status="FAILED")
+    except Exception:  # the file is what it is; the tag is a convenience
         pass
 
 

@@ -95,13 +95,15 @@ def sha256_bytes(data: bytes) -> str:
 # --- the round-trip edit ----------------------------------------------------
 
 
-def _round_trip(text: str) -> YAML:
-    _, sequence_indent, offset = load_yaml_guess_indent(text)
+def _round_trip(text: str) -> tuple[YAML, Any]:
+    """A round-trip YAML instance set up to write ``text`` back as it is
+    (sequence indentation guessed from the text), and the loaded document."""
     yaml = YAML()  # round-trip
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap a long line
+    document, sequence_indent, offset = load_yaml_guess_indent(text, yaml=yaml)
     yaml.indent(mapping=2, sequence=sequence_indent or 4, offset=offset if offset is not None else 2)
-    return yaml
+    return yaml, document
 
 
 def _dump(yaml: YAML, document: Any) -> str:
@@ -231,12 +233,11 @@ def edit_traffic_text(
     :class:`EditRefused` when that cannot be done faithfully."""
     crlf = "\r\n" in text
     source = text.replace("\r\n", "\n") if crlf else text
-    yaml = _round_trip(source)
     try:
-        document = yaml.load(source)
-        reference = _plain(YAML(typ="safe", pure=True).load(source))
+        yaml, document = _round_trip(source)
     except YAMLError as error:
         raise EditRefused([f"the stack file is not valid YAML: {str(error).splitlines()[0]}"]) from None
+    reference = _plain(document)
     entry = _endpoint(document, project, endpoint)
     for key, new in (("traffic", traffic), ("mirrorTraffic", mirror)):
         current = entry.get(key)

@@ -1,0 +1,262 @@
+"""Reliability of `azml release advance`: concurrent runs on one stack (one
+wins, the other is refused) and kill -9 at any moment of a write (the stack
+file is the old bytes or the new bytes, never anything else)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from azml.config import load_stack
+from azml.config.stackfile import available_stacks
+from azml.release.stackedit import edit_traffic_text, lock_path, rewrite_traffic, temp_files
+from azml.release.verdict import Decision, file_sha256
+
+from .test_release_ladder import (  # noqa: F401 - mlflow_template is a fixture
+    ENDPOINT,
+    canary_stack_text,
+    log_verdict,
+    make_project,
+    mlflow_template,
+    traffic_runs,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A real `advance` in its own process, run once per round: everything is
+# imported once, and each round starts when its file appears, so that two
+# processes reach the lock together. Each round prints one JSON line.
+RACER = textwrap.dedent(
+    """
+    import contextlib, io, json, sys, time
+    from pathlib import Path
+    import mlflow  # noqa: F401 - imported before the start signal
+    from azml.release import advance, stackedit, store  # noqa: F401
+    from azml.release.traffic_cli import _standalone
+
+    app = _standalone()
+    signals, rounds, args = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+    print("ready", flush=True)
+    for number in range(rounds):
+        go = signals / f"go-{number}"
+        while not go.exists():
+            time.sleep(0.001)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                app(args, prog_name="azml release")
+                code = 0
+            except SystemExit as exit:
+                code = exit.code or 0
+        print(json.dumps({"code": code, "out": out.getvalue(), "err": err.getvalue()}), flush=True)
+    """
+)
+
+# Rewrites the stack file back and forth between two splits until killed.
+# before_replace sleeps a little so that many kills land between the
+# temporary file and the replace.
+WRITER = textwrap.dedent(
+    """
+    import random, sys, time
+    from pathlib import Path
+    from azml.release.stackedit import rewrite_traffic
+    from azml.release.verdict import file_sha256
+
+    path = Path(sys.argv[1])
+    a = {"blue": 90, "green": 10}
+    b = {"blue": 75, "green": 25}
+    print("ready", flush=True)
+    while True:
+        text = path.read_text(encoding="utf-8")
+        target = b if "        green: 10\\n" in text else a
+        rewrite_traffic(path, "credit-risk-endpoint", target, {}, expected_sha256=file_sha256(path),
+                        before_replace=lambda sha: time.sleep(random.uniform(0, 0.05)))
+    """
+)
+
+# An advance that stops right before replacing the file, to be killed there.
+STALLED_ADVANCE = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from azml.release.advance import advance
+
+    def stall():
+        print("replacing", flush=True)
+        time.sleep(60)
+
+    advance("prod", "credit-risk-endpoint", project_dir=Path(sys.argv[1]), before_replace=stall)
+    """
+)
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _start(script: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
+
+
+def _wait_for(process: subprocess.Popen[str], line: str, timeout: float = 60) -> None:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = process.stdout.readline()
+        if got.strip() == line:
+            return
+        if not got and process.poll() is not None:
+            raise AssertionError(f"child exited {process.returncode}: {process.stderr.read() if process.stderr else ''}")
+    raise AssertionError(f"child did not print {line!r} in {timeout}s")
+
+
+def test_concurrent_advances_one_wins_the_other_is_refused(tmp_path: Path, mlflow_template: Path) -> None:
+    project = make_project(tmp_path / "project", mlflow_template, canary_stack_text())
+    path = project / "Pulumi.prod.yaml"
+    # PROMOTE 10 -> 25 -> 50 -> 100, then a ROLLBACK to 0.
+    rounds = [
+        (Decision.PROMOTE, 75, 25),
+        (Decision.PROMOTE, 50, 50),
+        (Decision.PROMOTE, 0, 100),
+        (Decision.ROLLBACK, 100, 0),
+    ]
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    args = ("advance", "prod", "--endpoint", ENDPOINT, "--project-dir", str(project))
+    racers = [_start(RACER, str(signals), str(len(rounds)), *args) for _ in range(2)]
+    try:
+        for racer in racers:
+            _wait_for(racer, "ready")
+        for number, (decision, blue, green) in enumerate(rounds):
+            log_verdict(project, decision)
+            (signals / f"go-{number}").touch()
+            outcomes = [json.loads(racer.stdout.readline()) for racer in racers]  # type: ignore[union-attr]
+            assert sorted(o["code"] for o in outcomes) == [0, 1], outcomes
+            (loser,) = [o["err"] for o in outcomes if o["code"] == 1]
+            assert (
+                "another `azml release advance` holds the lock on" in loser
+                or "changed since the verdict was computed" in loser
+            ), loser
+            assert f"        blue: {blue}\n        green: {green}\n" in path.read_text(encoding="utf-8")
+            assert len(traffic_runs(project)) == number + 1
+            load_stack("prod", project)
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+            racer.wait(timeout=30)
+    assert temp_files(path) == []
+
+
+def test_kill_9_while_rewriting_leaves_the_old_or_the_new_file(tmp_path: Path, mlflow_template: Path) -> None:
+    project = make_project(tmp_path / "project", mlflow_template, canary_stack_text())
+    path = project / "Pulumi.prod.yaml"
+    old = path.read_bytes()
+    new = edit_traffic_text(old.decode(), ENDPOINT, {"blue": 75, "green": 25}, {}).encode()
+    assert old != new
+    rng = random.Random(20261126)
+    kills, interrupted_writes = 14, 0
+    for _ in range(kills):
+        writer = _start(WRITER, str(path))
+        _wait_for(writer, "ready")
+        time.sleep(rng.uniform(0.0, 0.35))
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+        assert writer.returncode == -signal.SIGKILL, writer.stderr.read() if writer.stderr else ""
+        content = path.read_bytes()
+        assert content in (old, new), "the stack file is neither the old nor the new content"
+        load_stack("prod", project)  # parses and validates
+        leftovers = temp_files(path)
+        interrupted_writes += bool(leftovers)
+        extra = {p.name for p in project.iterdir()} - {
+            "Pulumi.yaml", "Pulumi.prod.yaml", "serving", "mlruns.db", lock_path(path).name
+        }
+        assert extra == {p.name for p in leftovers}, extra
+        assert available_stacks(project) == ["prod"]  # leftovers are not mistaken for stacks
+    assert interrupted_writes >= 1, "no kill landed between a temporary file and its replace"
+    # The next writer removes what killed writers left behind.
+    current = path.read_bytes()
+    target = {"blue": 90, "green": 10} if current == new else {"blue": 75, "green": 25}
+    rewrite_traffic(path, ENDPOINT, target, {}, expected_sha256=file_sha256(path))
+    assert temp_files(path) == [] and path.read_bytes() in (old, new) and path.read_bytes() != current
+
+
+def test_kill_9_of_an_advance_before_the_replace(tmp_path: Path, mlflow_template: Path) -> None:
+    project = make_project(tmp_path / "project", mlflow_template, canary_stack_text())
+    path = project / "Pulumi.prod.yaml"
+    before = path.read_bytes()
+    verdict = log_verdict(project, Decision.PROMOTE)
+    stalled = _start(STALLED_ADVANCE, str(project))
+    _wait_for(stalled, "replacing")
+    assert len(temp_files(path)) == 1  # written, validated, recorded, not yet in place
+    stalled.send_signal(signal.SIGKILL)
+    stalled.wait(timeout=30)
+    assert path.read_bytes() == before
+    (phantom,) = traffic_runs(project)
+    assert phantom["verdict"] == verdict.run_id and phantom["applied"] is None  # recorded, never confirmed
+    # The lock died with the process: the same verdict applies now, and the leftover is removed.
+    from azml.release.advance import advance
+
+    result = advance("prod", ENDPOINT, project_dir=project)
+    assert result.applied and "        green: 25\n" in path.read_text(encoding="utf-8")
+    assert temp_files(path) == []
+    assert [r["applied"] for r in traffic_runs(project)] == [None, "true"]
+
+
+def test_a_failed_replace_is_marked_in_the_audit_trail(tmp_path: Path, mlflow_template: Path) -> None:
+    from azml.release.advance import advance
+
+    project = make_project(tmp_path / "project", mlflow_template, canary_stack_text())
+    path = project / "Pulumi.prod.yaml"
+    before = path.read_bytes()
+    log_verdict(project, Decision.PROMOTE)
+
+    def broken() -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        advance("prod", ENDPOINT, project_dir=project, before_replace=broken)
+    assert path.read_bytes() == before and temp_files(path) == []
+    (run,) = traffic_runs(project)
+    assert (run["status"], run["applied"]) == ("FAILED", "false")
+
+
+def test_an_unreachable_store_changes_nothing(tmp_path: Path, mlflow_template: Path) -> None:
+    """The change is recorded before the file is replaced: no record, no change."""
+    from azml.release import store
+    from azml.release.advance import AdvanceError, advance
+
+    project = make_project(tmp_path / "project", mlflow_template, canary_stack_text())
+    path = project / "Pulumi.prod.yaml"
+    before = path.read_bytes()
+    log_verdict(project, Decision.PROMOTE)
+    original = store.log_traffic_change
+
+    def unreachable(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise store.StoreError("connection refused")
+
+    store.log_traffic_change = unreachable  # type: ignore[assignment]
+    try:
+        with pytest.raises(AdvanceError) as raised:
+            advance("prod", ENDPOINT, project_dir=project)
+    finally:
+        store.log_traffic_change = original  # type: ignore[assignment]
+    assert raised.value.code == 1
+    assert "cannot record the traffic change" in str(raised.value) and "was not changed" in str(raised.value)
+    assert path.read_bytes() == before and temp_files(path) == []
