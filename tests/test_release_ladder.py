@@ -490,6 +490,10 @@ def test_refuses_a_file_changed_after_the_verdict(project: Path) -> None:
 def test_refuses_a_stale_verdict_and_a_missing_one(project: Path) -> None:
     path = project / "Pulumi.prod.yaml"
     before = path.read_bytes()
+    no_store = run("advance", "prod", "--endpoint", ENDPOINT, "--project-dir", str(project),
+                   "--tracking-uri", "sqlite:///elsewhere.db")
+    assert no_store.exit_code == 1 and "there is no tracking store at" in no_store.output
+    assert not (project / "elsewhere.db").exists()  # reading did not create one
     missing = run("advance", "prod", "--endpoint", ENDPOINT, "--project-dir", str(project))
     assert missing.exit_code == 1 and "no verdict for prod/credit-risk-endpoint" in missing.output
     log_verdict(project, Decision.PROMOTE, computed_at=utc_now() - dt.timedelta(minutes=1441))
@@ -589,7 +593,7 @@ def test_status_shows_split_position_and_last_verdict(project: Path) -> None:
 
 
 def test_status_without_a_readable_store_still_shows_the_split(project: Path) -> None:
-    unreachable = f"sqlite:///{project / 'Pulumi.yaml' / 'x.db'}"  # under a file: cannot be created
-    result = run("status", "prod", "--project-dir", str(project), "--tracking-uri", unreachable)
+    (project / "broken.db").write_text("not a database\n" * 100)
+    result = run("status", "prod", "--project-dir", str(project), "--tracking-uri", "sqlite:///broken.db")
     assert result.exit_code == 1
     assert "blue 90%, green 10%" in result.output and "cannot read the tracking store" in result.output

@@ -117,6 +117,17 @@ def load_target(
     return stack_file, config, uri, experiment or metrics.experiment
 
 
+def missing_sqlite_store(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI that does not exist yet
+    (reading it would create an empty store), else None."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix):
+        path = Path(uri[len(prefix):].split("?", 1)[0])
+        if not path.exists():
+            return path
+    return None
+
+
 def pulumi_up_command(stack: str, project_dir: Path, cwd: Path | None = None) -> list[str]:
     """The ``pulumi up`` that applies the rewritten stack file."""
     command = ["pulumi", "up", "--stack", stack]
@@ -166,6 +177,14 @@ def advance(
     target = Target(stack_file, config, endpoint, uri, experiment_name)
     where = f"experiment {experiment_name!r} of {uri}"
 
+    if missing_sqlite_store(uri) is not None:
+        raise AdvanceError(
+            EXIT_REFUSED,
+            [
+                f"no verdict for {stack_file.stack}/{endpoint}: there is no tracking store at {uri}; "
+                f"run `azml release evaluate {stack_file.stack} --endpoint {endpoint}` first"
+            ],
+        )
     try:
         verdict = store.last_verdict(uri, experiment_name, stack_file.stack, endpoint)
     except Exception as error:  # StoreError, or the store unreachable

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .advance import _minutes, load_target, verdict_age
+from .advance import _minutes, load_target, missing_sqlite_store, verdict_age
 from .ladder import Position, Split, infer_roles, position
 from .verdict import Verdict, file_sha256, utc_now
 
@@ -144,8 +144,9 @@ def stack_status(
         changed_by: str | None = None
         error: str | None = None
         try:
-            verdict = store.last_verdict(uri, experiment_name, stack_file.stack, e.name)
-            changed_at, changed_by = _last_change(uri, experiment_name, stack_file.stack, e.name)
+            if missing_sqlite_store(uri) is None:  # else: nothing recorded yet, and reading would create it
+                verdict = store.last_verdict(uri, experiment_name, stack_file.stack, e.name)
+                changed_at, changed_by = _last_change(uri, experiment_name, stack_file.stack, e.name)
         except Exception as problem:  # StoreError, or the store unreachable
             error = f"cannot read the tracking store {uri}: {problem}"
         champion, canary = infer_roles(split, names)
