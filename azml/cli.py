@@ -13,7 +13,10 @@ import typer
 
 from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail as _fail
 from .files import write_atomically
+from .envcheck import env_app
+from .lineage import lineage
 from .release.cli import release_app
+from .retrain.cli import retrain_app
 
 app = typer.Typer(
     add_completion=False,
@@ -30,10 +33,13 @@ class OutputFormat(str, enum.Enum):
 
 @app.callback()
 def _root() -> None:
-    """Subcommands: plan, checkov, release."""
+    """Subcommands: plan, checkov, release, drift, retrain, lineage, env."""
 
 
 app.add_typer(release_app, name="release")
+app.add_typer(retrain_app, name="retrain")
+app.command("lineage")(lineage)
+app.add_typer(env_app, name="env")
 
 
 def _policy_config(project_dir: Path, stack: str, environment: object) -> Path | None:
