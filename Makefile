@@ -60,4 +60,25 @@ lock-checkov: $(STAMP)
 	echo "checkov==$(CHECKOV_VERSION)" | $(BIN)/uv pip compile - -o requirements-checkov.lock --python-version 3.11 --annotation-style line --custom-compile-command "make lock-checkov"
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) build
+	rm -rf $(VENV) $(CHECKOV_VENV) .venv-evidently build
+
+# Drift engine vs Evidently (benchmarks/drift_vs_evidently.py). Evidently's pins clash with
+# ours: it lives in .venv-evidently (from requirements-evidently.lock) and the benchmark runs
+# its side in a subprocess of .venv-evidently/bin/python on the same Parquet files.
+EVIDENTLY_VERSION := 0.7.23
+EVIDENTLY_VENV    := .venv-evidently
+EVIDENTLY_STAMP   := $(EVIDENTLY_VENV)/.installed
+
+$(EVIDENTLY_STAMP): requirements-evidently.lock
+	$(PYTHON) -m venv $(EVIDENTLY_VENV)
+	$(EVIDENTLY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-evidently.lock
+	touch $(EVIDENTLY_STAMP)
+
+.PHONY: bench-drift lock-evidently
+bench-drift: $(STAMP) $(EVIDENTLY_STAMP)
+	$(BIN)/python benchmarks/drift_vs_evidently.py
+
+# evidently 0.7.23 imports pandas internals that pandas 3 removed: pandas<3 in its lock.
+lock-evidently: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	printf 'evidently==$(EVIDENTLY_VERSION)\npandas<3\n' | $(BIN)/uv pip compile - -o requirements-evidently.lock --python-version 3.11 --annotation-style line --custom-compile-command "make lock-evidently"
