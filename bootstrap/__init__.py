@@ -1,0 +1,1 @@
+"""The bootstrap stack (state backend and secrets provider); see state_backend."""
