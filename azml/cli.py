@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .drift.cli import drift
 from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail as _fail
 from .files import write_atomically
 from .envcheck import env_app
@@ -37,6 +38,7 @@ def _root() -> None:
 
 
 app.add_typer(release_app, name="release")
+app.command("drift")(drift)
 app.add_typer(retrain_app, name="retrain")
 app.command("lineage")(lineage)
 app.add_typer(env_app, name="env")

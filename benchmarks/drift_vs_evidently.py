@@ -140,13 +140,6 @@ def main() -> int:
             report = compute_drift(ref_table, cur_table)
             ours.append(time.perf_counter() - start)
         ours_seconds = min(ours)
-        from azml.drift.ks import ks_pvalue
-
-        start = time.perf_counter()  # scipy's p-value function alone, on the same statistics
-        for item in report.features:
-            if item.ks_statistic is not None:
-                ks_pvalue(item.ks_statistic, item.n_reference - item.missing_reference, item.n_current - item.missing_current)
-        pvalue_seconds = time.perf_counter() - start
         start = time.perf_counter()
         from_files = compute_drift(ref_path, cur_path)
         files_seconds = time.perf_counter() - start
@@ -167,13 +160,13 @@ def main() -> int:
     ev_seconds = evidently["psi_seconds"] + evidently["ks_seconds"]
     print(f"\n{'feature':8} {'shift':>6} {'our PSI':>9} {'Evid. PSI':>9} {'our KS D':>10} {'Evid. D':>10} "
           f"{'our p':>10} {'Evid. p':>10}  drift (ours PSI>0.2 / Evidently PSI>=0.1, KS p<=0.05)")
-    ks_same = p_same = 0
+    ks_same, p_gap = 0, 0.0
     for i, item in enumerate(report.features):
         ev = evidently["features"][item.name]
         shift = NUMERIC_SHIFTS[i] if i < NUMERIC else CATEGORICAL_SHIFTS[i - NUMERIC]
         if item.ks_statistic is not None:
             ks_same += item.ks_statistic == ev["ks_statistic"]
-            p_same += item.ks_pvalue == ev["ks_pvalue"]
+            p_gap = max(p_gap, abs(item.ks_pvalue - ev["ks_pvalue"]))
         d = f"{item.ks_statistic:10.6f}" if item.ks_statistic is not None else f"{'-':>10}"
         ed = f"{ev['ks_statistic']:10.6f}" if "ks_statistic" in ev else f"{'-':>10}"
         p = f"{item.ks_pvalue:10.3g}" if item.ks_pvalue is not None else f"{'-':>10}"
@@ -184,7 +177,8 @@ def main() -> int:
         print(f"{item.name:8} {shift:6.2f} {item.psi:9.5f} {ev['psi']:9.5f} {d} {ed} {p} {ep}  {flags}")
 
     print(f"\nKS statistic identical to Evidently's scipy ks_2samp on {ks_same}/{NUMERIC} numeric features; "
-          f"p-value identical on {p_same}/{NUMERIC}.")
+          f"p-values within {p_gap:.2g} of scipy's (ours: Kolmogorov's limiting distribution above 10,000 values, "
+          f"as R's ks.test; scipy: the one-sample finite-n distribution at the effective size).")
     print("PSI differs by definition: ours bins at the reference's deciles (plus a missing bin, epsilon 1e-4, "
           "drift above 0.2); Evidently bins numeric features with > 20 distinct values into equal-width Sturges bins "
           "of reference+current combined (drift at >= 0.1). Categorical PSI uses the same bins (categories) in both; "
@@ -195,8 +189,7 @@ def main() -> int:
           f"{evidently['ks_seconds']:.2f} s = {ev_seconds:.2f} s (on pandas Series in memory)")
     print(f"ours: compute_drift on tables in memory {ours_seconds:.2f} s (best of {args.repeat}: "
           f"{', '.join(f'{s:.2f}' for s in ours)}); from the Parquet files {files_seconds:.2f} s "
-          f"(reading alone {read_seconds:.2f} s); of the in-memory time, scipy's KS p-value function "
-          f"(kstwo.sf, the same calls ks_2samp makes) takes {pvalue_seconds:.2f} s")
+          f"(reading alone {read_seconds:.2f} s)")
     print(f"speed-up: {speedup:.1f}x in memory, {ev_seconds / files_seconds:.1f}x from the files")
     print(f"throughput: {rate / 1e6:.1f} million values/s in memory ({values:,} values), "
           f"{values / files_seconds / 1e6:.1f} million values/s from the files")

@@ -99,8 +99,13 @@ def test_ks_matches_scipy_in_both_regimes_with_ties(seed: int) -> None:
             expected = stats.ks_2samp(a, b, method="auto")
             d = ks_statistic_sorted(np.sort(a), np.sort(b))
             statistic, pvalue, method = ks_pvalue(d, n1, n2)
-            assert (statistic, pvalue) == (expected.statistic, expected.pvalue)
+            assert statistic == expected.statistic
             assert method == ("exact" if max(n1, n2) <= 10000 else "asymptotic")
+            if method == "exact":
+                assert pvalue == expected.pvalue
+            else:  # Kolmogorov's limit (as R); scipy's finite-n variant differs by < 0.004 here
+                assert pvalue == stats.kstwobign.sf(d * np.sqrt(n1 * n2 / (n1 + n2)))
+                assert abs(pvalue - expected.pvalue) < 0.004
 
 
 def test_ks_in_compute_drift_excludes_missing_values() -> None:

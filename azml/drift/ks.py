@@ -1,5 +1,6 @@
-"""Two-sample Kolmogorov-Smirnov: the statistic over every row, the p-value as
-``scipy.stats.ks_2samp(method="auto")`` computes it.
+"""Two-sample Kolmogorov-Smirnov: the statistic over every row; the p-value
+exact for small samples (as ``scipy.stats.ks_2samp(method="auto")``), from
+Kolmogorov's limiting distribution for large ones (as R's ``ks.test``).
 
 The statistic is D = max over x of |R(x)/n_r - C(x)/n_c| with R(x), C(x) the
 counts of reference / current values <= x; the maximum is attained at a data
@@ -66,11 +67,16 @@ def _gather(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndar
 
 
 def ks_pvalue(d: float, n_r: int, n_c: int) -> tuple[float, float, str]:
-    """(statistic, p-value, method) for D = ``d`` between samples of n_r and n_c values,
-    as ``scipy.stats.ks_2samp(method="auto", alternative="two-sided")`` does:
-    exact when max(n_r, n_c) <= 10000 (the statistic then becomes h / lcm(n_r, n_c)
-    with h = round(d * lcm)), Smirnov's asymptotic distribution otherwise, and the
-    asymptotic one after an exact computation that over- or underflows."""
+    """(statistic, p-value, method) for D = ``d`` between samples of n_r and n_c values.
+
+    Exact when max(n_r, n_c) <= 10000, as ``scipy.stats.ks_2samp(method="auto")``
+    (the statistic then becomes h / lcm(n_r, n_c) with h = round(d * lcm)).
+    Otherwise, and after an exact computation that over- or underflows, the
+    asymptotic p-value P(K > D * sqrt(n_r n_c / (n_r + n_c))) of Kolmogorov's
+    limiting distribution, as R's ``ks.test`` computes it. scipy instead
+    evaluates the one-sample finite-n distribution at the rounded effective
+    size — no more exact for two samples, within 0.004 of this value from
+    10,000 values up, and ~0.5 s per call for moderately shifted features."""
     method = EXACT if max(n_r, n_c) <= MAX_EXACT_N else ASYMPTOTIC
     p = math.nan
     if method == EXACT:
@@ -78,10 +84,9 @@ def ks_pvalue(d: float, n_r: int, n_c: int) -> tuple[float, float, str]:
         if not success:
             method = ASYMPTOTIC
     if method == ASYMPTOTIC:
-        from scipy.stats import kstwo
+        from scipy.stats import kstwobign
 
-        m, n = sorted([float(n_r), float(n_c)], reverse=True)
-        p = float(kstwo.sf(d, np.round(m * n / (m + n))))
+        p = float(kstwobign.sf(d * math.sqrt(n_r * n_c / (n_r + n_c))))
     return float(d), float(np.clip(p, 0.0, 1.0)), method
 
 
