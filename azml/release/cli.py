@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
+from .traffic_cli import register as register_traffic_commands
 
 release_app = typer.Typer(
     no_args_is_help=True,
@@ -180,3 +181,6 @@ def record(
     for metric, measure in measures.items():
         typer.echo(f"{metric} = {measure.value:.6g} (n={measure.n})")
     typer.echo(f"Logged observation of {endpoint}/{deployment} to MLflow run {run_id}")
+
+
+register_traffic_commands(release_app)
