@@ -24,10 +24,13 @@ def canary_project(
     shutil.copytree(ROOT / "serving", target / "serving", dirs_exist_ok=True)
     yaml = YAML()
     yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)  # the committed stack files' layout
+    yaml.width = 4096
     document = yaml.load((ROOT / "Pulumi.prod.yaml").read_text())
     endpoint = document["config"]["azml:onlineEndpoints"][0]
     blue = endpoint["deployments"][0]
-    green = yaml.load(_dump(yaml, blue))
+    # A copy of blue without the comment ruamel attaches to its last key.
+    green = yaml.load("\n".join(line for line in _dump(yaml, blue).splitlines() if not line.lstrip().startswith("#")))
     green["name"] = "green"
     green["model"]["version"] = "4"
     green["code"]["version"] = "4"
