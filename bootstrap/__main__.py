@@ -5,4 +5,9 @@ import pulumi
 
 import state_backend
 
-state_backend.build(state_backend.BootstrapConfig.from_pulumi_config(pulumi.Config()))
+try:
+    config = state_backend.BootstrapConfig.from_pulumi_config(pulumi.Config())
+except state_backend.BootstrapConfigError as error:
+    # RunError ends the program with this message and no traceback.
+    raise pulumi.RunError("invalid bootstrap config:\n" + "\n".join(error.problems)) from None
+state_backend.build(config)

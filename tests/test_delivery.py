@@ -736,6 +736,11 @@ def test_bootstrap_with_ip_ranges_denies_other_networks_and_logs_audit() -> None
     assert "azure-native:authorization:ManagementLockByScope" not in by_type
 
 
+def test_bootstrap_program_reports_config_errors_in_one_message() -> None:
+    with pytest.raises(Exception, match="invalid bootstrap config:\n.*storageAccountName"):
+        plan_bootstrap({**BASE_CONFIG, "storageAccountName": "Bad_Name"})
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
