@@ -44,7 +44,7 @@ try:  # imported as retraining.handler (tests, tooling)
         parse_queue_message,
     )
     from .settings import RetrainingSettings
-    from .submit import JobSubmitter, RetrainRequest, job_name_for
+    from .submit import JobSubmitter, RetrainRequest, job_name_for, submit_once
 except ImportError:  # the Functions host: the app root is on sys.path
     from events import (  # type: ignore[no-redef]
         _SUBJECT,
@@ -57,7 +57,7 @@ except ImportError:  # the Functions host: the app root is on sys.path
         parse_queue_message,
     )
     from settings import RetrainingSettings  # type: ignore[no-redef]
-    from submit import JobSubmitter, RetrainRequest, job_name_for  # type: ignore[no-redef]
+    from submit import JobSubmitter, RetrainRequest, job_name_for, submit_once  # type: ignore[no-redef]
 
 TRIGGER_REASON = "blob_created"
 _JOB_NAME_OK = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,254}$")
@@ -230,20 +230,19 @@ class RetrainingHandler:
 
         for event, request in planned:
             try:
-                if self.submitter.job_exists(request.job_name):
-                    result.skipped.append(Skip(event.id, f"already submitted as job {request.job_name} (redelivery)"))
-                    continue
-                job_name = self.submitter.submit(request)
+                outcome = submit_once(self.submitter, request)
             except Exception as error:  # noqa: BLE001 - reported per event, delivery retried
-                if _exists_quietly(self.submitter, request.job_name):
-                    # Lost a race with a concurrent delivery of the same event.
-                    result.skipped.append(Skip(event.id, f"job {request.job_name} was created concurrently"))
-                else:
-                    result.failed.append(
-                        Failure(event.id, request.job_name, f"{type(error).__name__}: {_one_line(str(error), 200)}")
-                    )
+                result.failed.append(
+                    Failure(event.id, request.job_name, f"{type(error).__name__}: {_one_line(str(error), 200)}")
+                )
                 continue
-            result.submitted.append(Submission(event.id, job_name, request.blob_url))
+            if outcome.status == "exists":
+                result.skipped.append(Skip(event.id, f"already submitted as job {request.job_name} (redelivery)"))
+            elif outcome.status == "concurrent":
+                # Lost a race with a concurrent delivery of the same event.
+                result.skipped.append(Skip(event.id, f"job {request.job_name} was created concurrently"))
+            else:
+                result.submitted.append(Submission(event.id, outcome.job_name, request.blob_url))
 
         result.status = 500 if result.failed else 200
         result.body = {
@@ -298,13 +297,6 @@ class RetrainingHandler:
             input_path=input_path,
             tags={"trigger_reason": TRIGGER_REASON, "blob_url": url, "event_id": event.id},
         )
-
-
-def _exists_quietly(submitter: JobSubmitter, name: str) -> bool:
-    try:
-        return submitter.job_exists(name)
-    except Exception:  # noqa: BLE001 - the original error is what gets reported
-        return False
 
 
 def _rejected(reasons: Sequence[str]) -> HandlerResult:

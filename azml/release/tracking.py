@@ -63,8 +63,13 @@ def artifact_location(uri: str) -> str | None:
 def client(uri: str) -> "MlflowClient":
     import os
 
-    # Artifact transfers are small here; MLflow's progress bars only add noise.
+    import logging
+
+    # Artifact transfers are small here; MLflow's progress bars and its
+    # "creating tables" notices only add noise to a command's output.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
