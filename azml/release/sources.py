@@ -23,10 +23,6 @@ from . import tracking as t
 from .observations import SAMPLE_SIZE_OF, Measure, Observation, ObservationError, SourceUnavailable, combine, parse_record
 
 
-def _millis(moment: dt.datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 def from_mlflow(
     tracking_uri: str,
     experiment: str,
@@ -47,10 +43,8 @@ def from_mlflow(
             runs = client.search_runs(
                 [found.experiment_id],
                 filter_string=(
-                    f"tags.`{t.TAG_KIND}` = '{t.KIND_OBSERVATION}' and tags.`{t.TAG_STACK}` = '{stack}' "
-                    f"and tags.`{t.TAG_ENDPOINT}` = '{endpoint}' and tags.`{t.TAG_DEPLOYMENT}` = '{deployment}' "
-                    f"and attributes.status = 'FINISHED' and attributes.start_time >= {_millis(start)} "
-                    f"and attributes.start_time <= {_millis(end)}"
+                    t.run_filter(t.KIND_OBSERVATION, finished=True, stack=stack, endpoint=endpoint, deployment=deployment)
+                    + f" and attributes.start_time >= {t.millis(start)} and attributes.start_time <= {t.millis(end)}"
                 ),
                 order_by=["attributes.start_time ASC"],
                 max_results=10_000,

@@ -93,23 +93,11 @@ def _last_change(uri: str, experiment: str, stack: str, endpoint: str) -> tuple[
     """(ISO time, verdict run id) of the newest applied traffic change."""
     from . import tracking as t
 
-    client = t.client(uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
+    run = t.newest_run(t.client(uri), experiment, t.run_filter(t.KIND_TRAFFIC, finished=True, stack=stack, endpoint=endpoint))
+    if run is None:
         return None, None
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=(
-            f"tags.`{t.TAG_KIND}` = '{t.KIND_TRAFFIC}' and tags.`{t.TAG_STACK}` = '{stack}' "
-            f"and tags.`{t.TAG_ENDPOINT}` = '{endpoint}' and attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not runs:
-        return None, None
-    started = dt.datetime.fromtimestamp(runs[0].info.start_time / 1000, dt.timezone.utc)
-    return started.isoformat(timespec="seconds"), runs[0].data.tags.get("azml.verdict_run") or None
+    started = dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.timezone.utc)
+    return started.isoformat(timespec="seconds"), run.data.tags.get("azml.verdict_run") or None
 
 
 def stack_status(

@@ -68,21 +68,10 @@ def log_verdict(tracking_uri: str, experiment: str, verdict: Verdict) -> Verdict
 def last_verdict(tracking_uri: str, experiment: str, stack: str, endpoint: str) -> Verdict | None:
     """The newest finished verdict of ``stack``/``endpoint``, or None."""
     client = t.client(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
+    run = t.newest_run(client, experiment, t.run_filter(t.KIND_VERDICT, finished=True, stack=stack, endpoint=endpoint))
+    if run is None:
         return None
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=(
-            f"tags.`{t.TAG_KIND}` = '{t.KIND_VERDICT}' and tags.`{t.TAG_STACK}` = '{stack}' "
-            f"and tags.`{t.TAG_ENDPOINT}` = '{endpoint}' and attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not runs:
-        return None
-    run_id = runs[0].info.run_id
+    run_id = run.info.run_id
     with tempfile.TemporaryDirectory() as scratch:
         try:
             local = client.download_artifacts(run_id, VERDICT_ARTIFACT, scratch)

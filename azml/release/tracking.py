@@ -7,8 +7,9 @@ audit store (verdicts, drift reports, retraining decisions, lineage).
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # mlflow takes ~2 s to import: only commands that log pay for it
     from mlflow import MlflowClient
@@ -89,3 +90,37 @@ def experiment_id(mlflow_client: "MlflowClient", name: str) -> str:
         if found is None:
             raise
         return found.experiment_id
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_TAG_OF = {"stack": TAG_STACK, "endpoint": TAG_ENDPOINT, "deployment": TAG_DEPLOYMENT, "model": TAG_MODEL}
+
+
+def run_filter(kind: str, *, finished: bool = False, **tags: str) -> str:
+    """An MLflow search filter for runs of ``kind`` with the given tags
+    (``stack``, ``endpoint``, ``deployment``, ``model``), values quoted."""
+    parts = [f"tags.`{TAG_KIND}` = {_quote(kind)}"]
+    parts += [f"tags.`{_TAG_OF[k]}` = {_quote(v)}" for k, v in tags.items()]
+    if finished:
+        parts.append("attributes.status = 'FINISHED'")
+    return " and ".join(parts)
+
+
+def millis(moment: dt.datetime) -> int:
+    """A time as MLflow's run timestamps count it (milliseconds since the epoch)."""
+    return int(moment.timestamp() * 1000)
+
+
+def newest_run(mlflow_client: "MlflowClient", experiment: str, query: str) -> Any | None:
+    """The most recently started run of ``experiment`` matching ``query``, or None
+    (also when the experiment does not exist)."""
+    found = mlflow_client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = mlflow_client.search_runs(
+        [found.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"], max_results=1
+    )
+    return runs[0] if runs else None

@@ -144,21 +144,6 @@ def read_drift_report(path: Path, stack: str, endpoint: str, deployment: str) ->
 # --------------------------------------------------------------------------- MLflow
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _filter(kind: str, **tags: str) -> str:
-    parts = [f"tags.`{tracking.TAG_KIND}` = {_quote(kind)}"]
-    names = {"stack": tracking.TAG_STACK, "endpoint": tracking.TAG_ENDPOINT, "deployment": tracking.TAG_DEPLOYMENT, "model": tracking.TAG_MODEL}
-    parts += [f"tags.`{names[k]}` = {_quote(v)}" for k, v in tags.items()]
-    return " and ".join(parts)
-
-
-def _millis(value: dt.datetime) -> int:
-    return int(value.timestamp() * 1000)
-
-
 def _time(millis: int | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(millis / 1000, dt.timezone.utc) if millis else None
 
@@ -182,7 +167,7 @@ def latest_drift_run(
 ) -> DriftReading | None:
     """The newest kind=drift run of the endpoint started by ``now``, of this
     deployment (or not tagged with one)."""
-    query = _filter(tracking.KIND_DRIFT, stack=stack, endpoint=endpoint) + f" and attributes.start_time <= {_millis(now)}"
+    query = tracking.run_filter(tracking.KIND_DRIFT, stack=stack, endpoint=endpoint) + f" and attributes.start_time <= {tracking.millis(now)}"
     for run in _search(client, ids, query, limit=200):
         tagged = run.data.tags.get(tracking.TAG_DEPLOYMENT)
         if tagged and tagged != deployment:
@@ -204,8 +189,8 @@ def live_accuracy(
     """Accuracy of the deployment over (now - window, now], weighted by sample size.
     Observation runs without ``accuracy_n`` carry no weight and are left out."""
     start = now - dt.timedelta(minutes=window_minutes)
-    query = _filter(tracking.KIND_OBSERVATION, stack=stack, endpoint=endpoint, deployment=deployment)
-    query += f" and attributes.start_time > {_millis(start)} and attributes.start_time <= {_millis(now)}"
+    query = tracking.run_filter(tracking.KIND_OBSERVATION, stack=stack, endpoint=endpoint, deployment=deployment)
+    query += f" and attributes.start_time > {tracking.millis(start)} and attributes.start_time <= {tracking.millis(now)}"
     total, weight, runs = 0.0, 0, 0
     for run in _search(client, ids, query):
         metrics = run.data.metrics
@@ -225,7 +210,7 @@ def training_from_mlflow(client: "MlflowClient", ids: list[str], model: tuple[st
     """The latest kind=lineage run of the model version, else the registered
     model version's training run."""
     label = f"{model[0]}:{model[1]}"
-    for run in _search(client, ids, _filter(tracking.KIND_LINEAGE, model=label), limit=1):
+    for run in _search(client, ids, tracking.run_filter(tracking.KIND_LINEAGE, model=label), limit=1):
         params = run.data.params
         accuracy = params.get("training_accuracy")
         trained = params.get("trained_at")
