@@ -12,6 +12,45 @@ from ruamel.yaml import YAML
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINT = "credit-risk-endpoint"
 
+#: A second deployment of the prod endpoint, as an operator adds it.
+GREEN = """\
+        - name: green
+          model: {name: credit-risk, version: "4"}
+          environment:
+            name: credit-risk-scoring
+            version: "1"
+            baseImage: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest
+            condaFile: serving/credit-risk/conda.yaml
+          code: {name: credit-risk-score, version: "4", scoringScript: score.py}
+          instanceType: Standard_DS3_v2
+          instanceCount: 2
+"""
+SPLIT_COMMENT = "      # The split the release controller moves"
+BLOCK_TRAFFIC = "      traffic:\n        blue: 100\n"
+
+
+def canary_stack_text(traffic: str = "      traffic:\n        blue: 90\n        green: 10\n", mirror: str = "{}") -> str:
+    """The shipped prod stack, byte for byte, with a green deployment declared
+    beside blue and the given traffic block (block style by default, as the file writes it)."""
+    text = (ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8")
+    assert SPLIT_COMMENT in text and BLOCK_TRAFFIC in text and "      mirrorTraffic: {}\n" in text
+    text = text.replace(SPLIT_COMMENT, GREEN + SPLIT_COMMENT, 1)
+    text = text.replace(BLOCK_TRAFFIC, traffic, 1)
+    return text.replace("      mirrorTraffic: {}\n", f"      mirrorTraffic: {mirror}\n", 1)
+
+
+def make_project(directory: Path, stack_text: str, mlflow_template: Path | None = None) -> Path:
+    """A copy of the project's files `load_stack` needs, with ``stack_text`` as
+    Pulumi.prod.yaml and, given a template, the MLflow store at the stack's
+    default URI (sqlite:///mlruns.db relative to the project)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "Pulumi.yaml", directory / "Pulumi.yaml")
+    shutil.copytree(ROOT / "serving", directory / "serving", dirs_exist_ok=True)
+    (directory / "Pulumi.prod.yaml").write_text(stack_text, encoding="utf-8")
+    if mlflow_template is not None:
+        shutil.copy(mlflow_template, directory / "mlruns.db")
+    return directory
+
 
 def canary_project(
     target: Path, traffic: dict[str, int], mirror: dict[str, int] | None = None, metrics: dict | None = None

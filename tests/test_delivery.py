@@ -27,6 +27,8 @@ from typing import Any, Iterator
 import pytest
 from ruamel.yaml import YAML
 
+from .release_support import canary_stack_text, make_project
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 WORKFLOW_DIR = ROOT / ".github" / "workflows"
@@ -439,32 +441,8 @@ def discovery_filter() -> str:
     return match.group(1)
 
 
-GREEN = """\
-        - name: green
-          model: {name: credit-risk, version: "4"}
-          environment:
-            name: credit-risk-scoring
-            version: "1"
-            baseImage: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest
-            condaFile: serving/credit-risk/conda.yaml
-          code: {name: credit-risk-score, version: "4", scoringScript: score.py}
-          instanceType: Standard_DS3_v2
-          instanceCount: 2
-"""
-
-
 def stack_with_canary(directory: Path, traffic: str, mirror: str) -> Path:
-    text = (ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8")
-    marker = "      # The split the release controller moves"
-    assert marker in text and "      traffic:\n        blue: 100\n" in text
-    text = text.replace(marker, GREEN + marker, 1)
-    text = text.replace("      traffic:\n        blue: 100\n", traffic, 1)
-    text = text.replace("      mirrorTraffic: {}\n", f"      mirrorTraffic: {mirror}\n", 1)
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "Pulumi.yaml", directory / "Pulumi.yaml")
-    shutil.copytree(ROOT / "serving", directory / "serving")
-    (directory / "Pulumi.prod.yaml").write_text(text, encoding="utf-8")
-    return directory
+    return make_project(directory, canary_stack_text(traffic, mirror))
 
 
 @pytest.mark.parametrize(

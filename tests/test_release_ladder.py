@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -24,35 +23,11 @@ from azml.release.stackedit import (
 )
 from azml.release.verdict import Decision, Verdict, file_sha256, utc_now
 
-ROOT = Path(__file__).resolve().parents[1]
-ENDPOINT = "credit-risk-endpoint"
+from . import release_support
+from .release_support import ENDPOINT, GREEN, canary_stack_text
+
 EXPERIMENT = "credit-risk-release"  # the prod stack's azml:release metrics.experiment
 LADDER = [10, 25, 50, 100]
-
-GREEN = """\
-        - name: green
-          model: {name: credit-risk, version: "4"}
-          environment:
-            name: credit-risk-scoring
-            version: "1"
-            baseImage: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest
-            condaFile: serving/credit-risk/conda.yaml
-          code: {name: credit-risk-score, version: "4", scoringScript: score.py}
-          instanceType: Standard_DS3_v2
-          instanceCount: 2
-"""
-SPLIT_COMMENT = "      # The split the release controller moves"
-BLOCK_TRAFFIC = "      traffic:\n        blue: 100\n"
-
-
-def canary_stack_text(traffic: str = "      traffic:\n        blue: 90\n        green: 10\n", mirror: str = "{}") -> str:
-    """The shipped prod stack with a green deployment declared beside blue and
-    the given traffic block (block style by default, as the file writes it)."""
-    text = (ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8")
-    assert SPLIT_COMMENT in text and BLOCK_TRAFFIC in text and "      mirrorTraffic: {}\n" in text
-    text = text.replace(SPLIT_COMMENT, GREEN + SPLIT_COMMENT, 1)
-    text = text.replace(BLOCK_TRAFFIC, traffic, 1)
-    return text.replace("      mirrorTraffic: {}\n", f"      mirrorTraffic: {mirror}\n", 1)
 
 
 @pytest.fixture(scope="session")
@@ -67,15 +42,7 @@ def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_project(directory: Path, mlflow_template: Path, stack_text: str) -> Path:
-    """A copy of the project's files `load_stack` needs, with ``stack_text``
-    as Pulumi.prod.yaml and the MLflow store at the stack's default URI
-    (sqlite:///mlruns.db relative to the project)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "Pulumi.yaml", directory / "Pulumi.yaml")
-    shutil.copytree(ROOT / "serving", directory / "serving")
-    (directory / "Pulumi.prod.yaml").write_text(stack_text, encoding="utf-8")
-    shutil.copy(mlflow_template, directory / "mlruns.db")
-    return directory
+    return release_support.make_project(directory, stack_text, mlflow_template)
 
 
 @pytest.fixture

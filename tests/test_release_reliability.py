@@ -62,8 +62,8 @@ RACER = textwrap.dedent(
 )
 
 # Rewrites the stack file back and forth between two splits until killed.
-# before_replace sleeps a little so that many kills land between the
-# temporary file and the replace.
+# before_replace announces itself and sleeps a little, so that a kill can be
+# aimed between the temporary file and the replace.
 WRITER = textwrap.dedent(
     """
     import random, sys, time
@@ -74,12 +74,16 @@ WRITER = textwrap.dedent(
     path = Path(sys.argv[1])
     a = {"blue": 90, "green": 10}
     b = {"blue": 75, "green": 25}
+    def announce(sha):
+        print("replacing", flush=True)
+        time.sleep(random.uniform(0.02, 0.05))
+
     print("ready", flush=True)
     while True:
         text = path.read_text(encoding="utf-8")
         target = b if "        green: 10\\n" in text else a
         rewrite_traffic(path, "credit-risk-endpoint", target, {}, expected_sha256=file_sha256(path),
-                        before_replace=lambda sha: time.sleep(random.uniform(0, 0.05)))
+                        before_replace=announce)
     """
 )
 
@@ -172,10 +176,13 @@ def test_kill_9_while_rewriting_leaves_the_old_or_the_new_file(tmp_path: Path, m
     assert old != new
     rng = random.Random(20261126)
     kills, interrupted_writes = 14, 0
-    for _ in range(kills):
+    for round_ in range(kills):
         writer = _start(WRITER, str(path))
         _wait_for(writer, "ready")
-        time.sleep(rng.uniform(0.0, 0.35))
+        if round_ % 2:
+            time.sleep(rng.uniform(0.0, 0.35))  # anywhere in the loop
+        else:
+            _wait_for(writer, "replacing")  # between the temporary file and the replace
         writer.send_signal(signal.SIGKILL)
         writer.wait(timeout=30)
         assert writer.returncode == -signal.SIGKILL, writer.stderr.read() if writer.stderr else ""
