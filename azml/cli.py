@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import sys
@@ -12,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from .drift.cli import drift
-from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail as _fail
+from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail as _fail
 from .files import write_atomically
 from .envcheck import env_app
 from .lineage import lineage
@@ -25,11 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="azml: a secure Azure Machine Learning platform as code.",
 )
-
-
-class OutputFormat(str, enum.Enum):
-    text = "text"
-    json = "json"
 
 
 @app.callback()

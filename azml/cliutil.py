@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import NoReturn
 
 import typer
@@ -17,3 +18,10 @@ def fail(code: int, lines: list[str]) -> NoReturn:
     for line in lines:
         typer.echo(f"error: {line}", err=True)
     raise typer.Exit(code)
+
+
+class OutputFormat(str, enum.Enum):
+    """``--format`` of commands that print either text or a JSON document."""
+
+    text = "text"
+    json = "json"

@@ -19,7 +19,6 @@ names. See docs/retraining-and-lineage.md.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import re
@@ -30,7 +29,7 @@ from typing import Annotated, Iterable, Optional
 
 import typer
 
-from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
+from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
 
 #: Never counted as drift: the project (editable install) and installer bootstrap.
 DEFAULT_IGNORED = ("azml", "pip", "setuptools", "wheel")
@@ -188,10 +187,6 @@ def compare(pins: dict[str, Pin], installed: dict[str, list[str]], ignore: Itera
     return report
 
 
-class _Format(str, enum.Enum):
-    text = "text"
-    json = "json"
-
 
 env_app = typer.Typer(
     add_completion=False,
@@ -230,7 +225,7 @@ def check(
     ignore: Annotated[
         list[str], typer.Option("--ignore", help="Another distribution not to count (repeatable); azml, pip, setuptools, wheel never count.")
     ] = [],  # noqa: B006 - typer needs a literal default
-    output_format: Annotated[_Format, typer.Option("--format", "-f", help="text or json.")] = _Format.text,
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text or json.")] = OutputFormat.text,
 ) -> None:
     """Report installed packages that are not in the lock, at another version
     than locked, or locked but not installed. Exit 1 on any of them, 0 when
@@ -254,7 +249,7 @@ def check(
         fail(EXIT_PROGRAM_ERROR, [f"cannot list installed distributions: {error}"])
     report = compare(pins, installed, [*DEFAULT_IGNORED, *ignore], str(path))
 
-    if output_format is _Format.json:
+    if output_format is OutputFormat.json:
         document = report.to_json()
         document["lockSha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
         typer.echo(json.dumps(document, indent=2))

@@ -15,7 +15,6 @@ See docs/retraining-and-lineage.md for the layout and the tags.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import hashlib
 import json
 import math
@@ -27,7 +26,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
+from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
 from .files import write_atomically
 
 SCHEMA_VERSION = 1
@@ -388,10 +387,6 @@ def log_record(tracking_uri: str, experiment: str, record: dict[str, Any], stack
 # --------------------------------------------------------------------------- the command
 
 
-class _Format(str, enum.Enum):
-    text = "text"
-    json = "json"
-
 
 def lineage(
     model: Annotated[str, typer.Option("--model", help="The registered model version: NAME:VERSION.")],
@@ -416,7 +411,7 @@ def lineage(
     ] = None,
     experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment of the lineage run.")] = "azml-lineage",
     stack: Annotated[Optional[str], typer.Option("--stack", help="Stack name tagged on the MLflow run.")] = None,
-    output_format: Annotated[_Format, typer.Option("--format", "-f", help="text: the tags; json: the record.")] = _Format.text,
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text: the tags; json: the record.")] = OutputFormat.text,
 ) -> None:
     """Write the lineage record of a model version (lineage.json) and print the
     deployment tags it yields. Paths in the record are relative to the
@@ -475,7 +470,7 @@ def lineage(
         except Exception as error:  # noqa: BLE001
             fail(EXIT_PROGRAM_ERROR, [f"wrote {out} but could not log it to MLflow at {tracking_uri}: {_first_line(error)}"])
 
-    if output_format is _Format.json:
+    if output_format is OutputFormat.json:
         typer.echo(text, nl=False)
         return
     typer.echo(f"Wrote {out}: lineage of {name_version[0]}:{name_version[1]} (lineage-sha256 {record['lineageSha256']})")

@@ -10,7 +10,6 @@ tracking store or the submission failed.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
 import math
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
+from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
 from ..lineage import LineageError, iso, parse_time
 from . import sources
 from .triggers import Decision, Inputs, Outcome, Status, Thresholds, decide
@@ -40,10 +39,6 @@ retrain_app = typer.Typer(
 def _retrain() -> None:
     """Subcommands: check."""
 
-
-class _Format(str, enum.Enum):
-    text = "text"
-    json = "json"
 
 
 def _first_line(error: BaseException) -> str:
@@ -114,7 +109,7 @@ def check(
     project_dir: Annotated[
         Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
     ] = None,
-    output_format: Annotated[_Format, typer.Option("--format", "-f", help="text or json.")] = _Format.text,
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text or json.")] = OutputFormat.text,
 ) -> None:
     """Decide whether the deployed model needs retraining: drift (any PSI >
     maxPsi), performance (accuracy drop > maxAccuracyDrop), staleness (trained
@@ -248,7 +243,7 @@ def check(
         except Exception as error:  # noqa: BLE001
             problems.append(f"could not log the check to MLflow at {uri}: {_first_line(error)}")
 
-    if output_format is _Format.json:
+    if output_format is OutputFormat.json:
         typer.echo(json.dumps(document, indent=2))
     else:
         for line in _text(document, decision):
