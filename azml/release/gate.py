@@ -132,9 +132,14 @@ def evaluate(
     stack_file_sha256: str,
     computed_at: str,
     notes: tuple[str, ...] = (),
+    extra_metrics: tuple[MetricResult, ...] = (),
+    extra_triggers: tuple[str, ...] = (),
 ) -> Verdict:
-    metrics = gate_metrics(config, champion, canary)
-    triggers = rollback_triggers(config, champion, canary)
+    """The verdict. ``extra_metrics`` are further gate rows computed elsewhere
+    (e.g. a load test, data validation, attribution stability): they count
+    like the five built-in ones; ``extra_triggers`` like rollback triggers."""
+    metrics = gate_metrics(config, champion, canary) + tuple(extra_metrics)
+    triggers = rollback_triggers(config, champion, canary) + tuple(extra_triggers)
     return Verdict(
         stack=stack,
         endpoint=endpoint,
