@@ -132,6 +132,7 @@ class GovernanceConfig(Model):
     budget: BudgetConfig | None = None
     lifecycle: list[LifecycleRule] = Field(default_factory=list)
     locks: bool = Field(default=False, description="CanNotDelete locks on workspace, Key Vault and storage.")
+    defender_for_containers: bool = Field(default=False, description="Defender for Containers plan on the whole subscription (billed per vCore).")
 
     @field_validator("policies")
     @classmethod

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
 from .base import Model
+from .dashboards import DashboardsConfig
 from .governance import GovernanceConfig
 from .observability import AlertsConfig, ModelMonitoringConfig, Webhooks
 from .regions import AZURE_REGIONS
@@ -246,6 +247,7 @@ class StackConfig(Model):
     )
     retraining: RetrainingConfig = Field(default_factory=lambda: RetrainingConfig(enabled=False))
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
+    dashboards: DashboardsConfig = Field(default_factory=DashboardsConfig)  # on when absent (free)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
 
     @field_validator("location")
