@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .base import Model
+from .release_policy import ErrorBudgetConfig, MaxCanaryMinutes
 
 #: Gate metrics, in the order the verdict table shows them.
 GATE_METRICS = ("accuracyDelta", "latencyP95Ms", "errorRate", "psi", "parityDifference")
@@ -106,6 +107,8 @@ class ReleaseConfig(Model):
     verdict_max_age_minutes: int = Field(
         default=1440, ge=1, description="advance refuses a verdict older than this (evaluate again)."
     )
+    error_budget: ErrorBudgetConfig = Field(default_factory=ErrorBudgetConfig, description="Freeze promotions while the month's availability error budget is spent.")
+    max_canary_minutes: MaxCanaryMinutes = None
 
     @field_validator("ladder")
     @classmethod
