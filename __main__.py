@@ -12,6 +12,7 @@ from azml.config import ConfigError, load_from_pulumi
 from azml.config.observability import webhook_urls_from_pulumi
 from azml.naming import names_for
 from components.compute import ComputeClusters, ComputeClustersArgs
+from components.dashboards import Dashboards, DashboardsArgs
 from components.governance import Governance, GovernanceArgs
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
@@ -87,6 +88,9 @@ ops = Observability("observability", ObservabilityArgs.wire(
     config, names, group.name, workspace, serving, webhook_urls_from_pulumi(config.alert_webhooks), tags
 ))
 
+# Workbook over the stack's Log Analytics workspace (on unless azml:dashboards.enabled is false).
+dashboards = Dashboards("dashboards", DashboardsArgs.wire(config, names, group.name, workspace, client.subscription_id, tags))
+
 Governance("governance", GovernanceArgs(
     config=config.governance,
     principals=config.principals,
@@ -130,3 +134,4 @@ pulumi.export("computeClusters", compute.cluster_names)
 pulumi.export("onlineEndpoints", {name: e.endpoint_name for name, e in serving.online.items()})
 pulumi.export("batchEndpoints", {name: e.endpoint_id for name, e in serving.batch.items()})
 pulumi.export("actionGroupId", ops.action_group_id)
+pulumi.export("workbookId", dashboards.workbook_id)

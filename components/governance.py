@@ -1,5 +1,6 @@
 """Governance and cost: persona RBAC (with a traffic-approver custom role),
-Azure Policy assignments, a budget, storage lifecycle rules and locks."""
+Azure Policy assignments, a budget, storage lifecycle rules, locks and, opt-in,
+Microsoft Defender for Containers on the subscription."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 import pulumi
-from pulumi_azure_native import authorization, consumption, storage
+from pulumi_azure_native import authorization, consumption, security, storage
 
 from azml.config.governance import BudgetConfig, GovernanceConfig, LifecycleRule
 from azml.config.schema import PrincipalsConfig
@@ -52,7 +53,8 @@ class GovernanceArgs:
 
 
 class Governance(pulumi.ComponentResource):
-    """Outputs: ``approver_role_id``."""
+    """Outputs: ``approver_role_id``, ``defender_pricing_id`` (None unless
+    ``defenderForContainers``)."""
 
     def __init__(self, name: str, args: GovernanceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("azml:components:Governance", name, None, opts)
@@ -82,7 +84,10 @@ class Governance(pulumi.ComponentResource):
                     notes=f"azml: {label} holds production state; remove this lock deliberately before deleting.",
                     opts=pulumi.ResourceOptions(parent=self),
                 )
-        self.register_outputs({"approverRoleId": self.approver_role_id})
+        self.defender_pricing_id: pulumi.Output[str] | None = None
+        if args.config.defender_for_containers:
+            self.defender_pricing_id = self._defender_for_containers(args).id
+        self.register_outputs({"approverRoleId": self.approver_role_id, "defenderPricingId": self.defender_pricing_id})
 
     def _personas(self, args: GovernanceArgs) -> pulumi.Output[str] | None:
         """Reader and AzureML Data Scientist (built-in) and the approver custom
@@ -131,6 +136,22 @@ class Governance(pulumi.ComponentResource):
                 parent=self,
             )
         return role.id
+
+    def _defender_for_containers(self, args: GovernanceArgs) -> security.Pricing:
+        """The Containers plan at subscription scope (Defender plans have no
+        narrower scope for registries): every registry in the subscription gets
+        its pushed and recently pulled images scanned for vulnerabilities.
+        Only the registry scanning extension is named; the Kubernetes ones
+        (sensor, agentless discovery) concern AKS, which azml does not create,
+        and keep Azure's defaults."""
+        return security.Pricing(
+            "defender-containers",
+            scope_id=pulumi.Output.concat("/subscriptions/", args.subscription_id),
+            pricing_name="Containers",
+            pricing_tier="Standard",
+            extensions=[security.ExtensionArgs(name="ContainerRegistriesVulnerabilityAssessments", is_enabled="True")],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _budget(self, budget: BudgetConfig, args: GovernanceArgs) -> consumption.Budget:
         groups = [args.action_group_id] if args.action_group_id is not None else []

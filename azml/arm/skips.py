@@ -66,6 +66,15 @@ SKIPS: tuple[Skip, ...] = (
         resources=("Microsoft.ContainerRegistry/registries.*",),
     ),
     Skip(
+        "CKV_AZURE_87",
+        "Not applicable: the check reads every Microsoft.Security/pricings resource as the Key Vault plan and "
+        "passes only one named KeyVaults. This resource is the Containers plan (azml:governance."
+        "defenderForContainers), which CKV_AZURE_19 checks for the Standard tier. Defender for Key Vault is a "
+        "separate subscription-wide plan azml does not manage; the vault itself is private, RBAC-only and "
+        "audit-logged to Log Analytics.",
+        resources=("Microsoft.Security/pricings.Containers",),
+    ),
+    Skip(
         "CKV_AZURE_233",
         "Availability, not security: dev sets azml:registry.zoneRedundant false to save cost; prod's registry "
         "is zone redundant and passes.",

@@ -43,6 +43,8 @@ ARM_TYPES: dict[str, ArmType] = {
         "Microsoft.OperationalInsights/workspaces", "workspaceName"
     ),
     "azure-native:applicationinsights:Component": ArmType("Microsoft.Insights/components", "resourceName"),
+    # Workbook names are GUIDs (components/dashboards.py derives one per stack).
+    "azure-native:applicationinsights:Workbook": ArmType("Microsoft.Insights/workbooks", "resourceName"),
     "azure-native:storage:StorageAccount": ArmType("Microsoft.Storage/storageAccounts", "accountName"),
     "azure-native:storage:BlobServiceProperties": ArmType(
         "Microsoft.Storage/storageAccounts/blobServices", "blobServicesName", ("accountName",)
@@ -75,6 +77,8 @@ ARM_TYPES: dict[str, ArmType] = {
         "Microsoft.Authorization/locks", "lockName", scope_key="scope"
     ),
     "azure-native:consumption:Budget": ArmType("Microsoft.Consumption/budgets", "budgetName", scope_key="scope"),
+    # Defender plans: an extension of the subscription ("/subscriptions/<id>").
+    "azure-native:security:Pricing": ArmType("Microsoft.Security/pricings", "pricingName", scope_key="scopeId"),
     "azure-native:keyvault:Vault": ArmType("Microsoft.KeyVault/vaults", "vaultName"),
     "azure-native:containerregistry:Registry": ArmType("Microsoft.ContainerRegistry/registries", "registryName"),
     "azure-native:machinelearningservices:Workspace": ArmType(
