@@ -12,6 +12,7 @@ import typer
 
 from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
 from .traffic_cli import register as register_traffic_commands
+from .scoreboard_cli import register as register_scoreboard
 
 release_app = typer.Typer(
     no_args_is_help=True,
@@ -184,3 +185,4 @@ def record(
 
 
 register_traffic_commands(release_app)
+register_scoreboard(release_app)

@@ -1,0 +1,92 @@
+"""``azml release scoreboard``: per model version its accuracy, parity
+difference, PSI, p95 latency and status, from MLflow observation runs.
+
+:func:`register` adds the command to the ``release`` sub-app. Exit codes:
+0 the scoreboard printed and written; 1 the tracking store cannot be read;
+2 bad input (unknown stack or endpoint, bad --window-days or --format).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..cliutil import EXIT_INVALID_INPUT, fail
+
+
+class ScoreboardFormat(str, enum.Enum):
+    text = "text"
+    markdown = "markdown"
+    html = "html"
+    json = "json"
+
+
+def scoreboard_command(
+    stack: Annotated[str, typer.Argument(help="Stack name (Pulumi.STACK.yaml beside Pulumi.yaml) or stack file path.")],
+    endpoint: Annotated[
+        Optional[str], typer.Option("--endpoint", "-e", help="Only this online endpoint (default: all).")
+    ] = None,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f",
+            help="text|markdown|html|json. text: a table; markdown: a table for a pull request; html: only the page's path; json: on stdout.",
+        ),
+    ] = "text",
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory of the HTML page <out>/<stack>.html (written in every format).")
+    ] = Path("build/scoreboard"),
+    window_days: Annotated[
+        int, typer.Option("--window-days", help="Observation runs started in the last N days (default 30).")
+    ] = 30,
+    project_dir: Annotated[
+        Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
+    ] = None,
+    tracking_uri: Annotated[
+        Optional[str],
+        typer.Option("--tracking-uri", help="MLflow tracking URI (default: the stack's azml:release metrics.trackingUri)."),
+    ] = None,
+    experiment: Annotated[
+        Optional[str], typer.Option("--experiment", help="MLflow experiment (default: the stack's metrics.experiment).")
+    ] = None,
+) -> None:
+    """Quality scoreboard: per model version (sorted by model, then version)
+    pooled accuracy, parity difference, PSI, p95 latency and error rate with
+    sample sizes, and its status — champion, canary, shadow or retired — from
+    the stack file. Always writes a self-contained HTML page with a chart."""
+    from .scoreboard import ScoreboardError, build_scoreboard, render_markdown, render_text
+    from .scoreboard_html import write_html
+
+    # Checked here rather than by typer so the error is one line naming the choices.
+    allowed = [f.value for f in ScoreboardFormat]
+    if output_format not in allowed:
+        fail(EXIT_INVALID_INPUT, [f"--format: {output_format!r} is not one of {', '.join(allowed)}"])
+    chosen = ScoreboardFormat(output_format)
+    try:
+        board = build_scoreboard(
+            stack, endpoint=endpoint, window_days=window_days, project_dir=project_dir,
+            tracking_uri=tracking_uri, experiment=experiment,
+        )
+    except ScoreboardError as error:
+        fail(error.code, error.problems)
+    try:
+        page = write_html(board, out)
+    except OSError as error:
+        fail(EXIT_INVALID_INPUT, [f"--out: cannot write {out / (board.stack + '.html')} ({error.strerror or error})"])
+    if chosen is ScoreboardFormat.json:
+        typer.echo(json.dumps({**board.to_json(), "html": str(page)}, indent=2, ensure_ascii=False))
+    elif chosen is ScoreboardFormat.markdown:
+        typer.echo(render_markdown(board), nl=False)
+    elif chosen is ScoreboardFormat.html:
+        typer.echo(str(page))
+    else:
+        render_text(board, page)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``scoreboard`` to the ``release`` sub-app."""
+    app.command("scoreboard")(scoreboard_command)
