@@ -239,6 +239,13 @@ def advance(
         raise AdvanceError(EXIT_REFUSED, error.problems) from None
     if not move.changed:
         return AdvanceResult(target, verdict, move, False, f"nothing to apply: {move.summary}")
+    # Error-budget freeze: a promotion spends reliability the month no longer
+    # has; a rollback restores it, so only PROMOTE is checked (and can be refused).
+    budget_note = None
+    if verdict.decision is Decision.PROMOTE:
+        from .budget import check_promotion
+
+        budget_note = check_promotion(config, stack_file.stack, uri, experiment_name, now or utc_now())
 
     recorded: dict[str, str] = {}
 
@@ -253,6 +260,7 @@ def advance(
                 before=move.before.as_config(),
                 after=move.after.as_config(),
                 stack_file_sha256=new_sha256,
+                project_dir=stack_file.project_dir,
             )
         except Exception as error:
             raise AdvanceError(
@@ -286,7 +294,7 @@ def advance(
         verdict,
         move,
         True,
-        move.summary,
+        move.summary + (f"\n{budget_note}" if budget_note else ""),
         diff=edit.diff,
         traffic_run_id=recorded.get("run_id"),
         pulumi_command=pulumi_up_command(stack_file.stack, stack_file.project_dir),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .advance import _minutes, load_target, missing_sqlite_store, verdict_age
+from .budget import ErrorBudget, error_budget
 from .ladder import Position, Split, infer_roles, position
 from .verdict import Verdict, file_sha256, utc_now
 
@@ -73,6 +74,7 @@ class StackStatus:
     tracking_uri: str
     experiment: str
     endpoints: list[EndpointStatus]
+    budget: ErrorBudget | None = None  # the stack's availability error budget this month
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,11 +84,15 @@ class StackStatus:
             "trackingUri": self.tracking_uri,
             "experiment": self.experiment,
             "endpoints": [e.to_json() for e in self.endpoints],
+            "errorBudget": None if self.budget is None else self.budget.to_json(),
         }
 
     @property
     def store_errors(self) -> list[str]:
-        return [f"{e.endpoint}: {e.store_error}" for e in self.endpoints if e.store_error]
+        errors = [f"{e.endpoint}: {e.store_error}" for e in self.endpoints if e.store_error]
+        if self.budget is not None and self.budget.enabled and self.budget.error is not None:
+            errors.append(self.budget.describe())
+        return errors
 
 
 def _last_change(uri: str, experiment: str, stack: str, endpoint: str) -> tuple[str | None, str | None]:
@@ -161,7 +167,8 @@ def stack_status(
                 store_error=error,
             )
         )
-    return StackStatus(stack_file.stack, stack_file.path, ladder, uri, experiment_name, statuses)
+    budget = error_budget(config, stack_file.stack, tracking_uri=uri, experiment=experiment_name, now=now)
+    return StackStatus(stack_file.stack, stack_file.path, ladder, uri, experiment_name, statuses, budget)
 
 
 def _split_text(split: dict[str, int]) -> str:
@@ -203,4 +210,17 @@ def render_text(status: StackStatus) -> None:
             verdict_text,
             e.last_change_at or "—",
         )
-    Console(width=200).print(table)
+    console = Console(width=200)
+    console.print(table)
+    if status.budget is not None:
+        console.print(_budget_text(status.budget), highlight=False)
+
+
+def _budget_text(budget: ErrorBudget) -> str:
+    if not budget.enabled:
+        return f"{budget.describe()} (freeze off: azml:release.errorBudget)"
+    if budget.freezes:
+        return f"{budget.describe()}: PROMOTE frozen, ROLLBACK allowed"
+    if not budget.known:
+        return f"{budget.describe()}: not frozen"
+    return budget.describe()

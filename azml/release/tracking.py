@@ -124,3 +124,11 @@ def newest_run(mlflow_client: "MlflowClient", experiment: str, query: str) -> An
         [found.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"], max_results=1
     )
     return runs[0] if runs else None
+
+
+# Release audit trail: tags the KPIs and the canary time limit read back.
+TAG_DECISION = "azml.decision"  # verdict runs: PROMOTE / HOLD / ROLLBACK
+TAG_VERDICT_RUN = "azml.verdict_run"  # traffic runs: the verdict run they applied
+TAG_APPLIED = "azml.applied"  # traffic runs: "true" once the stack file was replaced
+TAG_GIT_COMMIT = "azml.git_commit"  # verdict and traffic runs: the project's HEAD commit
+TAG_GIT_COMMIT_TIME = "azml.git_commit_time"  # its committer time, ISO 8601
