@@ -12,6 +12,7 @@ import typer
 
 from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
 from .traffic_cli import register as register_traffic_commands
+from .kpis_cli import register as register_kpis
 from .scoreboard_cli import register as register_scoreboard
 
 release_app = typer.Typer(
@@ -186,3 +187,4 @@ def record(
 
 register_traffic_commands(release_app)
 register_scoreboard(release_app)
+register_kpis(release_app)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import tracking as t
+from .kpis import commit_tags
 from .verdict import Verdict, dumps
 
 VERDICT_ARTIFACT = "verdict.json"
@@ -27,7 +28,7 @@ def _run_tags(kind: str, stack: str, endpoint: str) -> dict[str, str]:
     return {t.TAG_KIND: kind, t.TAG_STACK: stack, t.TAG_ENDPOINT: endpoint}
 
 
-def log_verdict(tracking_uri: str, experiment: str, verdict: Verdict) -> Verdict:
+def log_verdict(tracking_uri: str, experiment: str, verdict: Verdict, project_dir: Path | None = None) -> Verdict:
     """Log ``verdict`` as a finished run and return it with its run id. The
     run is terminated only after the artifact is stored, so a reader never
     sees a verdict run without its ``verdict.json``."""
@@ -41,6 +42,7 @@ def log_verdict(tracking_uri: str, experiment: str, verdict: Verdict) -> Verdict
             "azml.champion": verdict.champion,
             "azml.phase": verdict.phase,
             "azml.decision": verdict.decision.value,
+            **commit_tags(project_dir),
         },
     )
     run_id = run.info.run_id
@@ -90,6 +92,7 @@ def log_traffic_change(
     before: Mapping[str, Any],
     after: Mapping[str, Any],
     stack_file_sha256: str,
+    project_dir: Path | None = None,
 ) -> str:
     """Record an applied traffic change (``before``/``after`` hold ``traffic``
     and ``mirrorTraffic``); returns the run id."""
@@ -97,7 +100,7 @@ def log_traffic_change(
     run = client.create_run(
         t.experiment_id(client, experiment),
         run_name=f"traffic-{endpoint}",
-        tags={**_run_tags(t.KIND_TRAFFIC, stack, endpoint), "azml.verdict_run": verdict_run_id or ""},
+        tags={**_run_tags(t.KIND_TRAFFIC, stack, endpoint), "azml.verdict_run": verdict_run_id or "", **commit_tags(project_dir)},
     )
     run_id = run.info.run_id
     client.log_param(run_id, "before", json.dumps(dict(before), sort_keys=True)[:6000])
