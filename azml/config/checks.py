@@ -11,6 +11,7 @@ from typing import Iterator
 
 from ..naming import endpoint_name
 from ..serving.rules import traffic_problems
+from .bandit import bandit_problems
 from .schema import StackConfig
 
 # Azure: endpoint names are 3-32 characters and unique per region.
@@ -64,6 +65,7 @@ def stack_problems(config: StackConfig, project_dir: Path | None = None) -> Iter
 
     yield from observability_problems(config)
     yield from operations_problems(config)
+    yield from bandit_problems(config)
 
 
 def _lineage_problems(key: str, project_dir: Path, relative: str, model: object) -> Iterator[tuple[str, str]]:

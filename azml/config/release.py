@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .base import Model
+from .attribution import AttributionConfig
+from .bandit import BanditConfig
 from .release_policy import ErrorBudgetConfig, MaxCanaryMinutes
 
 #: Gate metrics, in the order the verdict table shows them.
@@ -109,6 +111,8 @@ class ReleaseConfig(Model):
     )
     error_budget: ErrorBudgetConfig = Field(default_factory=ErrorBudgetConfig, description="Freeze promotions while the month's availability error budget is spent.")
     max_canary_minutes: MaxCanaryMinutes = None
+    bandits: dict[str, BanditConfig] = Field(default_factory=dict, description="Endpoints (short name) whose live split is set by Thompson sampling (azml release bandit), not the ladder.")
+    attribution: AttributionConfig | None = Field(default=None, description="Attribution stability gate (top-N mean |SHAP| overlap); unset: no gate row.")
 
     @field_validator("ladder")
     @classmethod

@@ -175,6 +175,8 @@ def advance(
         stack, endpoint, project_dir=project_dir, tracking_uri=tracking_uri, experiment=experiment
     )
     target = Target(stack_file, config, endpoint, uri, experiment_name)
+    if endpoint in config.release.bandits:  # bandit mode: `azml release bandit` sets this split, never the ladder
+        raise AdvanceError(EXIT_REFUSED, [f"{endpoint} is in bandit mode (azml:release.bandits.{endpoint}): its traffic is set by `azml release bandit {stack_file.stack} --endpoint {endpoint}`, not by the ladder; remove it from azml:release.bandits to walk the ladder"])
     where = f"experiment {experiment_name!r} of {uri}"
 
     if missing_sqlite_store(uri) is not None:
