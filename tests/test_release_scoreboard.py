@@ -110,11 +110,23 @@ def seed(uri: str, project: Path) -> None:
     _verdict(project, uri, Decision.HOLD, minutes_ago=5)
 
 
+@pytest.fixture(scope="module")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> tuple[Path, Path]:
+    """The seeded project and store, built once per worker (seeding takes seconds)."""
+    base = tmp_path_factory.mktemp("scoreboard")
+    project = canary_project(base / "project", {"blue": 90, "green": 10})
+    db = base / "mlruns.db"  # verdict artifacts stay beside it, where each copy's experiment points
+    shutil.copy(mlflow_template, db)
+    seed(f"sqlite:///{db}", project)
+    return project, db
+
+
 @pytest.fixture
-def seeded(tmp_path: Path, mlflow_uri: str) -> tuple[Path, str]:
-    project = canary_project(tmp_path / "project", {"blue": 90, "green": 10})
-    seed(mlflow_uri, project)
-    return project, mlflow_uri
+def seeded(tmp_path: Path, seeded_template: tuple[Path, Path]) -> tuple[Path, str]:
+    """A private copy of the seeded project and store for one test."""
+    project = shutil.copytree(seeded_template[0], tmp_path / "project")
+    shutil.copy(seeded_template[1], tmp_path / "mlruns.db")
+    return project, f"sqlite:///{tmp_path / 'mlruns.db'}"
 
 
 def scoreboard(project: Path, uri: str, *args: str, code: int = 0):  # type: ignore[no-untyped-def]
