@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .base import Model
+from .loadtest import LoadTestConfig
 from .attribution import AttributionConfig
 from .bandit import BanditConfig
 from .release_policy import ErrorBudgetConfig, MaxCanaryMinutes
@@ -109,6 +110,7 @@ class ReleaseConfig(Model):
     verdict_max_age_minutes: int = Field(
         default=1440, ge=1, description="advance refuses a verdict older than this (evaluate again)."
     )
+    load_test: LoadTestConfig | None = Field(default=None, description="Pre-promotion load test; unset: no load-test gate rows.")
     error_budget: ErrorBudgetConfig = Field(default_factory=ErrorBudgetConfig, description="Freeze promotions while the month's availability error budget is spent.")
     max_canary_minutes: MaxCanaryMinutes = None
     bandits: dict[str, BanditConfig] = Field(default_factory=dict, description="Endpoints (short name) whose live split is set by Thompson sampling (azml release bandit), not the ladder.")

@@ -29,6 +29,7 @@ KIND_TRAFFIC = "traffic"  # one applied `azml release advance`
 KIND_DRIFT = "drift"  # one `azml drift` report
 KIND_RETRAIN = "retrain"  # one `azml retrain check`
 KIND_LINEAGE = "lineage"  # one `azml lineage` record
+KIND_LOADTEST = "loadtest"  # one `azml release loadtest` of a deployment
 KIND_BANDIT = "bandit"  # one `azml release bandit` allocation of an endpoint
 KIND_ATTRIBUTION = "attribution"  # one `azml release attribution` comparison
 
@@ -42,6 +43,13 @@ METRIC_PSI = "psi"  # worst feature's PSI of the window's inputs vs the referenc
 METRIC_PSI_N = "psi_n"
 METRIC_PARITY = "parity_difference"  # fairlearn demographic_parity_difference
 METRIC_PARITY_N = "parity_n"
+# Load-test runs (kind loadtest): synthetic traffic, kept apart from the live observation metrics.
+METRIC_LOADTEST_P50 = "loadtest_p50_ms"
+METRIC_LOADTEST_P95 = "loadtest_p95_ms"
+METRIC_LOADTEST_P99 = "loadtest_p99_ms"
+METRIC_LOADTEST_RPS = "loadtest_rps"  # completed requests per second
+METRIC_LOADTEST_ERROR_RATE = "loadtest_error_rate"  # failed / sent (any non-2xx, timeout or connection error)
+METRIC_LOADTEST_REQUESTS = "loadtest_requests"  # sample size of the four above
 
 
 def resolve_tracking_uri(uri: str, project_dir: Path) -> str:
