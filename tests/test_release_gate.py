@@ -385,3 +385,25 @@ def test_record_refuses_a_missing_reference_in_one_line(tmp_path: Path, mlflow_u
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --reference:"), result.output
+
+
+def test_a_canary_held_past_its_time_limit_is_rolled_back(tmp_path: Path, mlflow_uri: str) -> None:
+    project = canary_project(tmp_path / "project", {"blue": 90, "green": 10})
+    from azml.config import load_stack
+
+    limit = load_stack("prod", project)[1].release.max_canary_minutes
+    assert limit is not None
+    # The canary's first verdict, logged longer ago than the stack allows.
+    client = t.client(mlflow_uri)
+    started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=limit + 60)
+    run = client.create_run(
+        t.experiment_id(client, "credit-risk-release"), start_time=t.millis(started),
+        tags={t.TAG_KIND: t.KIND_VERDICT, t.TAG_STACK: "prod", t.TAG_ENDPOINT: ENDPOINT, t.TAG_DEPLOYMENT: "green",
+              "azml.decision": "HOLD"},
+    )
+    client.set_terminated(run.info.run_id, end_time=t.millis(started))
+    record(project, mlflow_uri, "blue", request_log(tmp_path / "blue.csv", rows=6000, accuracy=0.9, latency_ms=100, error_rate=0.003, seed=31))
+    record(project, mlflow_uri, "green", request_log(tmp_path / "green.csv", rows=300, accuracy=0.9, latency_ms=100, error_rate=0.003, seed=32))
+    document = json.loads(evaluate_cli(project, mlflow_uri).output)
+    assert document["decision"] == "ROLLBACK"
+    assert any(trigger.startswith("timeLimit") for trigger in document["rollback_triggers"]), document

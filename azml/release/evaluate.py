@@ -20,6 +20,7 @@ from . import tracking as t
 from .gate import evaluate as run_gate
 from .observations import Observation, ObservationError, with_overrides
 from .sources import from_azure_monitor, from_file, from_mlflow
+from .timelimit import time_limit
 from .verdict import Phase, Verdict, file_sha256, utc_now
 
 
@@ -162,7 +163,9 @@ def evaluate_release(
         computed_at=moment.isoformat(),
         notes=notes,
     )
-    return store.log_verdict(uri, release.config.release.metrics.experiment, verdict)
+    # A canary that lingers past the stack's maxCanaryMinutes is decided, not held.
+    verdict = time_limit(release, verdict, tracking_uri=uri, now=moment)
+    return store.log_verdict(uri, release.config.release.metrics.experiment, verdict, project_dir=project)
 
 
 __all__ = ["ConfigError", "EvaluationError", "evaluate_release", "resolve_release", "tracking_uri_of"]
