@@ -12,6 +12,7 @@ from typing import Iterator
 from ..naming import endpoint_name
 from ..serving.rules import traffic_problems
 from .bandit import bandit_problems
+from .data_validation import data_validation_problems
 from .schema import StackConfig
 
 # Azure: endpoint names are 3-32 characters and unique per region.
@@ -65,6 +66,7 @@ def stack_problems(config: StackConfig, project_dir: Path | None = None) -> Iter
 
     yield from observability_problems(config)
     yield from operations_problems(config)
+    yield from data_validation_problems(config, project_dir)
     yield from bandit_problems(config)
 
 

@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, Field, StringConstraints, field_validator,
 
 from .base import Model
 from .dashboards import DashboardsConfig
+from .data_validation import ModelValidation
 from .governance import GovernanceConfig
 from .observability import AlertsConfig, ModelMonitoringConfig, Webhooks
 from .regions import AZURE_REGIONS
@@ -249,6 +250,7 @@ class StackConfig(Model):
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
     dashboards: DashboardsConfig = Field(default_factory=DashboardsConfig)  # on when absent (free)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+    data_validation: dict[str, ModelValidation] = Field(default_factory=dict, description="Model name -> batch checks.")
 
     @field_validator("location")
     @classmethod
