@@ -12,6 +12,7 @@ import typer
 
 from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
 from .traffic_cli import register as register_traffic_commands
+from .validation_cli import register as register_validation
 from .loadtest_cli import register as register_loadtest
 from .bandit_cli import register as register_bandit
 from .kpis_cli import register as register_kpis
@@ -192,3 +193,4 @@ register_scoreboard(release_app)
 register_kpis(release_app)
 register_bandit(release_app)
 register_loadtest(release_app)
+register_validation(release_app)

@@ -29,6 +29,7 @@ KIND_TRAFFIC = "traffic"  # one applied `azml release advance`
 KIND_DRIFT = "drift"  # one `azml drift` report
 KIND_RETRAIN = "retrain"  # one `azml retrain check`
 KIND_LINEAGE = "lineage"  # one `azml lineage` record
+KIND_VALIDATION = "validation"  # one `azml release validate` of a batch
 KIND_LOADTEST = "loadtest"  # one `azml release loadtest` of a deployment
 KIND_BANDIT = "bandit"  # one `azml release bandit` allocation of an endpoint
 KIND_ATTRIBUTION = "attribution"  # one `azml release attribution` comparison

@@ -106,6 +106,9 @@ def check(
         Optional[str], typer.Option("--training-data", help="With --submit: the pipeline's training_data input (azureml:// or https URI).")
     ] = None,
     log: Annotated[bool, typer.Option("--log/--no-log", help="Record the check as a kind=retrain MLflow run.")] = True,
+    validate: Annotated[
+        Optional[Path], typer.Option("--validate", help="First validate this batch (azml:dataValidation); a failure exits 1 before anything is submitted.", dir_okay=False)
+    ] = None,
     project_dir: Annotated[
         Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
     ] = None,
@@ -142,6 +145,10 @@ def check(
     if accuracy_n is not None and accuracy_n < 1:
         fail(EXIT_INVALID_INPUT, [f"--accuracy-n: expected a whole number >= 1, got {accuracy_n}"])
     project = stack_file.project_dir
+    if validate is not None:
+        from ..release.validation_cli import validate_before_retraining
+
+        validate_before_retraining(config, model[0], validate, project, as_json=output_format is OutputFormat.json)
     triggers = config.retraining.triggers
     thresholds = Thresholds(
         triggers.max_psi, triggers.max_accuracy_drop, triggers.max_model_age_days, config.release.min_samples.accuracy
