@@ -288,3 +288,14 @@ def test_html_scoreboard_renders_in_headless_chromium(seeded: tuple[Path, str], 
         rgb = np.array([int(STATUS_COLOURS[status][i:i + 2], 16) / 255 for i in (1, 3, 5)])
         close = (np.abs(pixels - rgb).max(axis=2) < 0.04).sum()
         assert close > 30, f"no {status} colour {STATUS_COLOURS[status]} on the rendered page"
+
+
+def test_a_missing_sqlite_store_is_reported_not_created(tmp_path: Path) -> None:
+    project = canary_project(tmp_path / "project", {"blue": 90, "green": 10})
+    db = tmp_path / "never.db"
+    board = build_scoreboard("prod", project_dir=project, tracking_uri=f"sqlite:///{db}")
+    assert not db.exists()
+    assert [(r.model, r.status, r.observation.records) for r in board.rows] == [
+        ("credit-risk:3", "champion", 0), ("credit-risk:4", "canary", 0)
+    ]
+    assert any(str(db) in note for note in board.notes)
