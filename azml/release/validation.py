@@ -100,7 +100,7 @@ class ValidationReport:
         }
 
     def summary(self) -> str:
-        verdict = "PASSED" if self.passed else f"FAILED ({len(self.failures)} failed checks)"
+        verdict = "PASSED" if self.passed else f"FAILED ({len(self.failures)} failed check{'s' if len(self.failures) != 1 else ''})"
         return f"data validation of {self.batch} ({self.rows} rows) for model {self.model}: {verdict}"
 
     def to_text(self) -> str:
@@ -134,8 +134,10 @@ def _limit(value: float | None, comparison: str, limit: float | None) -> str:
 
 
 def _shift_text(shift: Shift) -> str:
-    return (f"PSI {_limit(shift.psi, '<=', shift.max_psi)}, KS p-value {_limit(shift.ks_pvalue, '>=', shift.min_ks_pvalue)}"
-            f" — {'ok' if shift.passed else 'FAIL'}")
+    text = f"PSI {_limit(shift.psi, '<=', shift.max_psi)}"
+    if shift.ks_pvalue is not None or shift.min_ks_pvalue is not None:  # categorical features have no KS
+        text += f", KS p-value {_limit(shift.ks_pvalue, '>=', shift.min_ks_pvalue)}"
+    return f"{text} — {'ok' if shift.passed else 'FAIL'}"
 
 
 def _failure_line(f: Failure) -> str:
