@@ -15,6 +15,7 @@ from .traffic_cli import register as register_traffic_commands
 from .validation_cli import register as register_validation
 from .loadtest_cli import register as register_loadtest
 from .bandit_cli import register as register_bandit
+from .attribution_cli import register as register_attribution
 from .kpis_cli import register as register_kpis
 from .scoreboard_cli import register as register_scoreboard
 
@@ -194,3 +195,4 @@ register_kpis(release_app)
 register_bandit(release_app)
 register_loadtest(release_app)
 register_validation(release_app)
+register_attribution(release_app)
