@@ -89,7 +89,7 @@ ops = Observability("observability", ObservabilityArgs.wire(
 ))
 
 # Workbook over the stack's Log Analytics workspace (on unless azml:dashboards.enabled is false).
-dashboards = Dashboards("dashboards", DashboardsArgs.wire(config, names, group.name, workspace, client.subscription_id, tags))
+dashboards = Dashboards("dashboards", DashboardsArgs.wire(config, names, group.name, workspace, tags))
 
 Governance("governance", GovernanceArgs(
     config=config.governance,

@@ -61,6 +61,14 @@ def workbook_name(names: Names) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"workbook|{names.resource_group}|{names.base}"))
 
 
+def subscription_of(resource_id: str) -> str:
+    """``/subscriptions/<id>/resourceGroups/...`` -> ``/subscriptions/<id>``."""
+    parts = resource_id.split("/")
+    if len(parts) < 3 or parts[1].lower() != "subscriptions":
+        raise ValueError(f"not an Azure resource id: {resource_id!r}")
+    return f"/subscriptions/{parts[2]}"
+
+
 # --------------------------------------------------------------------------- KQL
 
 
@@ -243,7 +251,6 @@ class DashboardsArgs:
     location: str
     resource_group_name: pulumi.Input[str]
     log_analytics_id: pulumi.Input[str]
-    subscription_id: pulumi.Input[str]
     workspace_name: str
     endpoint_names: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -255,7 +262,6 @@ class DashboardsArgs:
         names: Names,
         resource_group_name: pulumi.Input[str],
         workspace: "MlWorkspace",
-        subscription_id: pulumi.Input[str],
         tags: Mapping[str, str],
     ) -> "DashboardsArgs":
         """The args from the stack config and the workspace component (keeps __main__ thin)."""
@@ -265,7 +271,6 @@ class DashboardsArgs:
             location=config.location,
             resource_group_name=resource_group_name,
             log_analytics_id=workspace.log_analytics_id,
-            subscription_id=subscription_id,
             workspace_name=names.workspace,
             endpoint_names=tuple(endpoint_name(config, e.name) for e in config.online_endpoints),
             tags=tags,
@@ -319,7 +324,8 @@ class Dashboards(pulumi.ComponentResource):
         return monitor.DiagnosticSetting(
             "activity-log",
             name=f"{args.names.base}-activity-log",
-            resource_uri=pulumi.Output.concat("/subscriptions/", args.subscription_id),
+            # The subscription of the stack's own workspace: the one the stack deploys into.
+            resource_uri=pulumi.Output.from_input(args.log_analytics_id).apply(subscription_of),
             workspace_id=args.log_analytics_id,
             logs=[{"category": category, "enabled": True} for category in ACTIVITY_CATEGORIES],
             opts=pulumi.ResourceOptions(parent=self),

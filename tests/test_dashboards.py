@@ -144,6 +144,8 @@ def test_serialized_workbook_has_the_four_views_on_the_right_tables(prod_plan: P
 def test_activity_log_reaches_the_workspace_through_a_subscription_setting(prod_plan: Plan) -> None:
     (setting,) = activity_log_settings(prod_plan)
     assert setting.inputs["workspaceId"] == log_analytics_id(prod_plan)
+    # the subscription is the one holding the stack's workspace
+    assert setting.property_dependencies["resourceUri"] == [only(prod_plan, LOG_ANALYTICS).urn]
     assert setting.inputs["name"] == "azml-prd-activity-log"
     categories = {entry["category"] for entry in setting.inputs["logs"] if entry["enabled"]}
     assert "Administrative" in categories  # endpoint and deployment writes are Administrative events
@@ -228,8 +230,7 @@ def test_azml_plan_prod_lists_the_workbook_and_passes_policy_and_checkov(tmp_pat
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert any(re.search(r"azml:components:Dashboards\s+dashboards$", line) for line in lines)
-    assert any(re.search(r"└─ azure-native:applicationinsights:Workbook\s+workbook$", line) or
-               re.search(r"├─ azure-native:applicationinsights:Workbook\s+workbook$", line) for line in lines)  # fmt: skip
+    assert any(re.search(r"[├└]─ azure-native:applicationinsights:Workbook\s+workbook$", line) for line in lines)
     assert any(re.search(r"azure-native:security:Pricing\s+defender-containers$", line) for line in lines)
     assert "no violations" in result.stdout
     assert re.search(r"checkov [\d.]+ on the ARM export: \d+ passed, 0 failed", result.stdout)
