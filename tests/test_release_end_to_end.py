@@ -66,3 +66,30 @@ def test_a_failing_canary_is_rolled_back(tmp_path: Path, mlflow_uri: str) -> Non
     (endpoint,) = status["endpoints"]
     assert endpoint["traffic"] == {"blue": 100, "green": 0}
     assert endpoint["lastVerdict"]["decision"] == "ROLLBACK"
+
+
+def test_declared_data_validation_joins_the_gate(tmp_path: Path, mlflow_uri: str) -> None:
+    """A model that declares validation cannot be promoted until its canary's
+    batch has been validated: INCONCLUSIVE (HOLD), then PASS (PROMOTE)."""
+    project = canary_project(tmp_path / "project", {"blue": 90, "green": 10})
+    stack = project / "Pulumi.prod.yaml"
+    stack.write_text(
+        stack.read_text()
+        + "  azml:dataValidation:\n"
+        + "    credit-risk:\n"
+        + "      columns:\n"
+        + "        income: {dtype: float, min: 0}\n"
+        + "        debt_ratio: {dtype: float, min: 0, max: 1}\n"
+    )
+    record(project, mlflow_uri, "blue", request_log(tmp_path / "b.csv", rows=6000, accuracy=0.9, latency_ms=100, error_rate=0.003, seed=25))
+    green_log = request_log(tmp_path / "g.csv", rows=3000, accuracy=0.91, latency_ms=100, error_rate=0.003, seed=26)
+    record(project, mlflow_uri, "green", green_log)
+
+    held = json.loads(azml(project, mlflow_uri, "release", "evaluate", "prod", "-e", ENDPOINT, "--canary", "green", "--format", "json"))
+    rows = {m["name"]: m["outcome"] for m in held["metrics"]}
+    assert rows["dataValidation"] == "INCONCLUSIVE" and held["decision"] == "HOLD"
+
+    azml(project, mlflow_uri, "release", "validate", "prod", "-e", ENDPOINT, "-d", "green", "--batch", str(green_log))
+    promoted = json.loads(azml(project, mlflow_uri, "release", "evaluate", "prod", "-e", ENDPOINT, "--canary", "green", "--format", "json"))
+    rows = {m["name"]: m["outcome"] for m in promoted["metrics"]}
+    assert rows["dataValidation"] == "PASS" and promoted["decision"] == "PROMOTE", promoted

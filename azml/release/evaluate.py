@@ -21,7 +21,7 @@ from .gate import evaluate as run_gate
 from .observations import Observation, ObservationError, with_overrides
 from .sources import from_azure_monitor, from_file, from_mlflow
 from .timelimit import time_limit
-from .verdict import Phase, Verdict, file_sha256, utc_now
+from .verdict import MetricResult, Phase, Verdict, file_sha256, utc_now
 
 
 class EvaluationError(Exception):
@@ -126,6 +126,24 @@ def observe(
     return observed[release.champion], observed[release.canary], tuple(notes)
 
 
+def further_gate_rows(
+    release: Release, *, at: dt.datetime, tracking_uri: str
+) -> tuple[tuple[MetricResult, ...], tuple[str, ...]]:
+    """Gate rows beyond the live metrics, each present only when the stack
+    configures it: the canary's load test, its data validation and its
+    attribution stability. Each provider returns ``(rows, notes)``."""
+    # Imported here: loadtest imports this module (find_endpoint, EvaluationError).
+    from . import attribution, loadtest, validation
+
+    rows: list[MetricResult] = []
+    notes: list[str] = []
+    for provider in (loadtest.gate_rows, validation.gate_rows, attribution.gate_rows):
+        more_rows, more_notes = provider(release, at=at, tracking_uri=tracking_uri)
+        rows.extend(more_rows)
+        notes.extend(more_notes)
+    return tuple(rows), tuple(notes)
+
+
 def evaluate_release(
     stack: str,
     *,
@@ -150,6 +168,7 @@ def evaluate_release(
     champion_obs, canary_obs, notes = observe(
         release, at=moment, tracking_uri=uri, metrics_file=metrics_file, logs_endpoint=logs_endpoint, credential=credential
     )
+    extra_metrics, extra_notes = further_gate_rows(release, at=moment, tracking_uri=uri)
     verdict = run_gate(
         release.config.release,
         stack=release.stack_file.stack,
@@ -161,7 +180,8 @@ def evaluate_release(
         mirror_traffic=release.endpoint.mirror_traffic,
         stack_file_sha256=fingerprint,
         computed_at=moment.isoformat(),
-        notes=notes,
+        notes=notes + extra_notes,
+        extra_metrics=extra_metrics,
     )
     # A canary that lingers past the stack's maxCanaryMinutes is decided, not held.
     verdict = time_limit(release, verdict, tracking_uri=uri, now=moment)
