@@ -16,7 +16,9 @@ from .base import Model
 class LoadTestConfig(Model):
     """Bounded synthetic load on one deployment, and the gate's reading of it."""
 
-    users: int = Field(default=10, ge=1, le=1000, description="Concurrent simulated clients (each sends its next request as soon as one returns).")
+    users: int = Field(
+        default=10, ge=1, le=1000, description="Concurrent simulated clients (each sends its next request as soon as one returns)."
+    )
     spawn_rate: float = Field(default=10, gt=0, le=1000, description="Clients started per second until `users` run.")
     duration_seconds: int = Field(default=60, ge=1, le=3600, description="Wall time of the test, ramp-up included.")
     requests_file: str | None = Field(

@@ -97,7 +97,9 @@ def check_scoring_uri(uri: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise LoadTestError([f"--scoring-uri: {uri!r} is not an http(s) URL"])
     if parts.scheme == "http" and not _loopback(parts.hostname):
-        raise LoadTestError([f"--scoring-uri: plain http is allowed only to 127.0.0.1, ::1 or localhost (got {parts.hostname}); use https"])
+        raise LoadTestError(
+            [f"--scoring-uri: plain http is allowed only to 127.0.0.1, ::1 or localhost (got {parts.hostname}); use https"]
+        )
     return uri
 
 
@@ -188,11 +190,15 @@ def authorization(
             raise LoadTestError([f"--key-env: {key_env!r} is not an environment variable name"])
         secret = environ.get(key_env, "")
         if not secret:
-            raise LoadTestError([f"--key-env: environment variable {key_env} is not set or empty (it must hold the endpoint's {_secret_kind(endpoint)})"])
+            raise LoadTestError(
+                [f"--key-env: environment variable {key_env} is not set or empty "
+                 f"(it must hold the endpoint's {_secret_kind(endpoint)})"]
+            )
         return f"Bearer {secret}", f"env:{key_env}"
     if endpoint.auth_mode != "aad_token":
         raise LoadTestError(
-            [f"--key-env: endpoint {endpoint.name} uses authMode {endpoint.auth_mode}; name the environment variable holding its {_secret_kind(endpoint)}"]
+            [f"--key-env: endpoint {endpoint.name} uses authMode {endpoint.auth_mode}; "
+             f"name the environment variable holding its {_secret_kind(endpoint)}"]
         )
     if credential is None:
         from azure.identity import DefaultAzureCredential
@@ -246,7 +252,7 @@ def _refuse_unmeasured(result: LoadResult) -> None:
     """A run that never reached the model measures the network or the
     credentials, not the deployment: refuse it rather than log it."""
     if result.requests == 0:
-        raise LoadTestFailed("no request completed; nothing was logged")
+        raise LoadTestFailed(f"no request completed in {result.elapsed_seconds:.1f} s; nothing was logged")
     denied = sum(result.statuses.get(code, 0) for code in ("401", "403"))
     if denied:
         raise LoadTestFailed(

@@ -16,32 +16,44 @@ import typer
 from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
 
 
+_DEPLOYMENT_HELP = "The deployment to load (reached with the azureml-model-deployment header, whatever its share)."
+_SCORING_URI_HELP = (
+    "The endpoint's scoring URI (default: https://<endpoint>.<region>.inference.ml.azure.com/score from the stack; "
+    "check with az ml online-endpoint show -n <name> --query scoring_uri)."
+)
+_KEY_ENV_HELP = (
+    "Environment variable holding the endpoint key or token (required for authMode key and aml_token; "
+    "aad_token default: a DefaultAzureCredential token)."
+)
+_REQUESTS_HELP = "JSONL of request bodies (default: azml:release.loadTest.requestsFile)."
+
+
 def loadtest_command(
     stack: Annotated[str, typer.Argument(help="Stack name (Pulumi.STACK.yaml beside Pulumi.yaml) or stack file path.")],
-    endpoint: Annotated[str, typer.Option("--endpoint", "-e", help="Online endpoint (short name, as in the stack config).")],
-    deployment: Annotated[str, typer.Option("--deployment", "-d", help="The deployment to load (reached with the azureml-model-deployment header, whatever its traffic share).")],
-    scoring_uri: Annotated[
-        Optional[str],
-        typer.Option("--scoring-uri", help="The endpoint's scoring URI (default: https://<endpoint>.<region>.inference.ml.azure.com/score from the stack; check with az ml online-endpoint show -n <name> --query scoring_uri)."),
+    endpoint: Annotated[str, typer.Option("--endpoint", "-e", help="Online endpoint (short name, as in the stack).")],
+    deployment: Annotated[str, typer.Option("--deployment", "-d", help=_DEPLOYMENT_HELP)],
+    scoring_uri: Annotated[Optional[str], typer.Option("--scoring-uri", help=_SCORING_URI_HELP)] = None,
+    key_env: Annotated[Optional[str], typer.Option("--key-env", help=_KEY_ENV_HELP)] = None,
+    requests_file: Annotated[Optional[Path], typer.Option("--requests-file", help=_REQUESTS_HELP)] = None,
+    users: Annotated[
+        Optional[int], typer.Option("--users", min=1, max=1000, help="Concurrent users (default: loadTest.users, 10).")
     ] = None,
-    key_env: Annotated[
-        Optional[str],
-        typer.Option("--key-env", help="Environment variable holding the endpoint key or token (required for authMode key and aml_token; aad_token default: a DefaultAzureCredential token)."),
-    ] = None,
-    requests_file: Annotated[
-        Optional[Path], typer.Option("--requests-file", help="JSONL of request bodies (default: azml:release.loadTest.requestsFile).")
-    ] = None,
-    users: Annotated[Optional[int], typer.Option("--users", min=1, max=1000, help="Concurrent users (default: loadTest.users, 10).")] = None,
     spawn_rate: Annotated[
-        Optional[float], typer.Option("--spawn-rate", min=0.01, max=1000, help="Users started per second (default: loadTest.spawnRate, 10).")
+        Optional[float],
+        typer.Option("--spawn-rate", min=0.01, max=1000, help="Users started per second (default: loadTest.spawnRate, 10)."),
     ] = None,
     duration: Annotated[
-        Optional[int], typer.Option("--duration", min=1, max=3600, help="Seconds, ramp-up included (default: loadTest.durationSeconds, 60).")
+        Optional[int],
+        typer.Option("--duration", min=1, max=3600, help="Seconds, ramp-up included (default: loadTest.durationSeconds, 60)."),
     ] = None,
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text: a table; json: a document on stdout.")] = OutputFormat.text,
-    project_dir: Annotated[Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="text: tables; json: a document on stdout.")
+    ] = OutputFormat.text,
+    project_dir: Annotated[
+        Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
+    ] = None,
     tracking_uri: Annotated[
-        Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI (default: azml:release.metrics.trackingUri of the stack).")
+        Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI (default: the stack's metrics.trackingUri).")
     ] = None,
 ) -> None:
     """Drive one deployment with locust for a bounded time and log p50/p95/p99
@@ -54,7 +66,9 @@ def loadtest_command(
 
     overrides = {"users": users, "spawn_rate": spawn_rate, "duration_seconds": duration}
     try:
-        target = resolve_target(stack, endpoint, deployment, scoring_uri=scoring_uri, project_dir=project_dir, overrides=overrides)
+        target = resolve_target(
+            stack, endpoint, deployment, scoring_uri=scoring_uri, project_dir=project_dir, overrides=overrides
+        )
         path = requests_path(target, requests_file)
         bodies = read_bodies(path)
         header, auth = authorization(target.endpoint, key_env, os.environ)
@@ -129,12 +143,16 @@ def _print(output_format: OutputFormat, document: dict[str, Any]) -> None:
         table.add_row(key, f"{document[key]:.4g}")
     table.add_row("throughput (req/s)", f"{document['rps']:.4g}")
     console.print(table)
-    console.print("status codes: " + ", ".join(f"{'no response' if code == '0' else code}: {count}" for code, count in sorted(document["statuses"].items())))
+    statuses = sorted(document["statuses"].items())
+    console.print("status codes: " + ", ".join(f"{'no response' if code == '0' else code}: {n}" for code, n in statuses))
     for error in document["errors"][:3]:
         console.print(f"error ({error['occurrences']}x): {error['error']}")
     gate = Table("gate row", "value", "threshold", "result", "n")
     for row in document["gate"]:
-        gate.add_row(row["metric"], f"{row['value']:.4g}", f"{row['comparison']} {row['threshold']:g}", row["outcome"], f"{row['n']} (min {row['minN']})")
+        gate.add_row(
+            row["metric"], f"{row['value']:.4g}", f"{row['comparison']} {row['threshold']:g}", row["outcome"],
+            f"{row['n']} (min {row['minN']})",
+        )
     console.print(gate)
     if not document["loadTestConfigured"]:
         console.print("note: azml:release.loadTest is not set, so `azml release evaluate` does not use these rows")
