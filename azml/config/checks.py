@@ -66,8 +66,8 @@ def stack_problems(config: StackConfig, project_dir: Path | None = None) -> Iter
 
     yield from observability_problems(config)
     yield from operations_problems(config)
-    yield from data_validation_problems(config, project_dir)
     yield from bandit_problems(config)
+    yield from data_validation_problems(config, project_dir)
 
 
 def _lineage_problems(key: str, project_dir: Path, relative: str, model: object) -> Iterator[tuple[str, str]]:

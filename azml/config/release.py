@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .base import Model
-from .loadtest import LoadTestConfig
 from .attribution import AttributionConfig
 from .bandit import BanditConfig
+from .loadtest import LoadTestConfig
 from .release_policy import ErrorBudgetConfig, MaxCanaryMinutes
 
 #: Gate metrics, in the order the verdict table shows them.

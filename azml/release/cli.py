@@ -12,10 +12,10 @@ import typer
 
 from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
 from .traffic_cli import register as register_traffic_commands
-from .validation_cli import register as register_validation
-from .loadtest_cli import register as register_loadtest
 from .bandit_cli import register as register_bandit
 from .attribution_cli import register as register_attribution
+from .validation_cli import register as register_validation
+from .loadtest_cli import register as register_loadtest
 from .kpis_cli import register as register_kpis
 from .scoreboard_cli import register as register_scoreboard
 
@@ -192,7 +192,7 @@ def record(
 register_traffic_commands(release_app)
 register_scoreboard(release_app)
 register_kpis(release_app)
-register_bandit(release_app)
 register_loadtest(release_app)
 register_validation(release_app)
+register_bandit(release_app)
 register_attribution(release_app)
