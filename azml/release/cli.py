@@ -151,17 +151,53 @@ def record(
         Optional[str], typer.Option("--sensitive-column", help="Group column for the demographic parity difference.")
     ] = None,
     positive_label: Annotated[str, typer.Option("--positive-label", help="Prediction value counted as selected.")] = "1",
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish-to-app-insights",
+            help="After logging to MLflow, send the metrics as Application Insights custom metrics (the workbook's drift view).",
+        ),
+    ] = False,
+    connection_string_env: Annotated[
+        Optional[str],
+        typer.Option(
+            "--app-insights-connection-string-env", metavar="VAR",
+            help="Environment variable holding the connection string (default: APPLICATIONINSIGHTS_CONNECTION_STRING).",
+        ),
+    ] = None,
+    app_insights_auth: Annotated[
+        Optional[str],
+        typer.Option(
+            "--app-insights-auth", metavar="key|entra",
+            help="key: the connection string's instrumentation key (default); entra: DefaultAzureCredential token.",
+        ),
+    ] = None,
     project_dir: ProjectDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Measure one window of a deployment's requests (accuracy, p95 latency,
     error rate, parity difference, input PSI) and log it as an observation
-    run that `azml release evaluate` reads."""
+    run that `azml release evaluate` reads; with --publish-to-app-insights,
+    also send the metrics to Application Insights."""
     from ..config import ConfigError, load_stack
     from .evaluate import EvaluationError, find_endpoint, tracking_uri_of
     from .record import Columns, RequestLogError, measure_requests, read_table
     from .sources import log_observation
 
+    target = None
+    if not publish:
+        for option, given in (("--app-insights-connection-string-env", connection_string_env), ("--app-insights-auth", app_insights_auth)):
+            if given is not None:
+                fail(EXIT_INVALID_INPUT, [f"{option}: only used with --publish-to-app-insights"])
+    else:
+        from .publish import ConnectionStringError, connection_string_from_env
+
+        if app_insights_auth not in (None, "key", "entra"):
+            fail(EXIT_INVALID_INPUT, [f"--app-insights-auth: {app_insights_auth!r} is not key or entra"])
+        try:
+            target = connection_string_from_env(connection_string_env or "APPLICATIONINSIGHTS_CONNECTION_STRING")
+        except ConnectionStringError as error:
+            fail(EXIT_INVALID_INPUT, [f"--app-insights-connection-string-env: {error}"])
     try:
         stack_file, config = load_stack(stack, project_dir)
         declared = find_endpoint(config, endpoint, stack_file)
@@ -178,15 +214,30 @@ def record(
     if not measures:
         fail(EXIT_INVALID_INPUT, [f"--requests: {requests.name} has none of the columns any metric needs"])
     model = by_name[deployment].model
+    model_ref = f"{model.name}:{model.version}" if model.name else model.registry_uri
     uri = tracking_uri_of(config, stack_file.project_dir, tracking_uri)
     run_id = log_observation(
         uri, config.release.metrics.experiment, stack=stack_file.stack, endpoint=endpoint, deployment=deployment,
-        measures=measures, model=f"{model.name}:{model.version}" if model.name else model.registry_uri,
+        measures=measures, model=model_ref,
         params={"requests_file": requests.name},
     )
     for metric, measure in measures.items():
         typer.echo(f"{metric} = {measure.value:.6g} (n={measure.n})")
     typer.echo(f"Logged observation of {endpoint}/{deployment} to MLflow run {run_id}")
+    if target is not None:
+        from ..naming import endpoint_name
+        from .publish import PublishError, default_credential, metric_tags, publish_measures
+
+        tags = metric_tags(
+            stack=stack_file.stack, endpoint=endpoint_name(config, endpoint), deployment=deployment,
+            model=model_ref, run_id=run_id,
+        )
+        try:
+            credential = default_credential() if app_insights_auth == "entra" else None
+            sent = publish_measures(measures, tags, target, credential)
+        except PublishError as error:
+            fail(EXIT_PROGRAM_ERROR, [f"--publish-to-app-insights: {error}; the observation is logged in MLflow run {run_id}"])
+        typer.echo(f"Published {sent} metrics of {tags['endpoint']}/{deployment} to Application Insights")
 
 
 register_traffic_commands(release_app)
