@@ -3,6 +3,8 @@ both stacks (what `pulumi up` would send to Azure)."""
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from azml.plan.model import Plan, PlannedResource
@@ -176,6 +178,10 @@ def test_audit_logs_of_every_data_plane_resource_reach_log_analytics(any_plan: P
     audited: dict[str, set[str]] = {}
     for setting in any_plan.of_type(DIAGNOSTICS):
         assert setting.inputs["workspaceId"].endswith(f"/workspaces/{log_name}")
+        if re.fullmatch(r"/subscriptions/[^/]+", str(setting.inputs["resourceUri"])):
+            # The subscription's activity log (for the dashboards' changes view) has categories, no metrics.
+            assert {"category": "Administrative", "enabled": True} in setting.inputs["logs"]
+            continue
         assert setting.inputs["metrics"] == [{"category": "AllMetrics", "enabled": True}]
         audited[setting.inputs["resourceUri"]] = {g["categoryGroup"] for g in setting.inputs.get("logs", [])}
 
@@ -215,7 +221,7 @@ def test_everything_is_tagged_with_environment(any_plan: Plan) -> None:
     untaggable = {
         "Subnet", "PrivateDnsZoneGroup", "DiagnosticSetting", "RoleAssignment", "BlobServiceProperties",
         "FileServiceProperties", "EndpointRouting", "BlobContainer", "Queue", "ManagementPolicy", "PolicyAssignment",
-        "RoleDefinition", "Budget", "ManagementLockByScope", "SystemTopicEventSubscription",
+        "RoleDefinition", "Budget", "ManagementLockByScope", "SystemTopicEventSubscription", "Pricing",
     }  # ARM types that carry no tags
     for resource in any_plan.resources:
         if resource.custom and resource.type.split(":")[-1] not in untaggable:
