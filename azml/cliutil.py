@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from typing import NoReturn
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
 
 import typer
 
@@ -25,3 +26,20 @@ class OutputFormat(str, enum.Enum):
 
     text = "text"
     json = "json"
+
+
+#: Options shared by the commands that read a stack.
+ProjectDir = Annotated[
+    Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
+]
+TrackingUri = Annotated[
+    Optional[str],
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: the stack's azml:release.metrics.trackingUri; "
+        "a relative sqlite path is relative to the project directory).",
+    ),
+]
+Experiment = Annotated[
+    Optional[str], typer.Option("--experiment", help="MLflow experiment (default: the stack's azml:release.metrics.experiment).")
+]

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
+from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, ProjectDir, TrackingUri, fail
 
 
 def default_canary(traffic: dict[str, int], mirror: dict[str, int]) -> str | None:
@@ -42,12 +42,8 @@ def attribution_command(
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text: a table; json: on stdout.")] = (
         OutputFormat.text
     ),
-    project_dir: Annotated[
-        Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
-    ] = None,
-    tracking_uri: Annotated[
-        Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI (default: the stack's metrics.trackingUri).")
-    ] = None,
+    project_dir: ProjectDir = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Explain both models on the sample with SHAP, compare the top-N
     features by mean |SHAP| (share of the champion's top N in the canary's)

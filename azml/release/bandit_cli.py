@@ -9,12 +9,11 @@ unreachable); 2 bad input (unknown stack or endpoint, endpoint not in
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, OutputFormat, fail
+from ..cliutil import EXIT_INVALID_INPUT, Experiment, OutputFormat, ProjectDir, TrackingUri, fail
 
 
 def bandit_command(
@@ -29,15 +28,9 @@ def bandit_command(
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text: a table; json: on stdout.")] = (
         OutputFormat.text
     ),
-    project_dir: Annotated[
-        Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
-    ] = None,
-    tracking_uri: Annotated[
-        Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI (default: the stack's metrics.trackingUri).")
-    ] = None,
-    experiment: Annotated[
-        Optional[str], typer.Option("--experiment", help="MLflow experiment (default: the stack's metrics.experiment).")
-    ] = None,
+    project_dir: ProjectDir = None,
+    tracking_uri: TrackingUri = None,
+    experiment: Experiment = None,
 ) -> None:
     """Set the endpoint's live split by Thompson sampling on the window's
     observations: deployments failing the fairness or error-rate gate get 0,

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
+from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ProjectDir, TrackingUri, fail
 from .traffic_cli import register as register_traffic_commands
 from .bandit_cli import register as register_bandit
 from .attribution_cli import register as register_attribution
@@ -23,14 +23,6 @@ release_app = typer.Typer(
     no_args_is_help=True,
     help="Release controller: canary analysis, promotion gate, traffic ladder, rollback.",
 )
-
-ProjectDir = Annotated[
-    Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
-]
-TrackingUri = Annotated[
-    Optional[str],
-    typer.Option("--tracking-uri", help="MLflow tracking URI (default: azml:release.metrics.trackingUri of the stack)."),
-]
 
 
 class VerdictFormat(str, enum.Enum):

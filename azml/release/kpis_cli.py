@@ -10,12 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
+from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, Experiment, ProjectDir, TrackingUri, fail
 
 
 class KpiFormat(str, enum.Enum):
@@ -41,15 +40,9 @@ def kpis_command(
     ] = None,
     until: Annotated[Optional[str], typer.Option("--until", help="End of the period, ISO 8601 (default: now).")] = None,
     output_format: Annotated[KpiFormat, typer.Option("--format", "-f", help="text, json or markdown.")] = KpiFormat.text,
-    project_dir: Annotated[
-        Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
-    ] = None,
-    tracking_uri: Annotated[
-        Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI (default: the stack's metrics.trackingUri).")
-    ] = None,
-    experiment: Annotated[
-        Optional[str], typer.Option("--experiment", help="MLflow experiment (default: the stack's metrics.experiment).")
-    ] = None,
+    project_dir: ProjectDir = None,
+    tracking_uri: TrackingUri = None,
+    experiment: Experiment = None,
 ) -> None:
     """Lead time, deployment frequency, change failure rate, time to restore
     and drift reaction time of STACK, with their targets: met, NOT met, or

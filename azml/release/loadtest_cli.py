@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
+from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, ProjectDir, TrackingUri, fail
 
 
 _DEPLOYMENT_HELP = "The deployment to load (reached with the azureml-model-deployment header, whatever its share)."
@@ -49,12 +49,8 @@ def loadtest_command(
     output_format: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="text: tables; json: a document on stdout.")
     ] = OutputFormat.text,
-    project_dir: Annotated[
-        Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
-    ] = None,
-    tracking_uri: Annotated[
-        Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI (default: the stack's metrics.trackingUri).")
-    ] = None,
+    project_dir: ProjectDir = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Drive one deployment with locust for a bounded time and log p50/p95/p99
     latency, throughput and error rate to MLflow (a run of kind loadtest) for

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, fail
+from ..cliutil import EXIT_INVALID_INPUT, Experiment, ProjectDir, TrackingUri, fail
 
 
 class ScoreboardFormat(str, enum.Enum):
@@ -43,16 +43,9 @@ def scoreboard_command(
     window_days: Annotated[
         int, typer.Option("--window-days", help="Observation runs started in the last N days (default 30).")
     ] = 30,
-    project_dir: Annotated[
-        Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
-    ] = None,
-    tracking_uri: Annotated[
-        Optional[str],
-        typer.Option("--tracking-uri", help="MLflow tracking URI (default: the stack's azml:release metrics.trackingUri)."),
-    ] = None,
-    experiment: Annotated[
-        Optional[str], typer.Option("--experiment", help="MLflow experiment (default: the stack's metrics.experiment).")
-    ] = None,
+    project_dir: ProjectDir = None,
+    tracking_uri: TrackingUri = None,
+    experiment: Experiment = None,
 ) -> None:
     """Quality scoreboard: per model version (sorted by model, then version)
     pooled accuracy, parity difference, PSI, p95 latency and error rate with

@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
+from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ProjectDir, TrackingUri, fail
 
 if TYPE_CHECKING:
     from ..config import StackConfig
@@ -122,12 +122,8 @@ def validate_command(
         ValidateFormat.text
     ),
     log: Annotated[bool, typer.Option("--log/--no-log", help="Record the report as a kind=validation MLflow run.")] = True,
-    project_dir: Annotated[
-        Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
-    ] = None,
-    tracking_uri: Annotated[
-        Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI (default: azml:release.metrics.trackingUri).")
-    ] = None,
+    project_dir: ProjectDir = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Validate a batch against the schema and distribution limits the
     deployment's model declares under azml:dataValidation. Writes
