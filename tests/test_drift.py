@@ -291,22 +291,11 @@ def test_html_escapes_feature_names() -> None:
 # MLflow ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated sqlite store per session (creating one costs seconds); tests copy it."""
-    from azml.release import tracking
-
-    path = tmp_path_factory.mktemp("mlflow") / "template.db"
-    client = tracking.client(f"sqlite:///{path}")
-    client.search_experiments()
-    return path
-
-
-def test_cli_logs_an_mlflow_run_with_the_metrics(tmp_path: Path, empty_store: Path) -> None:
+def test_cli_logs_an_mlflow_run_with_the_metrics(tmp_path: Path, mlflow_template: Path) -> None:
     from azml.release import tracking
 
     store = tmp_path / "mlruns.db"
-    shutil.copy(empty_store, store)
+    shutil.copy(mlflow_template, store)
     ref, cur = _write_pair(tmp_path, shift=1.0)
     uri = f"sqlite:///{store}"
     result = CliRunner().invoke(

@@ -226,16 +226,6 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(workdir: Path, args:
 # --------------------------------------------------------------------------- MLflow
 
 
-@pytest.fixture(scope="session")
-def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated sqlite store per session (creating one costs seconds)."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow") / "template.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
 def test_logs_a_lineage_run_and_reads_the_training_run(workdir: Path, mlflow_template: Path) -> None:
     from mlflow import MlflowClient
 

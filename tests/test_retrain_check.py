@@ -103,16 +103,6 @@ def test_a_reason_wins_over_an_inconclusive_trigger() -> None:
 # --------------------------------------------------------------------------- MLflow fixtures
 
 
-@pytest.fixture(scope="session")
-def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated sqlite store per session (creating one costs seconds)."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow") / "template.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
 class Store:
     def __init__(self, path: Path) -> None:
         from mlflow import MlflowClient
