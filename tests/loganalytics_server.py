@@ -22,19 +22,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
-import ssl
-import tempfile
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Iterator
 
 import numpy as np
 import pytest
 
-from .arm_server import _certificates
+from .tls_server import LocalHttpsServer
 
 _PATH = re.compile(r"^/v1/workspaces/(?P<id>[0-9a-fA-F-]{36})/query$")
 _DURATION = re.compile(r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$")
@@ -57,7 +52,7 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(days=parts.get("d", 0), hours=parts.get("h", 0), minutes=parts.get("m", 0), seconds=parts.get("s", 0))
 
 
-class LogAnalyticsServer:
+class LogAnalyticsServer(LocalHttpsServer):
     def __init__(self, workspace_id: str, token: str = "test-token") -> None:
         self.workspace_id, self.token = workspace_id.lower(), token
         self.rows: list[TrafficRow] = []
@@ -68,23 +63,8 @@ class LogAnalyticsServer:
         self.rows += [TrafficRow(endpoint, deployment, int(c), float(d), moment) for d, c in zip(durations, codes)]
 
     def start(self) -> "LogAnalyticsServer":
-        self._dir = Path(tempfile.mkdtemp(prefix="loganalytics-"))
-        self.ca_file, cert_file, key_file = _certificates(self._dir)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_file, key_file)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        server.owner = self  # type: ignore[attr-defined]
-        self._server = server
-        self.endpoint = f"https://127.0.0.1:{server.server_address[1]}"
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.endpoint = self._start_https(_Handler, "loganalytics-")
         return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        shutil.rmtree(self._dir, ignore_errors=True)
 
     def handle(self, path: str, headers: Any, body: bytes) -> tuple[int, Any]:
         if headers.get("Authorization") != f"Bearer {self.token}":

@@ -27,13 +27,9 @@ import datetime as dt
 import gzip
 import json
 import re
-import shutil
-import ssl
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -57,7 +53,7 @@ from azml.release.publish import (
     publish_measures,
 )
 
-from .arm_server import _certificates
+from .tls_server import LocalHttpsServer
 from .release_support import ENDPOINT, canary_project
 
 RUNNER = CliRunner()
@@ -78,31 +74,16 @@ class Received:
 
 
 @dataclass
-class IngestionServer:
+class IngestionServer(LocalHttpsServer):
     ikey: str
     token: str | None = None  # set: Entra ID required (local auth disabled)
     fail_with: int | None = None  # answer every request with this status
     requests: list[Received] = field(default_factory=list)
 
     def start(self) -> "IngestionServer":
-        self._dir = Path(tempfile.mkdtemp(prefix="ingestion-"))
-        self.ca_file, cert_file, key_file = _certificates(self._dir)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_file, key_file)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        server.owner = self  # type: ignore[attr-defined]
-        self._server = server
         # As the portal shows it: with a trailing slash, so the exporter posts to //v2.1/track.
-        self.endpoint = f"https://127.0.0.1:{server.server_address[1]}/"
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.endpoint = self._start_https(_Handler, "ingestion-") + "/"
         return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        shutil.rmtree(self._dir, ignore_errors=True)
 
     def connection_string(self, ikey: str | None = None) -> str:
         return f"InstrumentationKey={ikey or self.ikey};IngestionEndpoint={self.endpoint};LiveEndpoint=https://127.0.0.1:9/"
