@@ -14,7 +14,7 @@ from .drift.cli import drift
 from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail as _fail
 from .files import write_atomically
 from .envcheck import env_app
-from .lineage import lineage
+from .lineage_cli import lineage
 from .release.cli import release_app
 from .retrain.cli import retrain_app
 

@@ -17,14 +17,8 @@ from typer.testing import CliRunner
 
 from azml.config import ConfigError, read_stack_file, validate_config
 from azml.config.stackfile import as_config_values
-from azml.lineage import (
-    ALWAYS_TAGS,
-    LineageError,
-    hash_directory,
-    lineage,
-    read_record,
-    sha256_json,
-)
+from azml.lineage import ALWAYS_TAGS, LineageError, hash_directory, read_record, sha256_json
+from azml.lineage_cli import lineage
 
 from .conftest import AZML, ROOT, load_stack, write_stack
 

@@ -146,7 +146,7 @@ def store(tmp_path: Path, mlflow_template: Path) -> Store:
 
 def lineage_file(directory: Path, model: str = "credit-risk:1", accuracy: float | None = 0.91, days_ago: float = 10) -> Path:
     """A lineage record written by `azml lineage` itself."""
-    from azml.lineage import lineage
+    from azml.lineage_cli import lineage
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "train.csv").write_text("x\n")
@@ -292,7 +292,8 @@ def test_training_facts_from_the_registered_model_version(store: Store, tmp_path
 
 
 def test_training_facts_from_a_lineage_run_come_first(store: Store, tmp_path: Path) -> None:
-    from azml.lineage import log_record, read_record
+    from azml.lineage import read_record
+    from azml.lineage_cli import log_record
 
     record = read_record(lineage_file(tmp_path, days_ago=3))
     log_record(store.uri, "azml-lineage", record, "dev")
