@@ -473,6 +473,24 @@ def test_release_workflow_finds_canaries_in_the_stack_config(
     assert result.stdout.splitlines() == expected
 
 
+def test_release_workflow_leaves_bandit_endpoints_to_the_bandit(tmp_path: Path) -> None:
+    jq = shutil.which("jq")
+    if jq is None:
+        pytest.skip("jq is not installed (GitHub's runners have it)")
+    from azml.release.status import stack_status
+
+    text = canary_stack_text("      traffic:\n        blue: 90\n        green: 10\n", "{}")
+    assert "  azml:release:\n" in text
+    text = text.replace("  azml:release:\n", "  azml:release:\n    bandits:\n      credit-risk-endpoint: {}\n", 1)
+    project = make_project(tmp_path / "project", text)
+    status = stack_status("prod", project_dir=project, tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}")
+    assert [e["strategy"] for e in status.to_json()["endpoints"]] == ["bandit"]
+    result = subprocess.run(
+        [jq, "-r", discovery_filter()], input=json.dumps(status.to_json()), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout == "", (result.stdout, result.stderr)
+
+
 def test_the_shipped_stacks_have_no_canary_to_evaluate() -> None:
     jq = shutil.which("jq")
     if jq is None:

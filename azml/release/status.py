@@ -35,6 +35,7 @@ class EndpointStatus:
     last_change_at: str | None  # ISO time of the newest applied traffic change
     verdict_applied: bool | None = None  # the newest traffic change applied this verdict
     store_error: str | None = None
+    strategy: str = "ladder"  # "bandit": azml release bandit sets the split, advance refuses it
 
     def to_json(self) -> dict[str, Any]:
         verdict = None
@@ -54,6 +55,7 @@ class EndpointStatus:
             }
         return {
             "endpoint": self.endpoint,
+            "strategy": self.strategy,
             "deployments": self.deployments,
             "traffic": self.split.traffic,
             "mirrorTraffic": self.split.mirror,
@@ -165,6 +167,7 @@ def stack_status(
                 last_change_at=changed_at,
                 verdict_applied=None if verdict is None else changed_by is not None and changed_by == verdict.run_id,
                 store_error=error,
+                strategy="bandit" if e.name in config.release.bandits else "ladder",
             )
         )
     budget = error_budget(config, stack_file.stack, tracking_uri=uri, experiment=experiment_name, now=now)
