@@ -92,6 +92,30 @@ class PolicyInfo:
         return {k: copy.deepcopy(v["default"]) for k, v in self.config_schema.items()}
 
 
+def info_for(resource_type: str, area: str, always_read: tuple[str, ...] = ()) -> Callable[..., PolicyInfo]:
+    """The ``PolicyInfo`` builder of one module's policies: they all check
+    ``resource_type``, are tagged ``area`` (plus their own tags) and read
+    ``always_read`` besides their own property paths."""
+
+    def info(
+        name: str, description: str, checklist: str, severity: Severity, remediation: str,
+        paths: tuple[str, ...], **extra: Any,
+    ) -> PolicyInfo:
+        return PolicyInfo(
+            name=name,
+            description=description,
+            checklist=checklist,
+            severity=severity,
+            remediation=remediation,
+            resource_types=(resource_type,),
+            properties=(*always_read, *paths),
+            tags=(area, *extra.pop("tags", ())),
+            **extra,
+        )
+
+    return info
+
+
 POLICY_INFO: dict[str, PolicyInfo] = {}
 """Every declared policy's metadata, by name."""
 

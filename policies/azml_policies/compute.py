@@ -9,7 +9,7 @@ from pulumi_policy import Severity
 
 from . import checks
 from .azure import COMPUTE
-from .checks import PolicyInfo, expect_bool, expect_value, resource_policy
+from .checks import expect_bool, expect_value, info_for, resource_policy
 from .topology import Resource
 from .values import UNKNOWN, as_number, get, known, same, show
 
@@ -26,18 +26,7 @@ def _is(compute: Resource, *kinds: str) -> bool:
     return any(same(kind, k) for k in kinds)
 
 
-def _info(name: str, description: str, checklist: str, severity: Severity, remediation: str, paths: tuple[str, ...], **extra: Any) -> PolicyInfo:
-    return PolicyInfo(
-        name=name,
-        description=description,
-        checklist=checklist,
-        severity=severity,
-        remediation=remediation,
-        resource_types=(COMPUTE,),
-        properties=("properties.computeType", *paths),
-        tags=("compute", *extra.pop("tags", ())),
-        **extra,
-    )
+_info = info_for(COMPUTE, "compute", ("properties.computeType",))
 
 
 def _no_public_ip(compute: Resource, _config: dict[str, Any]) -> Iterator[str]:

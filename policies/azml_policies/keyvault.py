@@ -8,23 +8,12 @@ from pulumi_policy import Severity
 
 from . import checks
 from .azure import VAULT
-from .checks import PolicyInfo, expect_bool, expect_value, resource_policy
+from .checks import expect_bool, expect_value, info_for, resource_policy
 from .topology import Resource
 from .values import UNKNOWN, as_number, known, show
 
 
-def _info(name: str, description: str, checklist: str, severity: Severity, remediation: str, paths: tuple[str, ...], **extra: Any) -> PolicyInfo:
-    return PolicyInfo(
-        name=name,
-        description=description,
-        checklist=checklist,
-        severity=severity,
-        remediation=remediation,
-        resource_types=(VAULT,),
-        properties=paths,
-        tags=("keyvault", *extra.pop("tags", ())),
-        **extra,
-    )
+_info = info_for(VAULT, "keyvault")
 
 
 rbac_authorization = resource_policy(

@@ -9,23 +9,12 @@ from pulumi_policy import Severity
 
 from . import checks
 from .azure import REGISTRY
-from .checks import PolicyInfo, expect_bool, expect_value, resource_policy
+from .checks import expect_bool, expect_value, info_for, resource_policy
 from .topology import Resource
 from .values import UNKNOWN, same, show
 
 
-def _info(name: str, description: str, checklist: str, severity: Severity, remediation: str, paths: tuple[str, ...], **extra: Any) -> PolicyInfo:
-    return PolicyInfo(
-        name=name,
-        description=description,
-        checklist=checklist,
-        severity=severity,
-        remediation=remediation,
-        resource_types=(REGISTRY,),
-        properties=paths,
-        tags=("registry", *extra.pop("tags", ())),
-        **extra,
-    )
+_info = info_for(REGISTRY, "registry")
 
 
 admin_user_disabled = resource_policy(

@@ -9,25 +9,14 @@ from pulumi_policy import Severity
 
 from . import checks
 from .azure import STORAGE_ACCOUNT
-from .checks import PolicyInfo, expect_bool, expect_value, resource_policy
+from .checks import expect_bool, expect_value, info_for, resource_policy
 from .topology import Resource
 from .values import UNKNOWN, one_of, show
 
 TLS_VERSIONS = ["TLS1_0", "TLS1_1", "TLS1_2", "TLS1_3"]
 
 
-def _info(name: str, description: str, checklist: str, severity: Severity, remediation: str, paths: tuple[str, ...], **extra: Any) -> PolicyInfo:
-    return PolicyInfo(
-        name=name,
-        description=description,
-        checklist=checklist,
-        severity=severity,
-        remediation=remediation,
-        resource_types=(STORAGE_ACCOUNT,),
-        properties=paths,
-        tags=("storage", *extra.pop("tags", ())),
-        **extra,
-    )
+_info = info_for(STORAGE_ACCOUNT, "storage")
 
 
 https_only = resource_policy(
