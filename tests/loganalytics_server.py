@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Iterator
 
 import numpy as np
@@ -63,7 +62,7 @@ class LogAnalyticsServer(LocalHttpsServer):
         self.rows += [TrafficRow(endpoint, deployment, int(c), float(d), moment) for d, c in zip(durations, codes)]
 
     def start(self) -> "LogAnalyticsServer":
-        self.endpoint = self._start_https(_Handler, "loganalytics-")
+        self.endpoint = self._start_https("loganalytics-")
         return self
 
     def handle(self, path: str, headers: Any, body: bytes) -> tuple[int, Any]:
@@ -108,21 +107,6 @@ class LogAnalyticsServer(LocalHttpsServer):
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        length = int(self.headers.get("Content-Length") or 0)
-        status, payload = self.server.owner.handle(self.path.split("?", 1)[0], self.headers, self.rfile.read(length))  # type: ignore[attr-defined]
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *_args: Any) -> None:  # quiet
-        pass
 
 
 @pytest.fixture

@@ -29,7 +29,6 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -82,7 +81,7 @@ class IngestionServer(LocalHttpsServer):
 
     def start(self) -> "IngestionServer":
         # As the portal shows it: with a trailing slash, so the exporter posts to //v2.1/track.
-        self.endpoint = self._start_https(_Handler, "ingestion-") + "/"
+        self.endpoint = self._start_https("ingestion-") + "/"
         return self
 
     def connection_string(self, ikey: str | None = None) -> str:
@@ -157,21 +156,6 @@ class IngestionServer(LocalHttpsServer):
 
 def _answer(received: int, accepted: int, errors: list[dict[str, Any]]) -> dict[str, Any]:
     return {"itemsReceived": received, "itemsAccepted": accepted, "errors": errors}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        length = int(self.headers.get("Content-Length") or 0)
-        status, payload = self.server.owner.handle(self.path.split("?", 1)[0], self.headers, self.rfile.read(length))  # type: ignore[attr-defined]
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *_args: Any) -> None:  # quiet
-        pass
 
 
 @pytest.fixture
