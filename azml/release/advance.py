@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import ConfigError, StackConfig, StackFile, load_stack
+from . import tracking
 from .ladder import LadderError, Move, Split, next_split
 from .verdict import Decision, Verdict, utc_now
 
@@ -32,7 +33,7 @@ EXIT_REFUSED = 1
 EXIT_INVALID_INPUT = 2
 
 #: Tag of a traffic run: "true" once the stack file was replaced.
-TAG_APPLIED = "azml.applied"
+TAG_APPLIED = tracking.TAG_APPLIED
 
 
 class AdvanceError(Exception):
@@ -288,9 +289,9 @@ def advance(
         raise AdvanceError(EXIT_REFUSED, error.problems) from None
     except BaseException:
         if "run_id" in recorded:  # recorded, then the replace failed: say so in the audit trail
-            _mark_applied(uri, recorded["run_id"], False)
+            tracking.mark_applied(uri, recorded["run_id"], False)
         raise
-    _mark_applied(uri, recorded["run_id"], True)
+    tracking.mark_applied(uri, recorded["run_id"], True)
     return AdvanceResult(
         target,
         verdict,
@@ -301,21 +302,6 @@ def advance(
         traffic_run_id=recorded.get("run_id"),
         pulumi_command=pulumi_up_command(stack_file.stack, stack_file.project_dir),
     )
-
-
-def _mark_applied(uri: str, run_id: str, applied: bool) -> None:
-    """Tag the traffic run ``azml.applied`` once the file is replaced (or the
-    replace failed). A run without the tag was recorded by a process that
-    died before it could replace the file."""
-    try:
-        from . import tracking
-
-        client = tracking.client(uri)
-        client.set_tag(run_id, TAG_APPLIED, "true" if applied else "false")
-        if not applied:
-            client.set_terminated(run_id, status="FAILED")
-    except Exception:  # the file is what it is; the tag is a convenience
-        pass
 
 
 def find_pulumi() -> str | None:

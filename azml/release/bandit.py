@@ -322,9 +322,9 @@ def run_bandit(
         raise BanditError(EXIT_REFUSED, error.problems) from None
     except BaseException:
         if "run_id" in recorded:
-            _mark(uri, recorded["run_id"], False)
+            t.mark_applied(uri, recorded["run_id"], False)
         raise
-    _mark(uri, recorded["run_id"], True)
+    t.mark_applied(uri, recorded["run_id"], True)
     allocation.applied, allocation.run_id, allocation.diff = True, recorded["run_id"], edit.diff
     allocation.pulumi_command = pulumi_up_command(stack_file.stack, stack_file.project_dir)
     return allocation
@@ -363,15 +363,3 @@ def _log(uri: str, experiment: str, allocation: Allocation, stack_sha: str, *, a
         raise
     client.set_terminated(run_id, status="FINISHED")
     return run_id
-
-
-def _mark(uri: str, run_id: str, applied: bool) -> None:
-    """Tag the run once the file was replaced (or the replace failed); a run
-    without the tag was logged by a process that died before replacing."""
-    try:
-        client = t.client(uri)
-        client.set_tag(run_id, TAG_APPLIED, "true" if applied else "false")
-        if not applied:
-            client.set_terminated(run_id, status="FAILED")
-    except Exception:  # the file is what it is; the tag is a convenience
-        pass

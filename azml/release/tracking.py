@@ -143,3 +143,16 @@ TAG_VERDICT_RUN = "azml.verdict_run"  # traffic runs: the verdict run they appli
 TAG_APPLIED = "azml.applied"  # traffic runs: "true" once the stack file was replaced
 TAG_GIT_COMMIT = "azml.git_commit"  # verdict and traffic runs: the project's HEAD commit
 TAG_GIT_COMMIT_TIME = "azml.git_commit_time"  # its committer time, ISO 8601
+
+
+def mark_applied(uri: str, run_id: str, applied: bool) -> None:
+    """Tag a run that changes the stack file ``azml.applied`` once the file is
+    replaced (or the replace failed, which also marks the run FAILED). A run
+    without the tag was logged by a process that died before replacing."""
+    try:
+        mlflow_client = client(uri)
+        mlflow_client.set_tag(run_id, TAG_APPLIED, "true" if applied else "false")
+        if not applied:
+            mlflow_client.set_terminated(run_id, status="FAILED")
+    except Exception:  # the file is what it is; the tag is a convenience
+        pass
