@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from ..release import tracking as t
@@ -56,12 +54,9 @@ def log_report(
         ]
         for start in range(0, len(metrics), 1000):
             client.log_batch(run_id, metrics=metrics[start : start + 1000], params=params if start == 0 else [])
-        with tempfile.TemporaryDirectory() as scratch:
-            folder = Path(scratch)
-            (folder / JSON_NAME).write_text(to_json_text(report, metadata), encoding="utf-8")
-            (folder / MARKDOWN_NAME).write_text(to_markdown(report), encoding="utf-8")
-            (folder / HTML_NAME).write_text(html if html is not None else to_html(report), encoding="utf-8")
-            client.log_artifacts(run_id, scratch)
+        client.log_text(run_id, to_json_text(report, metadata), JSON_NAME)
+        client.log_text(run_id, to_markdown(report), MARKDOWN_NAME)
+        client.log_text(run_id, html if html is not None else to_html(report), HTML_NAME)
     except Exception:
         client.set_terminated(run_id, status="FAILED")
         raise

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -213,10 +212,7 @@ def _log(result: Attribution, tracking_uri: str, experiment: str) -> Attribution
         client.log_metric(run_id, METRIC_OVERLAP, result.overlap)
         client.log_metric(run_id, METRIC_ROWS, float(result.rows))
         recorded = replace(result, run_id=run_id)
-        with tempfile.TemporaryDirectory() as scratch:
-            path = Path(scratch) / ARTIFACT
-            path.write_text(json.dumps(recorded.to_json(), indent=2), encoding="utf-8")
-            client.log_artifact(run_id, str(path))
+        client.log_text(run_id, json.dumps(recorded.to_json(), indent=2), ARTIFACT)
     except Exception:
         client.set_terminated(run_id, status="FAILED")
         raise

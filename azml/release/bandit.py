@@ -30,7 +30,6 @@ import datetime as dt
 import json
 import math
 import secrets
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -353,11 +352,8 @@ def _log(uri: str, experiment: str, allocation: Allocation, stack_sha: str, *, a
             client.log_metric(run_id, f"posterior_mean.{arm.deployment}", arm.posterior_mean)
             if arm.p_best is not None:
                 client.log_metric(run_id, f"p_best.{arm.deployment}", arm.p_best)
-        with tempfile.TemporaryDirectory() as scratch:
-            path = Path(scratch) / ALLOCATION_ARTIFACT
-            record = {k: v for k, v in allocation.to_json().items() if k not in ("applied", "dryRun")}
-            path.write_text(json.dumps({**record, "runId": run_id}, indent=2), encoding="utf-8")
-            client.log_artifact(run_id, str(path))
+        record = {k: v for k, v in allocation.to_json().items() if k not in ("applied", "dryRun")}
+        client.log_text(run_id, json.dumps({**record, "runId": run_id}, indent=2), ALLOCATION_ARTIFACT)
     except Exception:
         client.set_terminated(run_id, status="FAILED")
         raise

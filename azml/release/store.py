@@ -56,10 +56,7 @@ def log_verdict(tracking_uri: str, experiment: str, verdict: Verdict, project_di
         client.log_param(run_id, "decision", verdict.decision.value)
         client.log_param(run_id, "window_minutes", str(verdict.window_minutes))
         client.log_param(run_id, "stack_file_sha256", verdict.stack_file_sha256)
-        with tempfile.TemporaryDirectory() as scratch:
-            path = Path(scratch) / VERDICT_ARTIFACT
-            path.write_text(dumps(recorded), encoding="utf-8")
-            client.log_artifact(run_id, str(path))
+        client.log_text(run_id, dumps(recorded), VERDICT_ARTIFACT)
     except Exception:
         client.set_terminated(run_id, status="FAILED")
         raise
