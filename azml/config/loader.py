@@ -9,6 +9,7 @@ from typing import Any, Collection, Mapping, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from ..errors import ProblemsError
 from .checks import stack_problems
 from .observability import WEBHOOKS_KEY, webhook_secrecy_problems
 from .schema import TOP_LEVEL_KEYS, StackConfig
@@ -16,12 +17,8 @@ from .schema import TOP_LEVEL_KEYS, StackConfig
 NAMESPACE = "azml"
 
 
-class ConfigError(Exception):
+class ConfigError(ProblemsError):
     """Invalid stack config. ``problems`` holds one line per problem."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 def validate_config(

@@ -13,15 +13,13 @@ from typing import Any, Mapping
 
 import jsonschema
 
+from ..errors import ProblemsError
+
 LEVELS = ("advisory", "mandatory", "disabled", "remediate")
 
 
-class PackConfigError(ValueError):
+class PackConfigError(ProblemsError, ValueError):
     """The config file does not fit the pack; ``problems`` has one line each."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..config.attribution import AttributionConfig
+from ..errors import ProblemsError
 from . import tracking as t
 from .verdict import MetricResult, Outcome
 
@@ -38,12 +39,8 @@ ARTIFACT = "attribution.json"
 TAG_OUTCOME = "azml.outcome"
 
 
-class AttributionError(Exception):
+class AttributionError(ProblemsError):
     """Bad input (exit 2): one line per problem, naming the option."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 @dataclass(frozen=True)

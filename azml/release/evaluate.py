@@ -14,6 +14,7 @@ from typing import Any
 
 from ..config import ConfigError, StackConfig, StackFile, load_stack
 from ..config.schema import OnlineEndpointConfig
+from ..errors import ProblemsError
 from ..naming import endpoint_name
 from . import store
 from . import tracking as t
@@ -24,12 +25,8 @@ from .timelimit import time_limit
 from .verdict import MetricResult, Phase, Verdict, file_sha256, utc_now
 
 
-class EvaluationError(Exception):
+class EvaluationError(ProblemsError):
     """Evaluation cannot run (bad input); ``problems`` holds one line each."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 @dataclass(frozen=True)

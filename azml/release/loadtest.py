@@ -26,6 +26,7 @@ from ..config import StackConfig, StackFile, load_stack
 from ..config.loadtest import LoadTestConfig
 from ..config.release import ReleaseConfig
 from ..config.schema import OnlineEndpointConfig
+from ..errors import ProblemsError
 from ..naming import endpoint_name
 from . import tracking as t
 from .evaluate import EvaluationError, find_endpoint
@@ -41,12 +42,8 @@ WORKER_GRACE_SECONDS = 60
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class LoadTestError(Exception):
+class LoadTestError(ProblemsError):
     """Bad input (exit 2); ``problems`` holds one line each, naming the option or key."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 class LoadTestFailed(Exception):

@@ -46,17 +46,14 @@ from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from ..config import ConfigError, load_stack
+from ..errors import ProblemsError
 
 ENDPOINTS_KEY = "onlineEndpoints"
 TRAFFIC_KEYS = ("traffic", "mirrorTraffic")
 
 
-class StackEditError(Exception):
+class StackEditError(ProblemsError):
     """The stack file was not changed. ``problems`` holds one line per problem."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 class LockHeld(StackEditError):

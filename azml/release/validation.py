@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config.checks import model_name_version
 from ..config.data_validation import DATA_SUFFIXES, ColumnRule, ModelValidation, data_suffix
+from ..errors import ProblemsError
 from . import tracking as t
 from .verdict import MetricResult, Outcome
 
@@ -38,12 +39,8 @@ _PANDAS_DTYPE = {"int": "Int64", "float": "float64", "str": "str", "bool": "bool
 _TRUE, _FALSE = {"true", "1"}, {"false", "0"}
 
 
-class ValidationInputError(Exception):
+class ValidationInputError(ProblemsError):
     """Validation cannot run (bad input); ``problems`` holds one line each."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 @dataclass(frozen=True)
