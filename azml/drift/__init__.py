@@ -5,9 +5,28 @@ pyarrow Tables) and returns a :class:`DriftReport`; ``azml drift`` is its comman
 (:mod:`azml.drift.cli`). The definitions are pinned in docs/drift.md.
 """
 
-from .engine import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD, DriftReport, FeatureDrift, compute_drift
-from .psi import EPSILON
-from .reader import DriftInputError
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD, EPSILON
+
+# The engine needs numpy and pyarrow; they load on first use, not when the
+# ``azml`` command starts (PEP 562 module __getattr__).
+_LAZY = {
+    "DriftInputError": ".reader",
+    "DriftReport": ".engine",
+    "FeatureDrift": ".engine",
+    "compute_drift": ".engine",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_BINS",

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..cliutil import EXIT_DRIFT, EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
-from .engine import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
+from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
 
 
 class DriftFormat(str, enum.Enum):

@@ -18,15 +18,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
 from .ks import ks_pvalue, ks_statistic_sorted
 from .psi import EPSILON, bin_labels, numeric_bin_counts, psi, quantile_ranks, shares
 from .reader import CATEGORICAL, NUMERIC, DriftInputError, as_float64, category_counts, open_source, resolve_features
 from .streaming import NumericStream, from_key, to_keys
 
-#: Rows per chunk; inputs with at most this many rows each take the in-memory path.
-DEFAULT_CHUNK_ROWS = 1 << 21
-DEFAULT_BINS = 10
-DEFAULT_THRESHOLD = 0.2
 UNSEEN = "(unseen)"
 MISSING = "(missing)"
 

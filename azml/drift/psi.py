@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Share used in place of an empty bin's 0 (in either sample) before the log.
-EPSILON = 1e-4
+from .defaults import EPSILON
 
 
 def quantile_ranks(n_valid: int, bins: int) -> list[int]:
