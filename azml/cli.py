@@ -38,15 +38,6 @@ app.command("lineage")(lineage)
 app.add_typer(env_app, name="env")
 
 
-def _policy_config(project_dir: Path, stack: str, environment: object) -> Path | None:
-    """policies/config.<stack>.json, else the one of the stack's environment."""
-    for name in (stack, environment):
-        candidate = project_dir / "policies" / f"config.{name}.json"
-        if isinstance(name, str) and candidate.is_file():
-            return candidate
-    return None
-
-
 @app.command()
 def plan(
     stack: Annotated[str, typer.Argument(help="Stack name (reads Pulumi.STACK.yaml) or path to a stack config file.")],
@@ -63,19 +54,34 @@ def plan(
         Optional[Path],
         typer.Option("--policy-config", help="Policy pack config (default: policies/config.<stack or environment>.json)."),
     ] = None,
-    policy: Annotated[bool, typer.Option("--policy/--no-policy", help="Run the policy pack over the plan.")] = True,
+    policy: Annotated[
+        bool, typer.Option("--policy/--no-policy", help="Run the policy packs (checklist, Azure platform rules) over the plan.")
+    ] = True,
+    day_two: Annotated[
+        bool,
+        typer.Option(
+            "--day-two/--no-day-two",
+            help="Simulate removing a canary deployment and replacing a persona role assignment against the stack's locks.",
+        ),
+    ] = True,
     checkov: Annotated[
         bool, typer.Option("--checkov/--no-checkov", help="Export the plan as an ARM template and run checkov on it.")
     ] = True,
 ) -> None:
     """Offline plan: run the Pulumi program in-process under mocks and record
-    every resource it would create, then run the security policy pack over it,
-    and checkov over its ARM export, without the Pulumi CLI or Azure. Exit 1
-    on a mandatory policy violation or a failed (not skipped) checkov check."""
+    every resource it would create, then run the security checklist and the
+    Azure platform-rules policy packs over it, show its deploy sequence,
+    simulate the day-two operations against its locks, and run checkov over
+    its ARM export, without the Pulumi CLI or Azure. Exit 1 on a mandatory
+    policy violation, a blocked day-two operation or a failed (not skipped)
+    checkov check."""
     from .config import ConfigError, read_stack_file
+    from .plan.daytwo import DayTwoError, simulate
     from .plan.engine import ProgramError, run_plan
     from .plan.render import mermaid, summary_lines, tree_lines
+    from .plan.sequence import DependencyCycle, creation_waves
     from .policy.pack_config import PackConfigError
+    from .policy.packs import PACKS
     from .policy.runner import PolicyRunError, evaluate
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -90,20 +96,36 @@ def plan(
         return
 
     document = result.to_json()
-    report = None
+    try:
+        sequence = creation_waves(result)
+        days = simulate(stack_file, result, run_plan) if day_two else None
+    except (DependencyCycle, DayTwoError) as error:
+        _fail(EXIT_PROGRAM_ERROR, [str(error)])
+        return
+    except ProgramError as error:
+        _fail(EXIT_PROGRAM_ERROR, [f"the Pulumi program failed in the day-two simulation: {error}"])
+        return
+    document["deploySequence"] = sequence.to_json(result)
+    if days is not None:
+        document["dayTwo"] = days.to_json()
+
+    reports = []
     if policy:
-        config_path = policy_config or _policy_config(
-            stack_file.project_dir, stack_file.stack, stack_file.namespace().get("environment")
-        )
-        try:
-            report = evaluate(result, stack_file.project_dir / "policies", config_path)
-        except PackConfigError as error:
-            _fail(EXIT_INVALID_INPUT, error.problems)
-            return
-        except PolicyRunError as error:
-            _fail(EXIT_PROGRAM_ERROR, [str(error)])
-            return
-        document["policy"] = report.to_json()
+        environment = stack_file.namespace().get("environment")
+        for pack in PACKS:
+            config_path = pack.config_for(stack_file.project_dir, stack_file.stack, environment)
+            if pack is PACKS[0] and policy_config is not None:
+                config_path = policy_config
+            try:
+                report = evaluate(result, stack_file.project_dir / pack.directory, config_path)
+            except PackConfigError as error:
+                _fail(EXIT_INVALID_INPUT, error.problems)
+                return
+            except PolicyRunError as error:
+                _fail(EXIT_PROGRAM_ERROR, [str(error)])
+                return
+            document[pack.key] = report.to_json()
+            reports.append(report)
 
     target = out / result.stack
     scan = None
@@ -122,7 +144,7 @@ def plan(
     text = json.dumps(document, indent=2) + "\n"
     write_atomically(target / "plan.json", text)
     write_atomically(target / "graph.mmd", mermaid(result))
-    blocked = report is not None and bool(report.mandatory)
+    mandatory = sum(len(r.mandatory) for r in reports)
 
     if output_format is OutputFormat.json:
         sys.stdout.write(text)
@@ -133,9 +155,16 @@ def plan(
         typer.echo("")
         for line in summary_lines(result):
             typer.echo(line)
-        if report is not None:
+        for report in reports:
             typer.echo("")
             for line in report.lines():
+                typer.echo(line)
+        typer.echo("")
+        for line in sequence.lines(result):
+            typer.echo(line)
+        if days is not None:
+            typer.echo("")
+            for line in days.lines():
                 typer.echo(line)
         if scan is not None:
             typer.echo("")
@@ -143,8 +172,10 @@ def plan(
                 typer.echo(line)
         typer.echo(f"\nWrote {target / 'plan.json'} and {target / 'graph.mmd'}")
     problems = []
-    if blocked:
-        problems.append(f"{len(report.mandatory)} mandatory policy violation(s)")  # type: ignore[union-attr]
+    if mandatory:
+        problems.append(f"{mandatory} mandatory policy violation(s)")
+    if days is not None and days.blocked:
+        problems.append(f"{len(days.blocked)} day-two operation(s) blocked by the stack's locks")
     if scan is not None and not scan.ok:
         problems.extend(scan.failure_lines())
     if problems:

@@ -57,7 +57,7 @@ def is_exported(resource: PlannedResource) -> bool:
 
 def _autoname(logical_name: str) -> str:
     # Same stand-in as the plan's mocks (azml.plan.mocks) when the program leaves the name to the provider.
-    from ..plan.mocks import _autoname as mock_autoname
+    from ..plan.mocks import autoname as mock_autoname
 
     return mock_autoname(logical_name)
 

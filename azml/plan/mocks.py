@@ -44,7 +44,7 @@ def _stable_uuid(*parts: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
 
 
-def _autoname(logical_name: str) -> str:
+def autoname(logical_name: str) -> str:
     # The provider appends random characters; we use a stable digest so that
     # two plans of the same program are identical.
     return f"{logical_name}{hashlib.sha256(logical_name.encode()).hexdigest()[:8]}"
@@ -95,7 +95,7 @@ class AzureMocks(Mocks):
             return f"{inputs.get('endpointId', args.name)}/routing", inputs
         row = arm_type_of(args.typ)
         inputs = dict(args.inputs)
-        name = inputs.get(row.name_key) or _autoname(args.name)
+        name = inputs.get(row.name_key) or autoname(args.name)
         resource_id = arm_id(args.typ, name, inputs, self.client.subscription_id)
         outputs = {**inputs, "id": resource_id, "name": name, "type": row.arm_type}
         identity = inputs.get("identity")

@@ -50,7 +50,7 @@ class PolicyReport:
     def lines(self) -> list[str]:
         enabled = sum(1 for level in self.policies.values() if level != "disabled")
         lines = [
-            f"Policy pack {self.pack} {self.version}: {enabled} policies enforced on "
+            f"Policy pack {self.pack} {self.version}: {enabled} {'policy' if enabled == 1 else 'policies'} enforced on "
             f"{self.resources_analyzed} resources ({self.config or 'default config'})"
         ]
         if not self.violations:

@@ -82,6 +82,10 @@ class PolicyInfo:
     config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     kind: str = "resource"  # or "stack"
     tags: tuple[str, ...] = ()
+    #: The compliance framework the policy belongs to (the platform-rules pack
+    #: sets its own) and, there, the Microsoft document that states the rule.
+    framework: str = FRAMEWORK
+    source: str = ""
 
     @property
     def config_schema(self) -> dict[str, dict[str, Any]]:
@@ -120,13 +124,13 @@ POLICY_INFO: dict[str, PolicyInfo] = {}
 """Every declared policy's metadata, by name."""
 
 
-def _register(info: PolicyInfo) -> None:
-    if info.name in POLICY_INFO:
+def _register(info: PolicyInfo, registry: dict[str, PolicyInfo]) -> None:
+    if info.name in registry:
         raise ValueError(f"duplicate policy name {info.name!r}")
     missing = [k for k, v in info.config.items() if "default" not in v]
     if missing:
         raise ValueError(f"{info.name}: config properties without a default: {', '.join(missing)}")
-    POLICY_INFO[info.name] = info
+    registry[info.name] = info
 
 
 def _coerce(value: Any, schema: Mapping[str, Any], default: Any) -> Any:
@@ -172,13 +176,16 @@ def _schema(info: PolicyInfo) -> PolicyConfigSchema:
 
 
 def _framework(info: PolicyInfo) -> PolicyComplianceFramework:
-    return PolicyComplianceFramework(name=FRAMEWORK, version=FRAMEWORK_VERSION, reference=info.checklist)
+    return PolicyComplianceFramework(name=info.framework, version=FRAMEWORK_VERSION, reference=info.source or info.checklist)
 
 
-def resource_policy(info: PolicyInfo, check: ResourceCheck) -> ResourceValidationPolicy:
+def resource_policy(
+    info: PolicyInfo, check: ResourceCheck, *, registry: dict[str, PolicyInfo] = POLICY_INFO
+) -> ResourceValidationPolicy:
     """A ResourceValidationPolicy running ``check`` on resources of
-    ``info.resource_types``; each string it yields is one violation."""
-    _register(info)
+    ``info.resource_types``; each string it yields is one violation.
+    ``registry`` is the pack's metadata table (this pack's by default)."""
+    _register(info, registry)
     types = frozenset(info.resource_types)
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -211,10 +218,12 @@ StackCheck = Callable[[Stack, dict[str, Any]], Iterable[tuple[str, str]]]
 Finding = Iterator[tuple[str, str]]  # what a stack check yields: (urn, message) per violation
 
 
-def stack_policy(info: PolicyInfo, check: StackCheck) -> StackValidationPolicy:
+def stack_policy(
+    info: PolicyInfo, check: StackCheck, *, registry: dict[str, PolicyInfo] = POLICY_INFO
+) -> StackValidationPolicy:
     """A StackValidationPolicy running ``check`` on the whole stack; each
     ``(urn, message)`` it yields is one violation of that resource."""
-    _register(info)
+    _register(info, registry)
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         try:
