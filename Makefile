@@ -49,6 +49,11 @@ bench: $(STAMP)
 bench-policy: $(STAMP)
 	$(BIN)/python benchmarks/policy_scaling.py
 
+# Regenerate the rule table of docs/platform-rules.md from the platform-rules pack.
+.PHONY: docs
+docs: $(STAMP)
+	$(BIN)/python -m azml.policy.ruledoc
+
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv
