@@ -62,6 +62,9 @@ compute = ComputeClusters(
         # With a managed network Azure places compute in the managed VNet and
         # accepts no customer subnet; without one, compute joins our training subnet.
         subnet_id=None if config.workspace.uses_managed_network else net.subnet_ids["training"],
+        # Clusters run as the compute identity (data roles on key-less storage).
+        identity_id=workspace.compute_identity_id,
+        image_build_compute=config.workspace.image_build_compute,
         tags=tags,
     ),
 )
@@ -71,7 +74,9 @@ serving = Serving(
     ServingArgs(
         config=config,
         resource_group_name=group.name,
-        workspace_name=workspace.workspace_name,
+        # Resolves after network provisioning and the image-build cluster:
+        # environments and deployments wait for both.
+        workspace_name=compute.workspace_name,
         workspace_id=workspace.workspace_id,
         registry_id=workspace.registry_id,
         registry_login_server=workspace.registry_login_server,

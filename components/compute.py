@@ -18,6 +18,11 @@ class ComputeClustersArgs:
     ``subnet_id``: the training subnet, or ``None`` when the workspace uses a
     managed network — Azure then places managed compute in the workspace's
     managed VNet and does not accept a customer subnet.
+
+    ``identity_id``: the user-assigned identity every cluster runs as (the
+    workspace's compute identity, already granted its data roles); ``None``
+    gives each cluster a system-assigned identity instead.
+    ``image_build_compute``: the cluster the workspace builds images on.
     """
 
     clusters: Sequence[ComputeCluster]
@@ -25,6 +30,8 @@ class ComputeClustersArgs:
     resource_group_name: pulumi.Input[str]
     location: str
     subnet_id: pulumi.Input[str] | None = None
+    identity_id: pulumi.Input[str] | None = None
+    image_build_compute: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -35,15 +42,28 @@ def _iso_duration(seconds: int) -> str:
 class ComputeClusters(pulumi.ComponentResource):
     """One AmlCompute cluster per configured entry: scale to ``minNodes`` (0
     unless configured) after the idle time, no public IP on nodes, no SSH,
-    no local (key) auth, a system-assigned identity for data access.
+    no local (key) auth, and a managed identity with data roles: the
+    workspace storage takes no keys, and "the managed identity of the compute
+    cluster is used for mounting the storage account" (how-to-authenticate-
+    batch-endpoint, "Configure compute clusters for data access").
 
-    Outputs: ``cluster_names``, ``cluster_ids`` (by configured name).
+    Outputs: ``cluster_names``, ``cluster_ids`` (by configured name), and
+    ``workspace_name``: the workspace name once the image-build cluster
+    exists — environments built from conda and the deployments using them
+    take it, so they wait for the compute their image is built on.
     """
 
     def __init__(self, name: str, args: ComputeClustersArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("azml:components:ComputeClusters", name, None, opts)
         self.cluster_names: list[pulumi.Output[str]] = []
         self.cluster_ids: dict[str, pulumi.Output[str]] = {}
+        # Clusters support "only one system-assigned identity or multiple
+        # user-assigned identities, not both" (how-to-identity-based-service-authentication).
+        identity: dict = (
+            {"type": "UserAssigned", "user_assigned_identities": [args.identity_id]}
+            if args.identity_id is not None
+            else {"type": "SystemAssigned"}
+        )
         for cluster in args.clusters:
             properties: dict = {
                 "vm_size": cluster.vm_size,
@@ -65,7 +85,7 @@ class ComputeClusters(pulumi.ComponentResource):
                 workspace_name=args.workspace_name,
                 resource_group_name=args.resource_group_name,
                 location=args.location,
-                identity={"type": "SystemAssigned"},
+                identity=identity,
                 properties={
                     "compute_type": "AmlCompute",
                     "description": cluster.description,
@@ -77,4 +97,10 @@ class ComputeClusters(pulumi.ComponentResource):
             )
             self.cluster_names.append(compute.name)
             self.cluster_ids[cluster.name] = compute.id
+        build = args.image_build_compute
+        self.workspace_name: pulumi.Output[str] = (
+            pulumi.Output.all(args.workspace_name, self.cluster_ids[build]).apply(lambda v: v[0])
+            if build is not None and build in self.cluster_ids
+            else pulumi.Output.from_input(args.workspace_name)
+        )
         self.register_outputs({"clusterNames": self.cluster_names})

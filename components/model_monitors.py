@@ -167,7 +167,7 @@ class ModelMonitors:
                 compute_type="ServerlessSpark",
                 instance_type=monitoring.compute.instance_type,
                 runtime_version=monitoring.compute.runtime_version,
-                compute_identity=ml.AmlTokenComputeIdentityArgs(compute_identity_type="AmlToken"),
+                compute_identity=_compute_identity(args.monitor_identity_id),
             ),
             monitoring_target=ml.MonitoringTargetArgs(
                 task_type=monitoring.task_type,
@@ -183,6 +183,20 @@ class ModelMonitors:
                 else None
             ),
         )
+
+
+def _compute_identity(identity_id: pulumi.Input[str] | None) -> object:
+    """The identity the monitoring Spark jobs run as. The workspace storage
+    takes no shared key: "Monitoring (evaluating model quality/perf) |
+    User-assigned managed identity | Storage Blob Data Contributor"
+    (how-to-disable-local-auth-storage). The AML token (the submitter's
+    identity) is left only for a stack that gives no identity."""
+    if identity_id is None:
+        return ml.AmlTokenComputeIdentityArgs(compute_identity_type="AmlToken")
+    return ml.ManagedComputeIdentityArgs(
+        compute_identity_type="ManagedIdentity",
+        identity=ml.ManagedServiceIdentityArgs(type="UserAssigned", user_assigned_identities=[identity_id]),
+    )
 
 
 def data_asset_uri(workspace_id: pulumi.Input[str], name: str, version: str) -> pulumi.Output[str]:

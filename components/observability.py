@@ -55,6 +55,8 @@ class ObservabilityArgs:
     deployment_ids: Mapping[str, Mapping[str, pulumi.Input[str]]]
     webhook_urls: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: User-assigned identity the monitors' serverless Spark jobs run as.
+    monitor_identity_id: pulumi.Input[str] | None = None
 
     @classmethod
     def wire(
@@ -78,6 +80,7 @@ class ObservabilityArgs:
             endpoint_ids={name: e.endpoint_id for name, e in serving.online.items()},
             deployment_ids={name: dict(e.deployment_ids) for name, e in serving.online.items()},
             webhook_urls=webhook_urls,
+            monitor_identity_id=workspace.compute_identity_id,
             tags=tags,
         )
 

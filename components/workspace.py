@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 import pulumi
-from pulumi_azure_native import machinelearningservices
+from pulumi_azure_native import machinelearningservices, managedidentity
 
 from azml.config.schema import StackConfig
 from azml.naming import Names
 
 from . import dependencies
 from .diagnostics import send_to_log_analytics
+from .managed_network import ManagedNetworkProvisioning, monitors_run, outbound_rules
 from .private_link import private_endpoint
 from .roles import assign_role
 
@@ -23,6 +24,28 @@ WORKSPACE_IDENTITY_ROLES: tuple[tuple[str, str, str], ...] = (
     ("storage", "Storage File Data Privileged Contributor", "code snapshots and notebooks on the file share"),
     ("vault", "Key Vault Secrets Officer", "store and read connection secrets in the workspace vault"),
     ("registry", "AcrPush", "push environment images it builds, and pull them"),
+)
+
+#: Data-plane roles of the stack's compute identity (a user-assigned identity
+#: on every compute cluster, on the model monitors and on the workspace), and
+#: why. The workspace storage allows no shared key, so every data path is RBAC.
+#: For a user-assigned identity, role assignment creation is "Managed by you"
+#: (how-to-identity-based-service-authentication): Azure ML makes none of these.
+COMPUTE_IDENTITY_ROLES: tuple[tuple[str, str, str], ...] = (
+    # how-to-identity-based-service-authentication: the cluster's identity sets
+    # up "the user's storage mounts, container registry, and datastores";
+    # how-to-disable-local-auth-storage: "Monitoring (evaluating model
+    # quality/perf) | User-assigned managed identity | Storage Blob Data Contributor".
+    ("storage", "Storage Blob Data Contributor", "read and write job data, outputs and monitoring results"),
+    # Clusters pull the environment images from the private registry.
+    ("registry", "AcrPull", "pull environment images for jobs"),
+)
+#: Batch deployments run Parallel Run Step: "Parallel Run Step (PRS) |
+#: User-assigned managed identity | Storage Table Data Contributor, Storage
+#: Queue Data Contributor" (how-to-disable-local-auth-storage).
+BATCH_COMPUTE_IDENTITY_ROLES: tuple[tuple[str, str, str], ...] = (
+    ("storage", "Storage Queue Data Contributor", "keep batch (parallel run) task queues"),
+    ("storage", "Storage Table Data Contributor", "keep batch (parallel run) progress tables"),
 )
 
 
@@ -52,9 +75,18 @@ class MlWorkspace(pulumi.ComponentResource):
     private endpoints, diagnostic settings and least-privilege role assignments
     for the workspace identity (persona roles live in the governance component).
 
+    With a managed network, the network is provisioned by the stack (with
+    serverless Spark when model monitors run) and ``workspace_name`` resolves
+    only once it is: everything built in the workspace from that name
+    (compute, endpoints and deployments, monitors) waits for the network.
+    A user-assigned *compute identity*, granted the data roles key-less
+    storage needs, is attached to the workspace for clusters and monitors;
+    ``compute_identity_id`` resolves once its roles are granted.
+
     Outputs: ``workspace_name``, ``workspace_id``, ``principal_id``,
     ``storage_account_id``, ``key_vault_id``, ``registry_id``, ``registry_login_server``,
-    ``log_analytics_id``, ``app_insights_id``.
+    ``log_analytics_id``, ``app_insights_id``, ``compute_identity_id``,
+    ``network_provisioning`` (``None`` without a managed network).
     """
 
     def __init__(self, name: str, args: MlWorkspaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -68,6 +100,32 @@ class MlWorkspace(pulumi.ComponentResource):
         registry = dependencies.container_registry(names, config.registry, at)
 
         ws = config.workspace
+        compute_identity = managedidentity.UserAssignedIdentity(
+            "id-compute",
+            resource_name_=f"id-{names.base}-compute",
+            resource_group_name=args.resource_group_name,
+            location=config.location,
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        scopes = {
+            "storage": (account.id, names.storage_account),
+            "vault": (vault.id, names.key_vault),
+            "registry": (registry.id, names.registry),
+        }
+        grants = self._grant_compute_identity(compute_identity, config, names, scopes, args.subscription_id)
+        # The identity's id once its roles are granted: whatever runs as it
+        # (the workspace's monitors, clusters) is created after the grants.
+        compute_identity_id: pulumi.Output[str] = pulumi.Output.all(
+            compute_identity.id, *[g.id for g in grants]
+        ).apply(lambda v: v[0])
+        rules = outbound_rules(config, account.id) if ws.uses_managed_network else {}
+        managed_network: dict = {"isolation_mode": ws.isolation_mode}
+        if rules:
+            managed_network["outbound_rules"] = rules
+        if ws.firewall_sku is not None and ws.approved_fqdns:
+            # FQDN rules run on an Azure Firewall (billed; Standard unless set).
+            managed_network["firewall_sku"] = ws.firewall_sku
         workspace = machinelearningservices.Workspace(
             "mlw",
             workspace_name=names.workspace,
@@ -75,13 +133,18 @@ class MlWorkspace(pulumi.ComponentResource):
             location=config.location,
             friendly_name=ws.friendly_name or names.workspace,
             sku={"name": "Basic", "tier": "Basic"},
-            identity={"type": "SystemAssigned"},
+            # The system identity stays the workspace's own; the compute
+            # identity is added for monitoring on key-less storage ("The
+            # user-assigned managed identity is in addition to the
+            # system-assigned managed identity for your workspace",
+            # how-to-disable-local-auth-storage).
+            identity={"type": "SystemAssigned,UserAssigned", "user_assigned_identities": [compute_identity_id]},
             storage_account=account.id,
             key_vault=vault.id,
             application_insights=insights.id,
             container_registry=registry.id,
             public_network_access="Disabled",
-            managed_network={"isolation_mode": ws.isolation_mode},
+            managed_network=managed_network,
             # The registry is private, so images must be built on our own
             # compute inside the network rather than on ACR Tasks.
             image_build_compute=ws.image_build_compute,
@@ -127,11 +190,6 @@ class MlWorkspace(pulumi.ComponentResource):
             )
 
         principal_id = workspace.identity.apply(lambda identity: identity.principal_id if identity else None)
-        scopes = {
-            "storage": (account.id, names.storage_account),
-            "vault": (vault.id, names.key_vault),
-            "registry": (registry.id, names.registry),
-        }
         for target, role, why in WORKSPACE_IDENTITY_ROLES:
             scope, scope_label = scopes[target]
             assign_role(
@@ -147,7 +205,22 @@ class MlWorkspace(pulumi.ComponentResource):
                 parent=self,
             )
 
-        self.workspace_name = workspace.name
+        self.network_provisioning: ManagedNetworkProvisioning | None = None
+        workspace_name: pulumi.Output[str] = workspace.name
+        if ws.uses_managed_network:
+            # "To create an online deployment, you must manually provision the
+            # managed network" and, for serverless Spark, "provision it and flag
+            # it to allow Spark jobs" (how-to-managed-network).
+            self.network_provisioning = ManagedNetworkProvisioning(
+                "mlw-network",
+                workspace_id=workspace.id,
+                include_spark=monitors_run(config),
+                outbound_rules=list(rules),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            workspace_name = pulumi.Output.all(workspace.name, self.network_provisioning.id).apply(lambda v: v[0])
+
+        self.workspace_name = workspace_name
         self.workspace_id = workspace.id
         self.principal_id = principal_id
         self.storage_account_id = account.id
@@ -158,6 +231,8 @@ class MlWorkspace(pulumi.ComponentResource):
         self.log_analytics_id = log.id
         self.app_insights_id = insights.id
         self.app_insights_connection_string = insights.connection_string
+        self.compute_identity_id = compute_identity_id
+        self.compute_identity_principal_id = compute_identity.principal_id
         self.register_outputs(
             {
                 "workspaceName": workspace.name,
@@ -167,5 +242,33 @@ class MlWorkspace(pulumi.ComponentResource):
                 "registryId": registry.id,
                 "logAnalyticsId": log.id,
                 "appInsightsId": insights.id,
+                "computeIdentityId": compute_identity.id,
             }
         )
+
+    def _grant_compute_identity(
+        self,
+        identity: managedidentity.UserAssignedIdentity,
+        config: StackConfig,
+        names: Names,
+        scopes: Mapping[str, tuple[pulumi.Input[str], str]],
+        subscription_id: pulumi.Input[str],
+    ) -> list[pulumi.Resource]:
+        roles = COMPUTE_IDENTITY_ROLES + (BATCH_COMPUTE_IDENTITY_ROLES if config.batch_endpoints else ())
+        grants: list[pulumi.Resource] = []
+        for target, role, why in roles:
+            scope, scope_label = scopes[target]
+            grants.append(assign_role(
+                f"ra-compute-{target}-{role.lower().replace(' ', '-')}",
+                scope=scope,
+                scope_label=scope_label,
+                role=role,
+                principal_id=identity.principal_id,
+                principal_label=f"id-{names.base}-compute",
+                # A new managed identity: ServicePrincipal avoids Entra ID replication-delay failures.
+                principal_type="ServicePrincipal",
+                subscription_id=subscription_id,
+                description=f"azml: compute identity may {why}",
+                parent=self,
+            ))  # fmt: skip
+        return grants

@@ -24,6 +24,7 @@ from .regions import AZURE_REGIONS
 from .release import ReleaseConfig
 from .retraining import RetrainingConfig
 from .serving import BatchEndpointConfig, OnlineEndpointConfig
+from .workspace import PACKAGE_REPOSITORY_HOSTS, FirewallSku, PackageRepository, fqdn_problem
 
 
 Environment = Literal["dev", "test", "staging", "prod"]
@@ -140,10 +141,49 @@ class WorkspaceConfig(Model):
     image_build_compute: str | None = Field(
         default=None, description="Compute cluster that builds environment images (must be a declared cluster)."
     )
+    package_repositories: list[PackageRepository] = Field(
+        default_factory=list,
+        description=(
+            "Package repositories image builds install from (conda-forge, anaconda, pypi): FQDN outbound rules"
+            " for the hosts Microsoft lists. FQDN rules deploy a billed Azure Firewall."
+        ),
+    )
+    outbound_fqdns: list[str] = Field(
+        default_factory=list, description="Further FQDN outbound rules (e.g. a private package feed's host)."
+    )
+    firewall_sku: FirewallSku | None = Field(
+        default=None,
+        description="Azure Firewall SKU behind FQDN rules; unset = Azure's default (Standard). Basic is in preview.",
+    )
 
     @property
     def uses_managed_network(self) -> bool:
         return self.isolation_mode != "Disabled"
+
+    @property
+    def approved_fqdns(self) -> list[str]:
+        """Every FQDN outbound rule destination, repositories' hosts first, without repeats."""
+        hosts = [h for repo in self.package_repositories for h in PACKAGE_REPOSITORY_HOSTS[repo]]
+        return list(dict.fromkeys([*hosts, *self.outbound_fqdns]))
+
+    @field_validator("outbound_fqdns")
+    @classmethod
+    def _fqdns(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            problem = fqdn_problem(host)
+            if problem:
+                raise ValueError(problem)
+        return hosts
+
+    @model_validator(mode="after")
+    def _fqdn_rules_need_approved_outbound(self) -> "WorkspaceConfig":
+        # "Adding an outbound for a service tag or FQDN is only valid when the
+        # managed VNet is configured to IsolationMode.ALLOW_ONLY_APPROVED_OUTBOUND." (how-to-managed-network)
+        if self.approved_fqdns and self.isolation_mode != "AllowOnlyApprovedOutbound":
+            raise ValueError(
+                "packageRepositories/outboundFqdns (FQDN outbound rules) need isolationMode AllowOnlyApprovedOutbound"
+            )
+        return self
 
 
 class MonitoringConfig(Model):

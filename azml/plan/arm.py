@@ -80,6 +80,9 @@ ARM_TYPES: dict[str, ArmType] = {
     # Defender plans: an extension of the subscription ("/subscriptions/<id>").
     "azure-native:security:Pricing": ArmType("Microsoft.Security/pricings", "pricingName", scope_key="scopeId"),
     "azure-native:keyvault:Vault": ArmType("Microsoft.KeyVault/vaults", "vaultName"),
+    "azure-native:managedidentity:UserAssignedIdentity": ArmType(
+        "Microsoft.ManagedIdentity/userAssignedIdentities", "resourceName"
+    ),
     "azure-native:containerregistry:Registry": ArmType("Microsoft.ContainerRegistry/registries", "registryName"),
     "azure-native:machinelearningservices:Workspace": ArmType(
         "Microsoft.MachineLearningServices/workspaces", "workspaceName"

@@ -71,6 +71,12 @@ def _computed_outputs(token: str, name: str, inputs: dict[str, Any], resource_id
         properties = dict(inputs.get("properties") or {})
         properties["vaultUri"] = f"https://{name}.vault.azure.net/"
         return {"properties": properties}
+    if token == "azure-native:managedidentity:UserAssignedIdentity":
+        return {
+            "principalId": _stable_uuid(resource_id, "principal"),
+            "clientId": _stable_uuid(resource_id, "client"),
+            "tenantId": ClientConfig().tenant_id,
+        }
     if token == "azure-native:containerregistry:Registry":
         return {"loginServer": f"{name}.azurecr.io"}
     if token == "azure-native:machinelearningservices:Workspace":
@@ -99,6 +105,19 @@ class AzureMocks(Mocks):
         resource_id = arm_id(args.typ, name, inputs, self.client.subscription_id)
         outputs = {**inputs, "id": resource_id, "name": name, "type": row.arm_type}
         identity = inputs.get("identity")
+        if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+            # Inputs list the identities' ids; Azure answers a map of id -> identity.
+            identity = {
+                **identity,
+                "userAssignedIdentities": {
+                    str(uai): {
+                        "principalId": _stable_uuid(str(uai), "principal"),
+                        "clientId": _stable_uuid(str(uai), "client"),
+                    }
+                    for uai in identity["userAssignedIdentities"]
+                },
+            }
+            outputs["identity"] = identity
         if isinstance(identity, dict) and "SystemAssigned" in str(identity.get("type", "")):
             outputs["identity"] = {
                 **identity,
