@@ -21,6 +21,25 @@ Rules it enforces, answering with ARM's ``{"error": {"code", "message"}}``:
   live traffic. Batch: ``defaults.deploymentName`` an existing deployment or null.
 - DELETE of an online deployment that still gets live or mirror traffic: 400.
 
+- PUT replaces the endpoint, as ARM's PUT does (the REST spec's PATCH,
+  ``OnlineEndpoints_Update``, takes tags and identity only): a PUT without
+  ``traffic``/``mirrorTraffic`` leaves the endpoint with no split - the reset
+  an endpoint resource's own update causes, which the routing resource must
+  repair.
+
+Identity, the sign-in half of ARM (no ``api-version``, no bearer token):
+
+- Microsoft Entra token endpoint per tenant (``/<tenant>/oauth2/v2.0/token``
+  and its ``/<tenant>/v2.0/.well-known/openid-configuration``): client
+  credentials with a secret or a federated ``client_assertion`` of an app
+  registered with ``add_app``; the scope must be ``<base_url>/.default``.
+- App Service managed identity (``/msi/token``, ``X-IDENTITY-HEADER``) after
+  ``enable_managed_identity``; GitHub Actions' ID-token request
+  (``/github/idtoken``, bearer request token, ``audience``) after
+  ``enable_github_oidc``.
+- Every token issued is accepted by ARM afterwards; ``issued`` records how
+  each was obtained.
+
 A valid PUT answers 201 (``provisioningState: Updating``) with an
 ``Azure-AsyncOperation`` URL and ``Retry-After``; that URL reports
 ``InProgress`` ``in_progress_polls`` times, then ``Succeeded`` - only then is
@@ -43,11 +62,12 @@ import shutil
 import ssl
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -65,6 +85,20 @@ _READ_ONLY: dict[str | None, tuple[str, ...]] = {
     "properties": ("provisioningState", "scoringUri", "swaggerUri", "openApiUri"),
 }
 MAX_MIRROR = 50
+_TOKEN = re.compile(r"/(?P<tenant>[^/]+)/oauth2/v2\.0/token$")
+_OPENID = re.compile(r"/(?P<tenant>[^/]+)/v2\.0/\.well-known/openid-configuration$")
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@dataclass
+class App:
+    """An app registration (or user-assigned identity with a federated
+    credential): a secret, or the one ID token its federated credential trusts."""
+
+    tenant: str
+    client_id: str
+    secret: str | None = None
+    federated_token: str | None = None
 
 
 @dataclass
@@ -134,6 +168,36 @@ class ArmServer:
         self._operations: dict[str, dict[str, Any]] = {}
         self._fail_next: dict[str, str] | None = None
         self.requests: list[Recorded] = []
+        self._apps: dict[str, App] = {}
+        self._tokens: set[str] = set()  # issued, accepted by ARM
+        self.issued: list[dict[str, str]] = []  # {"via", "client_id", "tenant", "scope"}
+        self._msi: tuple[str, str | None] | None = None  # (header secret, client id)
+        self._github: tuple[str, str, str] | None = None  # (request token, audience, ID token)
+
+    # -------------------------------------------------------------- identity API
+    def add_app(
+        self, tenant: str, client_id: str, *, secret: str | None = None, federated_token: str | None = None
+    ) -> App:
+        self._apps[client_id] = app = App(tenant, client_id, secret, federated_token)
+        return app
+
+    def enable_managed_identity(self, header: str, client_id: str | None = None) -> None:
+        """An App Service-style identity endpoint at ``/msi/token``; with
+        ``client_id`` it is a user-assigned identity that must be asked for by id."""
+        self._msi = (header, client_id)
+
+    def enable_github_oidc(
+        self, request_token: str, id_token: str, audience: str = "api://AzureADTokenExchange"
+    ) -> None:
+        self._github = (request_token, audience, id_token)
+
+    @property
+    def authority(self) -> str:
+        return self.base_url
+
+    def accepts(self, authorization: str) -> bool:
+        scheme, _, token = authorization.partition(" ")
+        return scheme == "Bearer" and (token == self.token or token in self._tokens)
 
     def add_online_endpoint(self, endpoint_id: str, deployments: Iterable[str] = (), traffic=None, mirror=None) -> str:
         properties = {"authMode": "Key", "publicNetworkAccess": "Disabled", "traffic": dict(traffic or {}),
@@ -298,6 +362,75 @@ class ArmServer:
         return 200, {"name": operation_id, "status": operation["status"], **failed}, {}
 
 
+    # ----------------------------------------------------------------- identity
+    def identity(self, method: str, path: str, query: dict[str, list[str]], body: Any,
+                 headers: Mapping[str, str]) -> tuple[int, Any] | None:  # fmt: skip
+        """Answer a sign-in request, or ``None`` if ``path`` is ARM's."""
+        if method == "GET" and (match := _OPENID.match(path)):
+            tenant = f"{self.base_url}/{match['tenant']}"
+            return 200, {"issuer": f"{tenant}/v2.0", "token_endpoint": f"{tenant}/oauth2/v2.0/token",
+                         "authorization_endpoint": f"{tenant}/oauth2/v2.0/authorize",
+                         "device_authorization_endpoint": f"{tenant}/oauth2/v2.0/devicecode"}  # fmt: skip
+        if method == "POST" and (match := _TOKEN.match(path)):
+            form = {k: v[0] for k, v in parse_qs(body if isinstance(body, str) else "").items()}
+            return self._client_credentials(match["tenant"], form)
+        if method == "GET" and path == "/msi/token":
+            return self._managed_identity(query, headers)
+        if method == "GET" and path == "/github/idtoken":
+            return self._github_token(query, headers)
+        return None
+
+    def _issue(self, via: str, client_id: str, tenant: str, scope: str) -> str:
+        token = f"entra-{uuid.uuid4()}"
+        self._tokens.add(token)
+        self.issued.append({"via": via, "client_id": client_id, "tenant": tenant, "scope": scope})
+        return token
+
+    def _client_credentials(self, tenant: str, form: dict[str, str]) -> tuple[int, Any]:
+        def refuse(status: int, error: str, description: str) -> tuple[int, Any]:
+            return status, {"error": error, "error_description": description}
+
+        if form.get("grant_type") != "client_credentials":
+            return refuse(400, "unsupported_grant_type", f"grant_type {form.get('grant_type')!r} is not served here.")
+        app = self._apps.get(form.get("client_id", ""))
+        if app is None or app.tenant != tenant:
+            return refuse(400, "unauthorized_client", f"Application '{form.get('client_id')}' was not found in tenant '{tenant}'.")  # fmt: skip
+        if form.get("scope") != f"{self.base_url}/.default":
+            return refuse(400, "invalid_scope", f"The scope '{form.get('scope')}' is not valid for this resource.")
+        if "client_secret" in form:
+            if app.secret is None or form["client_secret"] != app.secret:
+                return refuse(401, "invalid_client", "Invalid client secret provided.")
+            via = "secret"
+        elif form.get("client_assertion_type") == JWT_BEARER:
+            if app.federated_token is None or form.get("client_assertion") != app.federated_token:
+                return refuse(400, "invalid_client", "The client assertion matches no federated identity credential.")
+            via = "federated"
+        else:
+            return refuse(401, "invalid_client", "The request has no client secret and no client assertion.")
+        token = self._issue(via, app.client_id, tenant, form["scope"])
+        return 200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}
+
+    def _managed_identity(self, query: dict[str, list[str]], headers: Mapping[str, str]) -> tuple[int, Any]:
+        if self._msi is None or headers.get("X-IDENTITY-HEADER") != self._msi[0]:
+            return 401, {"error": "unauthorized", "error_description": "The X-IDENTITY-HEADER is missing or wrong."}
+        resource, client_id = (query.get("resource") or [""])[0], (query.get("client_id") or [None])[0]
+        if client_id != self._msi[1]:
+            described = f"No managed identity with client id {client_id!r}."
+            return 400, {"error": "invalid_request", "error_description": described}
+        if resource.rstrip("/") != self.base_url:
+            return 400, {"error": "invalid_resource", "error_description": f"The resource '{resource}' is not valid."}
+        token = self._issue("managed-identity", client_id or "system", "", resource)
+        return 200, {"access_token": token, "expires_on": str(int(time.time()) + 3600), "resource": resource,
+                     "token_type": "Bearer", "client_id": client_id or "system"}  # fmt: skip
+
+    def _github_token(self, query: dict[str, list[str]], headers: Mapping[str, str]) -> tuple[int, Any]:
+        if self._github is None or headers.get("Authorization") != f"Bearer {self._github[0]}":
+            return 401, {"message": "Bad credentials"}
+        if (query.get("audience") or [""])[0] != self._github[1]:
+            return 400, {"message": f"Unexpected audience {query.get('audience')}"}
+        return 200, {"value": self._github[2], "count": 1}
+
+
 def _online_problem(properties: dict[str, Any], deployments: dict[str, Any]) -> str | None:
     traffic, mirror = properties.get("traffic") or {}, properties.get("mirrorTraffic") or {}
     for key, split in (("traffic", traffic), ("mirrorTraffic", mirror)):
@@ -339,15 +472,21 @@ class _Handler(BaseHTTPRequestHandler):
         with arm._lock:
             arm.requests.append(record := Recorded(self.command, url.path, query, body, dict(self.headers)))
             try:
-                authorization = self.headers.get("Authorization", "")
-                if authorization != f"Bearer {arm.token}":
-                    headers["WWW-Authenticate"] = 'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token"'  # fmt: skip
-                    raise ArmError(401, "InvalidAuthenticationToken" if authorization else "AuthenticationFailed",
-                                   "Authentication failed. The 'Authorization' header is missing or invalid.")  # fmt: skip
-                status, payload, headers = arm.handle(self.command, url.path, query, body)
+                if (signed_in := arm.identity(self.command, url.path, query, body, self.headers)) is not None:
+                    status, payload = signed_in
+                else:
+                    authorization = self.headers.get("Authorization", "")
+                    if not arm.accepts(authorization):
+                        headers["WWW-Authenticate"] = 'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token"'  # fmt: skip
+                        raise ArmError(401, "InvalidAuthenticationToken" if authorization else "AuthenticationFailed",
+                                       "Authentication failed. The 'Authorization' header is missing or invalid.")  # fmt: skip
+                    status, payload, headers = arm.handle(self.command, url.path, query, body)
             except ArmError as error:
                 status, payload = error.status, {"error": {"code": error.code, "message": error.message}}
             record.status = status
+        self._reply(status, payload, headers)
+
+    def _reply(self, status: int, payload: Any, headers: dict[str, str]) -> None:
         data = b"" if payload is None else json.dumps(payload).encode()
         self.send_response(status)
         for name, value in {**headers, "Content-Type": "application/json; charset=utf-8",

@@ -277,9 +277,11 @@ def test_check_accepts_a_valid_split_as_pulumi_sends_it(arm_server, provider) ->
 
 
 def test_diff(arm_server, provider) -> None:
+    arm_server.add_online_endpoint(ONLINE, ["blue", "green"], traffic={"blue": 90, "green": 10})
     olds = online(arm_server, ["blue", "green"], {"blue": 90, "green": 10}, {})
     same = provider.diff("id", olds, dict(olds))
     assert same.changes is False and same.replaces == []
+    assert provider.diff("id", olds, {**olds, "traffic": {"blue": 90, "green": 10, "red": 0}}).changes is False
 
     as_floats = {**olds, "traffic": {"blue": 90.0, "green": 10.0}}  # numbers come back from state as floats
     assert provider.diff("id", as_floats, olds).changes is False
@@ -318,7 +320,7 @@ def test_delete_routes_nothing_and_is_idempotent(arm_server, provider) -> None:
     props = online(arm_server, ["blue", "green"], {"blue": 100}, {"green": 20})
 
     provider.delete(f"{ONLINE}/routing", props)
-    assert arm_server.properties(ONLINE)["traffic"] == {"blue": 0}
+    assert arm_server.properties(ONLINE)["traffic"] == {}  # sums to 0: no zero entries sent
     assert arm_server.properties(ONLINE)["mirrorTraffic"] == {}
     assert writes(arm_server) == [("PUT", ONLINE)]
     assert [delete_deployment(arm_server, name).status_code for name in ("blue", "green")] == [200, 200]
@@ -387,3 +389,292 @@ def test_batch_unknown_default_is_refused_by_check_and_by_the_server(arm_server,
         client.apply(BATCH, Routing("batch", default_deployment="ghost"))
     assert raised.value.status_code == 400 and "'ghost' does not exist" in raised.value.message
     assert arm_server.properties(BATCH)["defaults"] == {"deploymentName": "v1"}
+
+
+# ------------------------------------------------------------------ convergence after an endpoint write
+
+
+def endpoint_put(server: ArmServer, body: dict[str, Any], endpoint: str = ONLINE) -> None:
+    """A PUT of the endpoint as another client sends it, polled to the end."""
+    started = arm(server, "PUT", endpoint, json=body)
+    assert started.status_code == 201, started.text
+    status_url = started.headers["Azure-AsyncOperation"]
+    for _ in range(10):
+        bearer = {"Authorization": "Bearer test-token"}
+        polled = requests.get(status_url, headers=bearer, verify=server.ca_file, timeout=10)
+        if polled.json()["status"] != "InProgress":
+            assert polled.json()["status"] == "Succeeded"
+            return
+    raise AssertionError("the operation never finished")
+
+
+#: The endpoint as the endpoint resource (azure-native OnlineEndpoint) PUTs it:
+#: its own inputs, no traffic (the routing resource owns it, ignore_changes).
+AZURE_NATIVE_ENDPOINT_PUT = {
+    "location": "westeurope", "kind": "Managed", "identity": {"type": "SystemAssigned"}, "tags": {"owner": "azml"},
+    "properties": {"authMode": "Key", "publicNetworkAccess": "Disabled", "description": "credit risk, v2 description"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("traffic", "mirror"), [({"blue": 90, "green": 10}, {}), ({"blue": 100}, {"green": 10})], ids=["split", "mirror"]
+)
+def test_an_endpoint_update_that_resets_the_split_is_repaired_on_the_next_diff(arm_server, provider, traffic, mirror):
+    arm_server.add_online_endpoint(ONLINE, ["blue", "green"], traffic={"blue": 100})
+    props = online(arm_server, ["blue", "green"], traffic, mirror)
+    outs = provider.create(props).outs
+    assert split(arm_server) == (traffic, mirror)
+
+    # pulumi up: the endpoint resource's update runs first (the routing resource
+    # takes its id) and PUTs an endpoint without traffic: Azure drops the split.
+    endpoint_put(arm_server, AZURE_NATIVE_ENDPOINT_PUT)
+    assert split(arm_server) == ({}, {})
+    assert arm_server.properties(ONLINE)["description"] == "credit risk, v2 description"
+
+    # Then the routing resource: same inputs, but the live split differs.
+    arm_server.requests.clear()
+    result = provider.diff(f"{ONLINE}/routing", outs, props)
+    assert result.changes is True and result.replaces == []
+    assert arm_server.calls() == [("GET", ONLINE)]  # diff reads, never writes
+
+    assert provider.update(f"{ONLINE}/routing", outs, props).outs["lastApplyWrote"] is True
+    assert split(arm_server) == (traffic, mirror)
+    put = next(r for r in arm_server.requests if r.method == "PUT")
+    assert put.body["properties"]["description"] == "credit risk, v2 description"  # the endpoint's change is kept
+
+    arm_server.requests.clear()
+    assert provider.diff(f"{ONLINE}/routing", outs, props).changes is False  # converged
+    assert writes(arm_server) == []
+
+
+def test_a_replaced_endpoint_gets_its_split_back(arm_server, provider) -> None:
+    arm_server.add_online_endpoint(ONLINE, ["blue", "green"], traffic={"blue": 100})
+    props = online(arm_server, ["blue", "green"], {"blue": 80, "green": 20})
+    outs = provider.create(props).outs
+
+    arm_server.remove_endpoint(ONLINE)  # replaced: same name, so same id, created without a split
+    arm_server.add_online_endpoint(ONLINE, ["blue", "green"])
+    assert provider.diff(f"{ONLINE}/routing", outs, props).changes is True
+    provider.update(f"{ONLINE}/routing", outs, props)
+    assert split(arm_server) == ({"blue": 80, "green": 20}, {})
+
+
+def test_a_portal_change_is_drift_that_diff_reports(arm_server, provider) -> None:
+    arm_server.add_online_endpoint(ONLINE, ["blue", "green"], traffic={"blue": 100})
+    props = online(arm_server, ["blue", "green"], {"blue": 100})
+    outs = provider.create(props).outs
+    arm_server.set_properties(ONLINE, traffic={"blue": 50, "green": 50})
+    assert provider.diff(f"{ONLINE}/routing", outs, props).changes is True
+    arm_server.set_properties(ONLINE, traffic={"blue": 100, "green": 0})  # a 0 % entry is no drift
+    assert provider.diff(f"{ONLINE}/routing", outs, props).changes is False
+
+
+def test_a_missing_endpoint_is_drift_and_the_update_says_so(arm_server, provider) -> None:
+    props = online(arm_server, ["blue"], {"blue": 100})
+    assert provider.diff(f"{ONLINE}/routing", props, props).changes is True
+    with pytest.raises(Exception, match="does not exist"):
+        provider.update(f"{ONLINE}/routing", props, props)
+
+
+def test_batch_default_reset_by_an_endpoint_update_is_repaired(arm_server, provider) -> None:
+    arm_server.add_batch_endpoint(BATCH, ["v1", "v2"], default="v1")
+    props = batch(arm_server, ["v1", "v2"], "v2")
+    outs = provider.create(props).outs
+    endpoint_put(arm_server, {"location": "westeurope", "properties": {"authMode": "AADToken"}}, BATCH)
+    assert arm_server.properties(BATCH).get("defaults") is None
+    assert provider.diff(f"{BATCH}/routing", outs, props).changes is True
+    provider.update(f"{BATCH}/routing", outs, props)
+    assert arm_server.properties(BATCH)["defaults"] == {"deploymentName": "v2"}
+
+
+def test_an_endpoint_revision_change_reapplies_without_reading_first(arm_server, provider) -> None:
+    arm_server.add_online_endpoint(ONLINE, ["blue"], traffic={"blue": 100})
+    olds = {**online(arm_server, ["blue"], {"blue": 100}), "endpointRevision": "2025-01-01T00:00:00Z"}
+    news = {**olds, "endpointRevision": "2025-02-01T00:00:00Z"}
+    assert provider.diff(f"{ONLINE}/routing", olds, news).changes is True
+    assert arm_server.calls() == []  # an input changed: no need to ask Azure
+    assert provider.update(f"{ONLINE}/routing", olds, news).outs["lastApplyWrote"] is False  # in place already
+
+
+def test_preview_with_unknowns_calls_no_one(arm_server, provider) -> None:
+    from pulumi.runtime.rpc import UNKNOWN
+
+    arm_server.add_online_endpoint(ONLINE, ["blue"], traffic={"blue": 100})
+    olds = {**online(arm_server, ["blue"], {"blue": 100}), "endpointRevision": "2025-01-01T00:00:00Z"}
+    updated = provider.diff(f"{ONLINE}/routing", olds, {**olds, "endpointRevision": UNKNOWN})
+    assert updated.changes is True and updated.replaces == []
+    replaced = provider.diff(f"{ONLINE}/routing", olds, {**olds, "endpointId": UNKNOWN})
+    assert replaced.changes is True and replaced.replaces == ["endpointId"]
+    assert arm_server.calls() == []
+
+
+# ------------------------------------------------------------------ no zero entries
+
+
+def test_zero_entries_are_never_sent(arm_server, provider) -> None:
+    arm_server.add_online_endpoint(ONLINE, ["blue", "green", "red"], traffic={"blue": 100})
+    props = online(arm_server, ["blue", "green", "red"], {"blue": 0, "green": 100, "red": 0}, {"blue": 10, "red": 0})
+    provider.create(props)
+    put = next(r for r in arm_server.requests if r.method == "PUT")
+    assert put.body["properties"]["traffic"] == {"green": 100}
+    assert put.body["properties"]["mirrorTraffic"] == {"blue": 10}
+
+    arm_server.requests.clear()
+    provider.delete(f"{ONLINE}/routing", props)
+    put = next(r for r in arm_server.requests if r.method == "PUT")
+    assert put.body["properties"]["traffic"] == {} and put.body["properties"]["mirrorTraffic"] == {}
+
+
+# ------------------------------------------------------------------ credentials, as azure-native reads them
+
+TENANT, CLIENT = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
+_CREDENTIAL_VARIABLES = ("ARM_", "AZURE_", "IDENTITY_", "MSI_", "IMDS_", "ACTIONS_ID_TOKEN_")
+
+
+@pytest.fixture
+def signed_in(arm_server, monkeypatch) -> ArmServer:
+    """A clean credential environment pointing at the stand-in as a custom
+    cloud (authority, ARM endpoint and audience), as azure-native reads it."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(_CREDENTIAL_VARIABLES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ARM_ACTIVE_DIRECTORY_AUTHORITY_HOST", arm_server.authority)
+    monkeypatch.setenv("ARM_RESOURCE_MANAGER_ENDPOINT", arm_server.base_url)
+    monkeypatch.setenv("ARM_RESOURCE_MANAGER_AUDIENCE", arm_server.base_url)
+    monkeypatch.setenv("ARM_DISABLE_INSTANCE_DISCOVERY", "true")  # no login.microsoftonline.com offline
+    monkeypatch.setenv("ARM_SUBSCRIPTION_ID", SUBSCRIPTION)
+    arm_server.add_online_endpoint(ONLINE, ["blue", "green"], traffic={"blue": 100})
+    arm_server.in_progress_polls = 0
+    return arm_server
+
+
+def from_environment(server: ArmServer) -> dict[str, Any]:
+    """Create, diff and read with a provider that builds its own credential."""
+    provider = EndpointRoutingProvider()  # as Pulumi builds it: no credential given
+    props = online(server, ["blue", "green"], {"blue": 90, "green": 10})
+    outs = provider.create(props).outs
+    assert provider.diff(f"{ONLINE}/routing", outs, props).changes is False
+    assert split(server) == ({"blue": 90, "green": 10}, {})
+    return server.issued[-1]
+
+
+def test_client_secret_from_arm_variables(signed_in, monkeypatch) -> None:
+    signed_in.add_app(TENANT, CLIENT, secret="s3cret")
+    monkeypatch.setenv("ARM_TENANT_ID", TENANT)
+    monkeypatch.setenv("ARM_CLIENT_ID", CLIENT)
+    monkeypatch.setenv("ARM_CLIENT_SECRET", "s3cret")
+    monkeypatch.setenv("ARM_USE_OIDC", "true")  # azure-native: a secret wins over OIDC
+    assert from_environment(signed_in) == {"via": "secret", "client_id": CLIENT, "tenant": TENANT,
+                                           "scope": f"{signed_in.base_url}/.default"}  # fmt: skip
+    assert len(signed_in.issued) == 1  # one credential per provider, its token reused
+
+
+def test_oidc_token_from_arm_variables(signed_in, monkeypatch) -> None:
+    signed_in.add_app(TENANT, CLIENT, federated_token="id-token-from-the-pipeline")
+    for name, value in {"ARM_TENANT_ID": TENANT, "ARM_CLIENT_ID": CLIENT, "ARM_USE_OIDC": "true",
+                        "ARM_OIDC_TOKEN": "id-token-from-the-pipeline"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    assert from_environment(signed_in)["via"] == "federated"
+
+
+def test_oidc_token_file_from_arm_variables(signed_in, monkeypatch, tmp_path) -> None:
+    signed_in.add_app(TENANT, CLIENT, federated_token="id-token-in-a-file")
+    (token_file := tmp_path / "oidc-token").write_text("id-token-in-a-file\n")
+    for name, value in {"ARM_TENANT_ID": TENANT, "ARM_CLIENT_ID": CLIENT, "ARM_USE_OIDC": "true",
+                        "ARM_OIDC_TOKEN_FILE_PATH": str(token_file)}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    assert from_environment(signed_in)["via"] == "federated"
+
+
+def test_github_actions_oidc_exchange(signed_in, monkeypatch) -> None:
+    """deploy.yml sets ARM_USE_OIDC/ARM_CLIENT_ID/ARM_TENANT_ID; GitHub sets
+    the token-request variables; the ID token is asked for the federated audience."""
+    signed_in.add_app(TENANT, CLIENT, federated_token="github-id-token")
+    signed_in.enable_github_oidc("runner-request-token", "github-id-token")
+    for name, value in {"ARM_TENANT_ID": TENANT, "ARM_CLIENT_ID": CLIENT, "ARM_USE_OIDC": "true",
+                        "ACTIONS_ID_TOKEN_REQUEST_URL": f"{signed_in.base_url}/github/idtoken",
+                        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "runner-request-token"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    assert from_environment(signed_in)["via"] == "federated"
+    asked = [r for r in signed_in.requests if r.path == "/github/idtoken"]
+    assert asked and asked[0].query["audience"] == ["api://AzureADTokenExchange"]
+
+
+def test_user_assigned_managed_identity_from_arm_variables(signed_in, monkeypatch) -> None:
+    signed_in.enable_managed_identity("identity-header", client_id=CLIENT)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", f"{signed_in.base_url}/msi/token")  # as App Service sets them
+    monkeypatch.setenv("IDENTITY_HEADER", "identity-header")
+    monkeypatch.setenv("ARM_USE_MSI", "true")
+    monkeypatch.setenv("ARM_CLIENT_ID", CLIENT)
+    assert from_environment(signed_in)["via"] == "managed-identity"
+
+
+def test_azure_variables_through_default_azure_credential(signed_in, monkeypatch) -> None:
+    """No ARM_* sign-in variables: DefaultAzureCredential, whose
+    EnvironmentCredential reads AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET."""
+    signed_in.add_app(TENANT, CLIENT, secret="azure-secret")
+    custom_cloud = ("ARM_ACTIVE_DIRECTORY_AUTHORITY_HOST", "ARM_RESOURCE_MANAGER_ENDPOINT", "ARM_RESOURCE_MANAGER_AUDIENCE")
+    for name in custom_cloud:
+        monkeypatch.delenv(name)
+    for name, value in {"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": CLIENT, "AZURE_CLIENT_SECRET": "azure-secret",
+                        "AZURE_AUTHORITY_HOST": signed_in.authority}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    assert from_environment(signed_in) == {"via": "secret", "client_id": CLIENT, "tenant": TENANT,
+                                           "scope": f"{signed_in.base_url}/.default"}  # fmt: skip
+
+
+def test_a_wrong_secret_fails_before_any_arm_call(signed_in, monkeypatch) -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    signed_in.add_app(TENANT, CLIENT, secret="right")
+    for name, value in {"ARM_TENANT_ID": TENANT, "ARM_CLIENT_ID": CLIENT, "ARM_CLIENT_SECRET": "wrong"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ClientAuthenticationError, match="Invalid client secret"):
+        EndpointRoutingProvider().create(online(signed_in, ["blue", "green"], {"blue": 90, "green": 10}))
+    assert [r.path for r in signed_in.requests if "onlineEndpoints" in r.path] == []
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"ARM_CLIENT_ID": CLIENT, "ARM_CLIENT_SECRET": "x"}, "ARM_TENANT_ID must be set when authenticating with a client secret"),  # fmt: skip
+        ({"ARM_TENANT_ID": TENANT, "ARM_USE_OIDC": "true"}, "ARM_CLIENT_ID must be set when authenticating with OIDC"),
+        ({"ARM_TENANT_ID": TENANT, "ARM_CLIENT_ID": CLIENT, "ARM_USE_OIDC": "true"}, "no ID token is given"),
+        ({"ARM_ENVIRONMENT": "mars"}, "unknown cloud 'mars'"),
+    ],
+)
+def test_incomplete_arm_variables_name_what_is_missing(variables, message) -> None:
+    from azml.serving.routing import CredentialConfigError, credential_from_environment
+
+    with pytest.raises(CredentialConfigError, match=message):
+        credential_from_environment(variables)
+
+
+@pytest.mark.parametrize(
+    ("variables", "arm_endpoint"),
+    [
+        ({}, "https://management.azure.com"),
+        ({"ARM_ENVIRONMENT": "usgovernment"}, "https://management.usgovcloudapi.net"),
+        ({"AZURE_ENVIRONMENT": "AzureChinaCloud"}, "https://management.chinacloudapi.cn"),
+        ({"ARM_RESOURCE_MANAGER_ENDPOINT": "https://arm.example"}, "https://management.azure.com"),  # needs all three
+    ],
+)
+def test_cloud_from_environment(variables, arm_endpoint) -> None:
+    from azml.serving.routing import cloud_from_environment
+
+    assert cloud_from_environment(variables).arm_endpoint == arm_endpoint
+
+
+def test_a_used_provider_still_pickles_without_its_credential(signed_in, monkeypatch) -> None:
+    import dill
+
+    signed_in.add_app(TENANT, CLIENT, secret="s3cret")
+    for name, value in {"ARM_TENANT_ID": TENANT, "ARM_CLIENT_ID": CLIENT, "ARM_CLIENT_SECRET": "s3cret"}.items():
+        monkeypatch.setenv(name, value)
+    provider = EndpointRoutingProvider()
+    provider.read(f"{ONLINE}/routing", online(signed_in, ["blue"], {"blue": 100}))
+    assert provider._from_environment is not None
+    copy = dill.loads(dill.dumps(provider))
+    assert copy._from_environment is None and b"s3cret" not in dill.dumps(provider)
