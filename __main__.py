@@ -13,7 +13,7 @@ from azml.config.observability import webhook_urls_from_pulumi
 from azml.naming import names_for
 from components.compute import ComputeClusters, ComputeClustersArgs
 from components.dashboards import Dashboards, DashboardsArgs
-from components.governance import Governance, GovernanceArgs
+from components.governance import Governance, GovernanceArgs, protect_workspace
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.retraining import Retraining, RetrainingArgs
@@ -35,8 +35,11 @@ group = resources.ResourceGroup(
 )
 
 net = Network("network", NetworkArgs(
-    config=config.network, names=names, resource_group_name=group.name, location=config.location, tags=tags
-))
+    config=config.network, names=names, resource_group_name=group.name, location=config.location,
+    # The retraining function calls ARM and App Insights from the integration subnet.
+    nat_gateway_subnets=("integration",) if config.retraining.enabled else (),
+    tags=tags,
+))  # fmt: skip
 
 workspace = MlWorkspace(
     "workspace",
@@ -50,6 +53,8 @@ workspace = MlWorkspace(
         subscription_id=client.subscription_id,
         tags=tags,
     ),
+    # With governance locks, Pulumi protects the workspace (an Azure lock would block releases).
+    opts=pulumi.ResourceOptions(transformations=[protect_workspace]) if config.governance.locks else None,
 )
 
 compute = ComputeClusters(
@@ -106,9 +111,11 @@ Governance("governance", GovernanceArgs(
     workspace_name=names.workspace,
     storage_account_name=workspace.storage_account_name,
     subscription_id=client.subscription_id,
-    locked_ids={"workspace": workspace.workspace_id, "key-vault": workspace.key_vault_id,
-                "storage": workspace.storage_account_id},
+    locked_ids={"key-vault": workspace.key_vault_id, "storage": workspace.storage_account_id},
     action_group_id=ops.action_group_id,
+    storage_policy_exclusions=[pulumi.Output.concat(
+        group.id, "/providers/Microsoft.Storage/storageAccounts/", names.function_storage
+    )] if config.retraining.enabled else [],
     tags=tags,
 ))  # fmt: skip
 
@@ -124,10 +131,12 @@ if config.retraining.enabled:
         workspace_id=workspace.workspace_id,
         workspace_name=names.workspace,
         app_insights_connection_string=workspace.app_insights_connection_string,
+        app_insights_id=workspace.app_insights_id,
         log_analytics_id=workspace.log_analytics_id,
         private_endpoint_subnet_id=net.subnet_ids["privateEndpoints"],
         integration_subnet_id=net.subnet_ids["integration"],
         dns_zone_ids=net.dns_zone_ids,
+        action_group_id=ops.action_group_id,
         tags=tags,
     ))  # fmt: skip
 

@@ -1,12 +1,29 @@
 """Governance and cost: persona RBAC (with a traffic-approver custom role),
 Azure Policy assignments, a budget, storage lifecycle rules, locks and, opt-in,
-Microsoft Defender for Containers on the subscription."""
+Microsoft Defender for Containers on the subscription.
+
+Locks: "When you apply a lock at a parent scope, all resources within that
+scope inherit the same lock", and "A cannot-delete lock on a resource or
+resource group prevents the deletion of Azure RBAC assignments"; a diagnostic
+setting, an extension resource, inherits the lock of the resource it is on
+(https://learn.microsoft.com/azure/azure-resource-manager/management/lock-resources).
+A lock on the workspace would therefore block every routine release:
+removing a canary deployment or an endpoint (children of the workspace),
+replacing a persona's role assignment (at workspace scope) or the endpoint's
+diagnostic setting. So Azure locks go only on the data (workspace storage)
+and the secrets (Key Vault), whose stack-managed role assignments and
+diagnostic settings are created once with the platform, not by releases;
+the workspace is protected from deletion by Pulumi instead
+(:func:`protect_workspace`: ``pulumi destroy`` or a change that would
+replace it fails until the option is removed).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pulumi
 from pulumi_azure_native import authorization, consumption, security, storage
@@ -35,7 +52,11 @@ class GovernanceArgs:
 
     ``resource_group_id`` scopes policies, the budget and the approver role;
     ``locked_ids`` are the resources that get CanNotDelete locks when
-    ``config.locks`` is on; ``action_group_id`` receives budget alerts.
+    ``config.locks`` is on (never a scope holding what releases create and
+    delete: see the module doc); ``action_group_id`` receives budget alerts;
+    ``storage_policy_exclusions`` are storage accounts the storage
+    public-network policy must not deny (the function host account, which
+    Event Grid reaches through its firewall as a trusted service).
     """
 
     config: GovernanceConfig
@@ -49,7 +70,22 @@ class GovernanceArgs:
     subscription_id: pulumi.Input[str]
     locked_ids: Mapping[str, pulumi.Input[str]]
     action_group_id: pulumi.Input[str] | None = None
+    storage_policy_exclusions: Sequence[pulumi.Input[str]] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+
+
+#: Built-in policies that refuse a storage account whose public network access is not Disabled.
+STORAGE_PUBLIC_NETWORK_POLICIES = frozenset({"storage-no-public-network"})
+WORKSPACE_TYPE = "azure-native:machinelearningservices:Workspace"
+
+
+def protect_workspace(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+    """A transformation for the workspace component: Pulumi's ``protect`` on
+    the Azure ML workspace itself (not its dependent resources), in place of
+    an Azure lock that its children would inherit."""
+    if args.type_ == WORKSPACE_TYPE or args.type_.startswith("azure-native:machinelearningservices/") and args.type_.endswith(":Workspace"):
+        return pulumi.ResourceTransformationResult(args.props, pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(protect=True)))
+    return None
 
 
 class Governance(pulumi.ComponentResource):
@@ -68,6 +104,11 @@ class Governance(pulumi.ComponentResource):
                 display_name=f"azml {args.name_prefix}: {policy.label}",
                 enforcement_mode=policy.enforcement,
                 parameters={key: {"value": value} for key, value in policy.parameters.items()},
+                # The function host account keeps its public endpoint for
+                # trusted services (Event Grid delivery): outside this policy.
+                not_scopes=(
+                    list(args.storage_policy_exclusions) if policy.builtin in STORAGE_PUBLIC_NETWORK_POLICIES else None
+                ) or None,
                 opts=pulumi.ResourceOptions(parent=self),
             )
         if args.config.budget is not None:
@@ -142,14 +183,23 @@ class Governance(pulumi.ComponentResource):
         narrower scope for registries): every registry in the subscription gets
         its pushed and recently pulled images scanned for vulnerabilities.
         Only the registry scanning extension is named; the Kubernetes ones
-        (sensor, agentless discovery) concern AKS, which azml does not create,
-        and keep Azure's defaults."""
+        (sensor, agentless discovery) concern AKS, which azml does not create.
+
+        The PUT replaces the plan's whole configuration, and the REST spec says
+        of ``extensions`` only "Optional. List of extensions offered under a
+        plan": what the service does with an extension left out is not
+        stated. So every extension of the plan is named with the state we
+        intend (config ``defenderExtensions``; all on by default, as the plan
+        is offered), and none is left to that unstated behaviour."""
         return security.Pricing(
             "defender-containers",
             scope_id=pulumi.Output.concat("/subscriptions/", args.subscription_id),
             pricing_name="Containers",
             pricing_tier="Standard",
-            extensions=[security.ExtensionArgs(name="ContainerRegistriesVulnerabilityAssessments", is_enabled="True")],
+            extensions=[
+                security.ExtensionArgs(name=name, is_enabled="True" if enabled else "False")
+                for name, enabled in args.config.defender_extensions.items()
+            ],
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -182,9 +232,15 @@ class Governance(pulumi.ComponentResource):
             amount=budget.amount,
             category="Cost",
             time_grain="Monthly",
-            time_period={"start_date": f"{budget.start_date.isoformat()}T00:00:00Z"},
+            # "Past start date should be selected within the timegrain period"
+            # (Microsoft.Consumption budgets, BudgetTimePeriod.startDate): a
+            # fixed past date fails any create after its month. Unset, it is the
+            # first day of the current month when the stack is first deployed,
+            # and later runs leave it alone (ignore_changes) instead of moving
+            # it every month.
+            time_period={"start_date": f"{budget_start(budget).isoformat()}T00:00:00Z"},
             notifications=notifications,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["timePeriod.startDate"]),
         )
 
     def _lifecycle(self, rules: list[LifecycleRule], args: GovernanceArgs) -> storage.ManagementPolicy:
@@ -214,3 +270,11 @@ class Governance(pulumi.ComponentResource):
             policy={"rules": [rule(r) for r in rules]},
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+
+def budget_start(budget: BudgetConfig, today: dt.date | None = None) -> dt.date:
+    """``budget.startDate``, or the first day of the current month (UTC)."""
+    if budget.start_date is not None:
+        return budget.start_date
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    return today.replace(day=1)

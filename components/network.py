@@ -27,6 +27,9 @@ class NetworkArgs:
     names: Names
     resource_group_name: pulumi.Input[str]
     location: str
+    #: Subnets (by purpose) that get a NAT gateway: explicit outbound internet
+    #: access for subnets whose default outbound access is off.
+    nat_gateway_subnets: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -54,6 +57,8 @@ class Network(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["subnets"]),
         )
 
+        nat = self._nat_gateway(args) if args.nat_gateway_subnets else None
+
         self.subnet_ids: dict[str, pulumi.Output[str]] = {}
         previous: network.Subnet | None = None
         for purpose, prefix in args.config.subnets.items():
@@ -80,6 +85,9 @@ class Network(pulumi.ComponentResource):
                 private_endpoint_network_policies="Enabled",
                 # Private subnet: no implicit outbound internet access.
                 default_outbound_access=False,
+                # The explicit outbound path where the subnet's workload must
+                # reach public endpoints (the retraining function: ARM, App Insights).
+                nat_gateway={"id": nat.id} if nat is not None and purpose in args.nat_gateway_subnets else None,
                 # Flex Consumption function apps integrate through a subnet
                 # delegated to Microsoft.App/environments.
                 delegations=(
@@ -119,6 +127,39 @@ class Network(pulumi.ComponentResource):
             self.dns_zone_ids[zone_name] = zone.id
 
         self.vnet_id = vnet.id
+        self.nat_gateway_id = nat.id if nat is not None else None
         self.register_outputs(
             {"vnetId": vnet.id, "subnetIds": self.subnet_ids, "dnsZoneIds": self.dns_zone_ids}
+        )
+
+    def _nat_gateway(self, args: NetworkArgs) -> network.NatGateway:
+        """A NAT gateway with one static public IP. "NAT gateway is the
+        recommended approach to have explicit outbound connectivity. A firewall
+        can also be used to provide this access."
+        (https://learn.microsoft.com/azure/virtual-network/ip-services/default-outbound-access).
+        Outbound only: nothing on the internet can open a connection through it.
+        Cost: the gateway is billed per hour and per GB processed, the Standard
+        public IP per hour (Azure's pricing pages give the current rates)."""
+        names, tags = args.names, dict(args.tags)
+        address = network.PublicIPAddress(
+            "pip-nat",
+            public_ip_address_name=f"pip-{names.base}-nat",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            sku={"name": "Standard", "tier": "Regional"},
+            public_ip_allocation_method="Static",
+            public_ip_address_version="IPv4",
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return network.NatGateway(
+            "nat",
+            nat_gateway_name=f"ng-{names.base}",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            sku={"name": "Standard"},
+            public_ip_addresses=[{"id": address.id}],
+            idle_timeout_in_minutes=4,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )

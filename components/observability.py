@@ -103,12 +103,16 @@ class Observability(pulumi.ComponentResource):
         config = args.config
 
         for short, endpoint_id in args.endpoint_ids.items():
-            # The log alerts read the traffic log; allLogs = traffic, event and console logs.
+            # The log alerts and the workbook read the traffic log; allLogs =
+            # traffic, event and console logs. They query the resource-specific
+            # table (AmlOnlineEndpointTrafficLog), which the setting only fills
+            # with destination type Dedicated (else AzureDiagnostics).
             send_to_log_analytics(
                 f"diag-{short}",
                 target_id=endpoint_id,
                 workspace_id=args.log_analytics_id,
                 log_category_groups=("allLogs",),
+                dedicated_tables=True,
                 parent=self,
             )
 

@@ -2,10 +2,21 @@
 private Function App → Azure ML pipeline job.
 
 Why a queue in between: Event Grid cannot push to a private endpoint, and the
-Function App has public network access off. Event Grid delivers with its own
-managed identity to a queue in the function's (private) host storage account
-as a trusted Azure service; the function's queue trigger reads it through
-the VNet. Failed deliveries go to a dead-letter container.
+Function App has public network access off. Event Grid delivers over the
+host storage account's *public* endpoint, with the system topic's own
+managed identity, as a trusted Azure service: "Currently, it's not possible
+to deliver events using private endpoints"
+(https://learn.microsoft.com/azure/event-grid/consume-private-endpoints).
+So the host account is in "selected networks" mode (public network access
+Enabled, default action Deny, no IP or virtual-network rules, bypass
+AzureServices): only trusted services pass its firewall; the function reads
+the queue through private endpoints. Failed deliveries go to a dead-letter
+container, and dead-lettered or failed deliveries alert the action group.
+
+The function reaches Azure Resource Manager (management.azure.com, to submit
+pipeline jobs) and Application Insights ingestion over the internet: its
+integration subnet has default outbound access off, so the stack gives that
+subnet a NAT gateway (components.network).
 """
 
 from __future__ import annotations
@@ -14,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 import pulumi
-from pulumi_azure_native import eventgrid, storage, web
+from pulumi_azure_native import eventgrid, monitor, storage, web
 
 from azml.config.retraining import RetrainingConfig
 from azml.naming import Names
 
-from .dependencies import Placement, locked_down_storage_account
+from .dependencies import Placement
 from .diagnostics import send_to_log_analytics
 from .private_link import private_endpoint
 from .roles import assign_role
@@ -27,6 +38,16 @@ from .roles import assign_role
 EVENTS_QUEUE = "retraining-events"
 PACKAGE_CONTAINER = "function-package"
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
+#: Built-in role that lets an identity send telemetry to Application Insights
+#: with Microsoft Entra authentication.
+MONITORING_METRICS_PUBLISHER = "Monitoring Metrics Publisher"
+MONITORING_METRICS_PUBLISHER_ID = "3913510d-42f4-4e42-8a64-420c390055eb"
+SYSTEM_TOPIC_TYPE = "Microsoft.EventGrid/systemTopics"
+#: Event Grid system topic metrics that mean an event did not reach the queue.
+DELIVERY_FAILURE_METRICS = (
+    ("dead-lettered", "DeadLetteredCount", "events dead-lettered (delivery to the queue gave up)"),
+    ("delivery-failed", "DeliveryAttemptFailCount", "failed delivery attempts to the queue"),
+)
 
 
 @dataclass(frozen=True)
@@ -45,10 +66,13 @@ class RetrainingArgs:
     workspace_id: pulumi.Input[str]
     workspace_name: str
     app_insights_connection_string: pulumi.Input[str]
+    app_insights_id: pulumi.Input[str]
     log_analytics_id: pulumi.Input[str]
     private_endpoint_subnet_id: pulumi.Input[str]
     integration_subnet_id: pulumi.Input[str]
     dns_zone_ids: Mapping[str, pulumi.Input[str]]
+    #: Receives the dead-letter / failed-delivery alerts (None: no alerts).
+    action_group_id: pulumi.Input[str] | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -69,7 +93,7 @@ class Retraining(pulumi.ComponentResource):
             opts=at.opts,
         )
 
-        host = locked_down_storage_account("st-fn", names.function_storage, config.host_storage_sku, at)
+        host = _host_storage(names.function_storage, config.host_storage_sku, at)
         queue = storage.Queue(
             "events-queue",
             queue_name=EVENTS_QUEUE,
@@ -116,6 +140,14 @@ class Retraining(pulumi.ComponentResource):
             ("Storage Blob Data Contributor", args.data_account_id, f"{args.workspace_name}/storage"),
         ):
             self._grant(f"ra-func-{role.lower().replace(' ', '-')}", app_principal, names.function_app, role, scope, label, args)
+        # APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD: ingestion
+        # accepts the identity's token only with this role on the component
+        # (https://learn.microsoft.com/azure/azure-monitor/app/azure-ad-authentication).
+        self._grant("ra-func-monitoring-metrics-publisher", app_principal, names.function_app, MONITORING_METRICS_PUBLISHER,
+                    args.app_insights_id, names.app_insights, args,
+                    definition_id=pulumi.Output.concat("/subscriptions/", args.subscription_id,
+                                                       "/providers/Microsoft.Authorization/roleDefinitions/",
+                                                       MONITORING_METRICS_PUBLISHER_ID))  # fmt: skip
 
         topic = eventgrid.SystemTopic(
             "system-topic",
@@ -172,9 +204,51 @@ class Retraining(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=grants),
         )
 
+        if args.action_group_id is not None and config.delivery_alerts.enabled:
+            self._delivery_alerts(topic, args)
+
         self.function_app_name = app.name
         self.system_topic_name = topic.name
         self.register_outputs({"functionAppName": app.name, "systemTopicName": topic.name})
+
+    def _delivery_alerts(self, topic: eventgrid.SystemTopic, args: RetrainingArgs) -> None:
+        """Event Grid retries, then dead-letters; neither is visible anywhere
+        else. One metric alert per system topic metric (criteria of one
+        alert are ANDed), on any occurrence in the window."""
+        rule = args.config.delivery_alerts
+        for key, metric, what in DELIVERY_FAILURE_METRICS:
+            monitor.MetricAlert(
+                f"alert-topic-{key}",
+                rule_name=f"alert-{args.names.system_topic}-{key}",
+                resource_group_name=args.resource_group_name,
+                location="global",
+                description=f"retraining trigger: {what}; no retraining run is submitted for these events",
+                severity=rule.severity,
+                enabled=True,
+                scopes=[topic.id],
+                target_resource_type=SYSTEM_TOPIC_TYPE,
+                target_resource_region=args.location,
+                evaluation_frequency=rule.frequency,
+                window_size=rule.window,
+                auto_mitigate=True,
+                criteria=monitor.MetricAlertSingleResourceMultipleMetricCriteriaArgs(
+                    odata_type="Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria",
+                    all_of=[
+                        monitor.MetricCriteriaArgs(
+                            criterion_type="StaticThresholdCriterion",
+                            name=metric,
+                            metric_name=metric,
+                            metric_namespace=SYSTEM_TOPIC_TYPE,
+                            operator="GreaterThan",
+                            threshold=0,
+                            time_aggregation="Total",
+                        )
+                    ],
+                ),
+                actions=[monitor.MetricAlertActionArgs(action_group_id=args.action_group_id)],
+                tags=dict(args.tags),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
 
     def _private_endpoint(self, name: str, target_id: pulumi.Input[str], group_id: str, args: RetrainingArgs) -> None:
         private_endpoint(
@@ -190,7 +264,8 @@ class Retraining(pulumi.ComponentResource):
         )
 
     def _grant(self, logical: str, principal_id: pulumi.Input[str], principal_label: str, role: str,
-               scope: pulumi.Input[str], scope_label: str, args: RetrainingArgs) -> pulumi.Resource:  # fmt: skip
+               scope: pulumi.Input[str], scope_label: str, args: RetrainingArgs,
+               definition_id: pulumi.Input[str] | None = None) -> pulumi.Resource:  # fmt: skip
         return assign_role(
             logical,
             scope=scope,
@@ -202,6 +277,7 @@ class Retraining(pulumi.ComponentResource):
             subscription_id=args.subscription_id,
             description=f"azml: retraining trigger ({role})",
             parent=self,
+            definition_id=definition_id,
         )
 
     def _function_app(self, args: RetrainingArgs, host: storage.StorageAccount) -> web.WebApp:
@@ -268,3 +344,48 @@ class Retraining(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+
+def _host_storage(account_name: str, sku: str, at: Placement) -> storage.StorageAccount:
+    """The function's host account: locked down like the workspace's
+    (components.dependencies.locked_down_storage_account), except that its
+    public endpoint stays on for trusted Azure services only, so that Event
+    Grid can deliver to its queue and dead-letter container.
+
+    "If a firewall or virtual network rule is configured for the Azure Storage
+    account, you can use only the system-assigned managed identity if Allow
+    Azure services on the trusted service list to access the storage account
+    is also enabled" (https://learn.microsoft.com/azure/event-grid/handler-storage-queues);
+    with public network access Disabled "Traffic will be allowed only through
+    a private endpoint" (https://learn.microsoft.com/azure/storage/common/storage-network-security),
+    which Event Grid cannot use. Default action Deny with no IP or virtual
+    network rules: nothing but trusted services (and the private endpoints)
+    gets in. The checklist policy azml-storage-public-network-disabled exempts
+    this one account (policies/config.*.json)."""
+    return storage.StorageAccount(
+        "st-fn",
+        account_name=account_name,
+        resource_group_name=at.resource_group_name,
+        location=at.location,
+        kind="StorageV2",
+        sku={"name": sku},
+        access_tier="Hot",
+        enable_https_traffic_only=True,
+        minimum_tls_version="TLS1_2",
+        allow_blob_public_access=False,
+        allow_shared_key_access=False,
+        default_to_o_auth_authentication=True,
+        allow_cross_tenant_replication=False,
+        public_network_access="Enabled",
+        network_rule_set={"default_action": "Deny", "bypass": "AzureServices", "ip_rules": [], "virtual_network_rules": []},
+        encryption={
+            "key_source": "Microsoft.Storage",
+            "require_infrastructure_encryption": True,
+            "services": {
+                "blob": {"enabled": True, "key_type": "Account"},
+                "file": {"enabled": True, "key_type": "Account"},
+            },
+        },
+        tags=dict(at.tags),
+        opts=at.opts,
+    )

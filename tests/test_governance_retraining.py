@@ -111,8 +111,12 @@ def test_locks_in_prod_only(dev_plan: Plan, prod_plan: Plan) -> None:
     assert dev_plan.of_type("azure-native:authorization:ManagementLockByScope") == []
     locks = prod_plan.of_type("azure-native:authorization:ManagementLockByScope")
     kinds = sorted(lock.inputs["scope"].split("/")[-2] for lock in locks)
-    assert kinds == ["storageAccounts", "vaults", "workspaces"]
+    # The data and the secrets; the workspace is protected by Pulumi instead
+    # (an Azure lock on it would block deleting deployments and persona grants).
+    assert kinds == ["storageAccounts", "vaults"]
     assert all(lock.inputs["level"] == "CanNotDelete" for lock in locks)
+    workspace = only(prod_plan, "azure-native:machinelearningservices:Workspace")
+    assert workspace.options.get("protect") is True
 
 
 def test_blob_created_events_reach_a_private_function_through_a_queue(any_plan: Plan) -> None:

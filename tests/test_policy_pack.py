@@ -345,7 +345,23 @@ def test_untouched_plans_under_defaults_only(dev_plan: Plan) -> None:
     assert by_level(evaluate(dev_plan, None), "mandatory") == {
         ("azml-workspace-hbi", "mlw"),
         ("azml-deployment-min-instances", "credit-risk-endpoint-blue"),
+        # The stack configs exempt the function host storage (Event Grid delivery: README).
+        ("azml-storage-public-network-disabled", "st-fn"),
     }
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_only_the_function_host_storage_keeps_its_public_endpoint(stack: str, request: pytest.FixtureRequest) -> None:
+    """The exemption is that one account, and it still denies by default and
+    lets only trusted services through its firewall."""
+    plan: Plan = request.getfixturevalue(f"{stack}_plan")
+    config = json.loads((PACK_DIR / f"config.{stack}.json").read_text())
+    assert config["azml-storage-public-network-disabled"] == {"exemptResources": ["st-fn"]}
+    host = one(plan, STORAGE, "st-fn")
+    assert host.inputs["publicNetworkAccess"] == "Enabled"
+    assert host.inputs["networkRuleSet"] == {"defaultAction": "Deny", "bypass": "AzureServices", "ipRules": [], "virtualNetworkRules": []}
+    others = [r for r in plan.of_type(STORAGE) if r.name != "st-fn"]
+    assert others and all(r.inputs["publicNetworkAccess"] == "Disabled" for r in others)
 
 
 def _without_host_storage_audit(plan: Plan) -> Plan:

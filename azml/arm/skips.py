@@ -49,6 +49,16 @@ class Skip:
 
 SKIPS: tuple[Skip, ...] = (
     Skip(
+        "CKV_AZURE_59",
+        "Required by Azure: the retraining function's host storage receives Event Grid deliveries (queue) and "
+        "dead letters (blob container), which Event Grid makes over the public endpoint only (\"Currently, "
+        "it's not possible to deliver events using private endpoints\", event-grid/consume-private-endpoints). "
+        "publicNetworkAccess stays Enabled with networkRuleSet defaultAction Deny, bypass AzureServices and no "
+        "IP or virtual-network rules: only trusted Azure services pass. Every other account has public network "
+        "access Disabled. The policy pack exempts the same account (policies/README.md).",
+        resources=("Microsoft.Storage/storageAccounts.stfnazml*",),
+    ),
+    Skip(
         "CKV_AZURE_243",
         "Not applicable: the check looks for a managed-network *outbound* rule of type PrivateEndpoint. The "
         "workspace's private endpoint is its own Microsoft.Network/privateEndpoints resource (group "

@@ -76,15 +76,21 @@ Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 class BudgetConfig(Model):
     amount: float = Field(gt=0, description="Monthly budget in the billing currency.")
-    start_date: dt.date = Field(description="First day of a month, e.g. 2026-12-01.")
+    start_date: dt.date | None = Field(
+        default=None,
+        description=(
+            "First day of a month. Unset (recommended): the first day of the month of the first deployment. "
+            "Azure refuses a past start date outside the current month, so a fixed date breaks later creates."
+        ),
+    )
     thresholds: list[int] = Field(default_factory=lambda: [50, 80, 100], min_length=1, max_length=5)
     forecast_threshold: int | None = Field(default=110, ge=1, le=1000)
     contact_emails: list[Email] = Field(default_factory=list)
 
     @field_validator("start_date")
     @classmethod
-    def _first_of_month(cls, value: dt.date) -> dt.date:
-        if value.day != 1:
+    def _first_of_month(cls, value: dt.date | None) -> dt.date | None:
+        if value is not None and value.day != 1:
             raise ValueError("must be the first day of a month (Azure budgets start on a month boundary)")
         return value
 
@@ -127,12 +133,32 @@ class LifecycleRule(Model):
         return self
 
 
+#: The extensions of the Defender for Containers plan (Microsoft.Security/pricings/Containers).
+DEFENDER_CONTAINERS_EXTENSIONS = (
+    "ContainerRegistriesVulnerabilityAssessments",
+    "AgentlessDiscoveryForKubernetes",
+    "ContainerSensor",
+)
+DefenderExtension = Literal[
+    "ContainerRegistriesVulnerabilityAssessments",
+    "AgentlessDiscoveryForKubernetes",
+    "ContainerSensor",
+]
+
+
 class GovernanceConfig(Model):
     policies: list[PolicyAssignmentConfig] = Field(default_factory=list)
     budget: BudgetConfig | None = None
     lifecycle: list[LifecycleRule] = Field(default_factory=list)
-    locks: bool = Field(default=False, description="CanNotDelete locks on workspace, Key Vault and storage.")
+    locks: bool = Field(
+        default=False,
+        description="CanNotDelete locks on Key Vault and workspace storage; Pulumi protect on the workspace.",
+    )
     defender_for_containers: bool = Field(default=False, description="Defender for Containers plan on the whole subscription (billed per vCore).")
+    defender_extensions: dict[DefenderExtension, bool] = Field(
+        default_factory=lambda: dict.fromkeys(DEFENDER_CONTAINERS_EXTENSIONS, True),
+        description="State of every Defender for Containers extension; each is named in the PUT.",
+    )
 
     @field_validator("policies")
     @classmethod
@@ -142,6 +168,12 @@ class GovernanceConfig(Model):
         if duplicates:
             raise ValueError(f"policy assigned twice: {', '.join(duplicates)}")
         return policies
+
+    @field_validator("defender_extensions")
+    @classmethod
+    def _every_extension(cls, extensions: dict[str, bool]) -> dict[str, bool]:
+        # A partial map would leave an extension out of the PUT.
+        return {name: extensions.get(name, True) for name in DEFENDER_CONTAINERS_EXTENSIONS}
 
     @field_validator("lifecycle")
     @classmethod

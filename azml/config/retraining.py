@@ -8,6 +8,7 @@ import re
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from .alerts import MetricRule
 from .base import Model
 from .release import RetrainTriggers
 
@@ -38,8 +39,16 @@ class RetrainingConfig(Model):
     host_storage_sku: Literal["Standard_LRS", "Standard_ZRS", "Standard_GZRS"] = Field(
         default="Standard_GZRS", description="Function host storage (event queue, dead letters, package)."
     )
-    max_instances: int = Field(default=10, ge=1, le=1000, description="Flex Consumption scale-out limit.")
+    # "Currently the lowest maximum instance count value is 1, and the highest
+    # supported maximum instance count value is 1000"
+    # (https://learn.microsoft.com/azure/azure-functions/event-driven-scaling#limit-scale-out;
+    # earlier versions of the page gave 40 as the floor).
+    max_instances: int = Field(default=10, ge=1, le=1000, description="Flex Consumption scale-out limit (1..1000).")
     instance_memory_mb: Literal[512, 2048, 4096] = 2048
+    delivery_alerts: MetricRule = Field(
+        default_factory=lambda: MetricRule(severity=1, frequency="PT5M", window="PT15M"),
+        description="Metric alerts on the system topic's dead-lettered and failed deliveries (to the azml:alerts action group).",
+    )
     triggers: RetrainTriggers = Field(
         default_factory=RetrainTriggers, description="Thresholds of `azml retrain check` (drift, performance, staleness)."
     )

@@ -32,6 +32,8 @@ ARM_TYPES: dict[str, ArmType] = {
         "Microsoft.Network/networkSecurityGroups", "networkSecurityGroupName"
     ),
     "azure-native:network:PrivateEndpoint": ArmType("Microsoft.Network/privateEndpoints", "privateEndpointName"),
+    "azure-native:network:PublicIPAddress": ArmType("Microsoft.Network/publicIPAddresses", "publicIpAddressName"),
+    "azure-native:network:NatGateway": ArmType("Microsoft.Network/natGateways", "natGatewayName"),
     "azure-native:network:PrivateDnsZoneGroup": ArmType(
         "Microsoft.Network/privateEndpoints/privateDnsZoneGroups", "privateDnsZoneGroupName", ("privateEndpointName",)
     ),
