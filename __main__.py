@@ -10,6 +10,7 @@ from pulumi_azure_native import authorization, resources
 
 from azml.config import ConfigError, load_from_pulumi
 from azml.config.observability import webhook_urls_from_pulumi
+from azml.config.secrets import secret_values_from_pulumi
 from azml.naming import names_for
 from components.compute import ComputeClusters, ComputeClustersArgs
 from components.dashboards import Dashboards, DashboardsArgs
@@ -17,6 +18,7 @@ from components.governance import Governance, GovernanceArgs, protect_workspace
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.retraining import Retraining, RetrainingArgs
+from components.secrecy import keep_secrets_secret
 from components.serving import Serving, ServingArgs
 from components.workspace import MlWorkspace, MlWorkspaceArgs
 
@@ -25,6 +27,9 @@ try:
 except ConfigError as error:
     # RunError ends the program with this message and no traceback.
     raise pulumi.RunError("invalid stack config:\n" + "\n".join(error.problems)) from None
+
+# Every input that carries a `pulumi config set --secret` value stays a Pulumi secret.
+keep_secrets_secret(secret_values_from_pulumi())
 
 names = names_for(config)
 tags = {**config.tags, "environment": config.environment, "managed-by": "azml"}

@@ -77,7 +77,7 @@ def plan(
     checkov check."""
     from .config import ConfigError, read_stack_file
     from .plan.daytwo import DayTwoError, simulate
-    from .plan.engine import ProgramError, run_plan
+    from .plan.engine import ProgramError, SecretLeakError, run_plan
     from .plan.render import mermaid, summary_lines, tree_lines
     from .plan.sequence import DependencyCycle, creation_waves
     from .policy.pack_config import PackConfigError
@@ -93,6 +93,9 @@ def plan(
         return
     except ProgramError as error:
         _fail(EXIT_PROGRAM_ERROR, [f"the Pulumi program failed: {error}"])
+        return
+    except SecretLeakError as error:
+        _fail(EXIT_PROGRAM_ERROR, error.problems)
         return
 
     document = result.to_json()

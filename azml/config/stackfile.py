@@ -28,6 +28,9 @@ class StackFile:
     #: Every config key, fully namespaced (``azml:location``), values as YAML typed them.
     config: dict[str, Any]
     secret_keys: list[str] = field(default_factory=list)
+    #: The file's ``config`` mapping as written (namespaced keys, ``secure:`` leaves kept):
+    #: which leaves of a secret key are secret (azml.config.secrets).
+    stack_config: dict[str, Any] = field(default_factory=dict)
 
     def namespace(self, name: str = NAMESPACE) -> dict[str, Any]:
         prefix = f"{name}:"
@@ -106,14 +109,16 @@ def read_stack_file(stack: str, project_dir: Path | None = None) -> StackFile:
 
     config: dict[str, Any] = {}
     secret_keys: list[str] = []
+    written: dict[str, Any] = {}
     for key, value in raw_config.items():
         # Pulumi scopes a key without a namespace to the project.
         full_key = key if ":" in str(key) else f"{project}:{key}"
+        written[full_key] = value
         value, secure = _mask_secure(value)
         if secure:
             secret_keys.append(full_key)
         config[full_key] = value
-    return StackFile(project_dir, project, name, path.resolve(), config, secret_keys)
+    return StackFile(project_dir, project, name, path.resolve(), config, secret_keys, written)
 
 
 def _is_secure(value: Any) -> bool:

@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
 import runpy
 import sys
 from contextlib import suppress
@@ -26,6 +27,8 @@ from pulumi.runtime.mocks import MockEngine, MockSettings
 from pulumi.runtime.stack import run_in_stack
 
 from ..config import StackFile, validate_config
+from ..config.secrets import STACK_FILE_ENV, secret_values
+from ..errors import ProblemsError
 from .mocks import AzureMocks, ClientConfig
 from .model import Plan, PlannedResource
 from .monitor import RecordingMonitor
@@ -35,6 +38,10 @@ log = logging.getLogger("azml.plan")
 
 class ProgramError(RuntimeError):
     """The Pulumi program failed while being planned."""
+
+
+class SecretLeakError(ProblemsError):
+    """Secret config reached the engine unmarked; ``problems`` has one line per place."""
 
 
 def _config_text(value: Any) -> str:
@@ -108,15 +115,32 @@ def _tree_order(records: list[PlannedResource]) -> list[PlannedResource]:
 
 def run_plan(stack_file: StackFile, client: ClientConfig | None = None) -> Plan:
     """Plan ``stack_file``: validate its config (raising ``ConfigError``), then
-    run ``__main__.py`` under mocks (raising ``ProgramError`` on failure)."""
+    run ``__main__.py`` under mocks (raising ``ProgramError`` on failure, and
+    ``SecretLeakError`` when a secret config value reaches a resource input,
+    a resource name or a stack output unmarked).
+
+    Config is handed over as the CLI hands it: values decrypted (offline a
+    ``secure:`` value cannot be decrypted and is the placeholder ``[secret]``;
+    tests pass real values), secret keys marked; the program learns which
+    leaves are secret from the same stack file (``AZML_STACK_FILE``)."""
     validate_config(stack_file.namespace(), stack_file.project_dir)
     program = stack_file.project_dir / "__main__.py"
-    monitor = RecordingMonitor(AzureMocks(client))
+    secrets = secret_values(stack_file.config, stack_file.secret_keys, stack_file.stack_config)
+    monitor = RecordingMonitor(AzureMocks(client), secrets)
+    previous = os.environ.get(STACK_FILE_ENV)
+    os.environ[STACK_FILE_ENV] = str(stack_file.path)
     try:
         contextvars.Context().run(_run_in_runtime, stack_file, monitor, program)
     except Exception as exc:  # noqa: BLE001 - reported as a one-line program error
         message = str(exc).strip() or type(exc).__name__
         raise ProgramError(f"{type(exc).__name__}: {message}") from exc
+    finally:
+        if previous is None:
+            os.environ.pop(STACK_FILE_ENV, None)
+        else:
+            os.environ[STACK_FILE_ENV] = previous
+    if monitor.leaks:
+        raise SecretLeakError(sorted({leak.line() for leak in monitor.leaks}))
     return Plan(
         project=stack_file.project,
         stack=stack_file.stack,

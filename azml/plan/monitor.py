@@ -9,12 +9,14 @@ the refusal of a duplicate URN that the real engine performs.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 from google.protobuf import json_format
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import UNKNOWN, _special_resource_sig, _special_secret_sig, _special_sig_key
 
+from ..config.secrets import revealed
 from .model import SECRET_MARK, UNKNOWN_MARK, PlannedResource
 
 # RegisterResourceRequest fields that are resource options, as the engine names them.
@@ -60,6 +62,48 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _unmarked_secrets(value: Any, secrets: dict[str, str], path: str = "") -> Iterator[tuple[str, list[str]]]:
+    """``(property path, where the secret was set)`` for each plain (not
+    secret-wrapped) string of a serialized value that reveals a secret."""
+    if isinstance(value, dict):
+        if value.get(_special_sig_key) == _special_secret_sig:
+            return
+        for key, item in value.items():
+            yield from _unmarked_secrets(item, secrets, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unmarked_secrets(item, secrets, f"{path}[{index}]")
+    elif isinstance(value, str):
+        where = revealed(value, secrets)
+        if where:
+            yield path, where
+
+
+@dataclass(frozen=True)
+class SecretLeak:
+    """A secret config value that reached the engine unmarked."""
+
+    urn: str
+    type: str
+    name: str
+    path: str  # property path, "(name)" for the resource's own name, "(output)" for a stack export
+    keys: tuple[str, ...]  # where the secret was set (``azml:tags.owner``)
+
+    def line(self) -> str:
+        keys = ", ".join(self.keys)
+        if self.path == "(name)":
+            return (
+                f"secret config {keys} names the resource {self.type} {self.name!r}: a resource's name is part "
+                "of its URN, which Pulumi never encrypts; a value that names resources cannot be a secret"
+            )
+        place = f"stack output {self.path!r}" if self.type == "pulumi:pulumi:Stack" else f"input {self.path!r}"
+        subject = "the stack" if self.type == "pulumi:pulumi:Stack" else f"{self.type} {self.name!r}"
+        return (
+            f"secret config {keys} reaches {place} of {subject} unmarked: Pulumi would store it "
+            "in plain text in the state and show it in previews"
+        )
+
+
 def _options(request: Any) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for field, name in _OPTION_FIELDS.items():
@@ -78,9 +122,12 @@ def _options(request: Any) -> dict[str, Any]:
 class RecordingMonitor(MockMonitor):
     """Records registrations in order; refuses duplicate URNs."""
 
-    def __init__(self, mocks: Any) -> None:
+    def __init__(self, mocks: Any, secrets: dict[str, str] | None = None) -> None:
         super().__init__(mocks)
         self.records: list[PlannedResource] = []
+        #: Secret config values (``{value: where set}``) that must reach the engine marked.
+        self.secrets = dict(secrets or {})
+        self.leaks: list[SecretLeak] = []
         self.stack_outputs: dict[str, Any] = {}
         self._urns: set[str] = set()
         self._lock = threading.Lock()
@@ -94,7 +141,10 @@ class RecordingMonitor(MockMonitor):
                     f"{request.name!r} under the same parent; the Pulumi engine refuses this"
                 )
             self._urns.add(urn)
-        inputs = _plain(json_format.MessageToDict(request.object)) if request.type != "pulumi:pulumi:Stack" else {}
+        serialized = json_format.MessageToDict(request.object) if request.type != "pulumi:pulumi:Stack" else {}
+        if self.secrets:
+            self._check_secrets(urn, request.type, request.name, serialized)
+        inputs = _plain(serialized)
         record = PlannedResource(
             urn=urn,
             type=request.type,
@@ -112,7 +162,20 @@ class RecordingMonitor(MockMonitor):
             self.records.append(record)
         return super().RegisterResource(request)
 
+    def _check_secrets(self, urn: str, type_: str, name: str, serialized: Any, names: bool = True) -> None:
+        found = [("(name)", revealed(name, self.secrets))] if names and revealed(name, self.secrets) else []
+        found += list(_unmarked_secrets(serialized, self.secrets))
+        shown = name
+        for value in self.secrets:  # never print the secret itself, not even inside a name
+            if revealed(shown, {value: ""}):
+                shown = shown.replace(value, SECRET_MARK)
+        with self._lock:
+            self.leaks.extend(SecretLeak(urn, type_, shown, path, tuple(where)) for path, where in found)
+
     def RegisterResourceOutputs(self, request: Any) -> Any:
         if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
-            self.stack_outputs = _plain(json_format.MessageToDict(request.outputs))
+            outputs = json_format.MessageToDict(request.outputs)
+            if self.secrets:
+                self._check_secrets(request.urn, "pulumi:pulumi:Stack", "", outputs, names=False)
+            self.stack_outputs = _plain(outputs)
         return super().RegisterResourceOutputs(request)
