@@ -13,7 +13,7 @@ from pulumi_azure_native import machinelearningservices
 from azml.config.serving import BatchEndpointConfig
 from azml.serving.routing_resource import EndpointRouting
 
-from .serving_assets import code_asset_id, lineage_file, lineage_tags, model_asset_id
+from .serving_assets import code_asset_id, lineage_file, lineage_tags, model_asset_id, registered_assets_tag
 
 OUTPUT_ACTIONS = {"append_row": "AppendRow", "summary_only": "SummaryOnly"}
 LOGGING_LEVELS = {"info": "Info", "warning": "Warning", "debug": "Debug"}
@@ -91,7 +91,11 @@ class BatchEndpoint(pulumi.ComponentResource):
                     "output_file_name": deployment.output_file_name,
                     "logging_level": LOGGING_LEVELS[deployment.logging_level],
                 },
-                tags={**tags, **lineage_tags(deployment.model, lineage_file(deployment.lineage, args.project_dir))},
+                tags={
+                    **tags,
+                    **lineage_tags(deployment.model, lineage_file(deployment.lineage, args.project_dir)),
+                    **registered_assets_tag(deployment.model, deployment.code),
+                },
                 **common,
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -1,5 +1,13 @@
 """Serving assets: the environments the stack registers, and the ids of
-models and code registered by training pipelines."""
+models (in a registry, or declared registered in the workspace) and code
+(declared registered in the workspace by the pipeline).
+
+Every asset a deployment references must exist when its PUT runs
+(concept-endpoints): the stack creates it and the deployment depends on it
+(environments), it lives in an Azure ML registry that exists before the run
+(models), or the config declares it registered by the pipeline (the
+deployment's ``registered-assets`` tag records which, for the platform rule
+``azure-ml-deployment-assets-exist``)."""
 
 from __future__ import annotations
 
@@ -12,20 +20,35 @@ from pulumi_azure_native import machinelearningservices
 from azml.config.serving import CodeRef, EnvironmentRef, ModelRef
 
 
+#: Tag of a deployment naming the workspace assets its config declares
+#: registered before the run (comma-separated kinds: model, code).
+REGISTERED_ASSETS_TAG = "registered-assets"
+
+
 def model_asset_id(workspace_id: pulumi.Input[str], model: ModelRef) -> pulumi.Input[str]:
-    """ARM id of a workspace model version, or the registry URI as given."""
-    if model.registry_uri is not None:
-        return model.registry_uri
+    """``azureml://registries/...`` of a registry model version, or the ARM id
+    of a workspace model version."""
+    if model.uri is not None:
+        # Deployments take registry models by this URI (how-to-share-models-
+        # pipelines-across-workspaces-with-registries, "Deploy model from registry").
+        return model.uri
     return pulumi.Output.concat(workspace_id, f"/models/{model.name}/versions/{model.version}")
+
+
+def registered_assets_tag(model: ModelRef, code: CodeRef | None) -> dict[str, str]:
+    """``{registered-assets: "code,model"}``: the workspace assets declared
+    registered before the run (none: no tag)."""
+    kinds = [kind for kind, ref in (("code", code), ("model", model)) if ref is not None and ref.registered]
+    return {REGISTERED_ASSETS_TAG: ",".join(kinds)} if kinds else {}
 
 
 def lineage_tags(model: ModelRef, lineage_file: Path | None = None) -> dict[str, str]:
     """Which model version a deployment serves, as tags, plus — when the
     deployment names a lineage.json (``azml lineage``) — the record's hashes,
     commit and training run (see docs/retraining-and-lineage.md)."""
-    if model.registry_uri is not None:
+    if model.uri is not None:
         # azureml://registries/<registry>/models/<name>/versions/<version>
-        parts = model.registry_uri.split("/")
+        parts = model.uri.split("/")
         tags = {"model-name": parts[-3], "model-version": parts[-1], "model-registry": parts[3]}
     else:
         tags = {"model-name": str(model.name), "model-version": str(model.version)}

@@ -15,13 +15,13 @@ ENDPOINT = "credit-risk-endpoint"
 #: A second deployment of the prod endpoint, as an operator adds it.
 GREEN = """\
         - name: green
-          model: {name: credit-risk, version: "4"}
+          model: {name: credit-risk, version: "4", registry: azml-models}
           environment:
             name: credit-risk-scoring
             version: "1"
             baseImage: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest
             condaFile: serving/credit-risk/conda.yaml
-          code: {name: credit-risk-score, version: "4", scoringScript: score.py}
+          code: {name: credit-risk-score, version: "4", scoringScript: score.py, registered: true}
           instanceType: Standard_DS3_v2
           instanceCount: 2
 """

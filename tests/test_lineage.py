@@ -356,7 +356,8 @@ def test_lineage_tags_without_a_record_are_the_model_reference() -> None:
     from azml.config.serving import ModelRef
     from components.serving_assets import lineage_tags
 
-    assert lineage_tags(ModelRef(name="credit-risk", version="3")) == {"model-name": "credit-risk", "model-version": "3"}
+    workspace = ModelRef(name="credit-risk", version="3", registered=True)
+    assert lineage_tags(workspace) == {"model-name": "credit-risk", "model-version": "3"}
     registry = ModelRef(registry_uri="azureml://registries/shared/models/credit-risk/versions/5")
     assert lineage_tags(registry) == {"model-name": "credit-risk", "model-version": "5", "model-registry": "shared"}
 

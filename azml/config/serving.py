@@ -44,19 +44,61 @@ EndpointName = Annotated[str, AfterValidator(_check_endpoint_name)]
 
 
 class ModelRef(Model):
-    """A registered model: ``{name, version}`` in the workspace, or ``{registryUri}``
-    (``azureml://registries/<registry>/models/<name>/versions/<version>``)."""
+    """The model a deployment serves, as an asset that exists when the
+    deployment's PUT runs (a first ``pulumi up`` creates the workspace, so
+    nothing is registered in it yet):
+
+    - ``{name, version, registry}``: a model version in an Azure ML registry
+      that exists before the run (models promoted dev -> prod through a
+      registry: how-to-share-models-pipelines-across-workspaces-with-registries);
+    - ``{registryUri}``: the same, as
+      ``azureml://registries/<registry>/models/<name>/versions/<version>``;
+    - ``{name, version, registered: true}``: a model version in this stack's
+      workspace, declared registered by the training pipeline (only true once
+      the workspace exists and the pipeline has run).
+    """
 
     name: AssetName | None = None
     version: AssetVersion | None = None
+    registry: AssetName | None = Field(default=None, description="Azure ML registry holding the model version.")
     registry_uri: Annotated[str, StringConstraints(pattern=r"^azureml://registries/[^/]+/models/[^/]+/versions/[^/]+$")] | None = None
+    registered: bool = Field(
+        default=False,
+        description="The workspace model version is registered (by the training pipeline) before this run.",
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> "ModelRef":
         workspace_form = self.name is not None and self.version is not None
         if workspace_form == (self.registry_uri is not None) or (self.name is None) != (self.version is None):
-            raise ValueError("give either name and version, or registryUri")
+            raise ValueError("give either name and version (with registry, or registered: true), or registryUri")
+        if self.registry_uri is not None and self.registered:
+            raise ValueError("registered only goes with a workspace model (name and version without registry)")
+        if workspace_form and self.registry is not None and self.registered:
+            raise ValueError("a registry model is not registered in the workspace: give registry or registered: true, not both")
+        if workspace_form and self.registry is None and not self.registered:
+            raise ValueError(
+                "a workspace model does not exist when a new workspace's deployments are created: reference it from "
+                "an Azure ML registry (registry: <name>) or, once the training pipeline has registered it in this "
+                "workspace, declare it with registered: true"
+            )
         return self
+
+    @property
+    def registry_name(self) -> str | None:
+        """The registry holding the model, or None for a workspace model."""
+        if self.registry_uri is not None:
+            return self.registry_uri.split("/")[3]
+        return self.registry
+
+    @property
+    def uri(self) -> str | None:
+        """``azureml://registries/...`` of a registry model, None for a workspace model."""
+        if self.registry_uri is not None:
+            return self.registry_uri
+        if self.registry is not None:
+            return f"azureml://registries/{self.registry}/models/{self.name}/versions/{self.version}"
+        return None
 
 
 class EnvironmentRef(Model):
@@ -91,17 +133,53 @@ class EnvironmentRef(Model):
 
 
 class CodeRef(Model):
-    """Scoring code: a registered code asset and the script inside it."""
+    """Scoring code: a code asset of the workspace and the script inside it.
+
+    Azure ML registries hold no code assets ("Registry only supports named
+    assets (data/model/component/environment)":
+    how-to-share-models-pipelines-across-workspaces-with-registries), and this
+    stack cannot upload code into its own private, key-less storage; so the
+    code asset exists only once the pipeline has registered it in the
+    workspace, which ``registered: true`` declares (the second phase of the
+    bootstrap: see README "Running it for real")."""
 
     name: AssetName
     version: AssetVersion
     scoring_script: Annotated[str, StringConstraints(pattern=r"^[^/\\][^\\]*\.py$")]
+    registered: bool = Field(
+        default=False,
+        description="The code asset is registered in the workspace (by the pipeline) before this run.",
+    )
+
+    @model_validator(mode="after")
+    def _exists(self) -> "CodeRef":
+        if not self.registered:
+            raise ValueError(
+                "a workspace code asset does not exist when a new workspace's deployments are created (registries hold "
+                "no code assets): register it with the pipeline first, then declare it with registered: true"
+            )
+        return self
 
 
 class RequestSettings(Model):
     request_timeout_ms: int = Field(default=5000, ge=1, le=180_000)
     max_concurrent_requests_per_instance: int = Field(default=1, ge=1, le=1000)
-    max_queue_wait_ms: int = Field(default=500, ge=0, le=600_000)
+    max_queue_wait_ms: int | None = Field(
+        default=None, description="Deprecated: Azure ignores it for managed online deployments; refused when set."
+    )
+
+    @field_validator("max_queue_wait_ms")
+    @classmethod
+    def _deprecated(cls, value: int | None) -> int | None:
+        # "(Deprecated) The maximum amount of time in milliseconds a request will
+        # stay in the queue. (Now increase request_timeout_ms to account for any
+        # networking/queue delays)": reference-yaml-deployment-managed-online.
+        if value is not None:
+            raise ValueError(
+                "is deprecated and ignored by Azure for managed online deployments: remove it and raise "
+                "requestTimeoutMs to cover queueing delays"
+            )
+        return value
 
 
 class Probe(Model):
