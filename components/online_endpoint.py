@@ -13,8 +13,7 @@ from pulumi_azure_native import machinelearningservices, monitor
 from azml.config.serving import Autoscale, OnlineDeploymentConfig, OnlineEndpointConfig, Probe
 from azml.serving.routing_resource import EndpointRouting
 
-from .roles import assign_role
-from .serving_assets import code_asset_id, lineage_file, lineage_tags, model_asset_id
+from .serving_assets import code_asset_id, lineage_file, lineage_tags, model_asset_id, registered_assets_tag
 
 AUTH_MODES = {"key": "Key", "aml_token": "AMLToken", "aad_token": "AADToken"}
 
@@ -24,7 +23,9 @@ class OnlineEndpointArgs:
     """Inputs of :class:`OnlineEndpoint`.
 
     ``endpoint_name`` is the deployed (region-unique) name; ``environment_ids``
-    maps (name, version) to a registered environment's id.
+    maps (name, version) to a registered environment's id; ``managed_network``
+    says whether the workspace isolates outbound traffic with its managed
+    network (then deployments leave ``egressPublicNetworkAccess`` unset).
     """
 
     config: OnlineEndpointConfig
@@ -34,9 +35,7 @@ class OnlineEndpointArgs:
     resource_group_name: pulumi.Input[str]
     location: str
     environment_ids: Mapping[tuple[str, str], pulumi.Input[str]]
-    registry_id: pulumi.Input[str]
-    storage_account_id: pulumi.Input[str]
-    subscription_id: pulumi.Input[str]
+    managed_network: bool = True
     tags: Mapping[str, str] = field(default_factory=dict)
     #: Where deployments' lineage files are (default: the Pulumi program's root directory).
     project_dir: Path | None = None
@@ -75,9 +74,20 @@ def _rule(metric: str, resource_uri: pulumi.Input[str], operator: str, threshold
 class OnlineEndpoint(pulumi.ComponentResource):
     """Endpoint (private unless configured, no keys unless ``authMode: key``),
     one managed deployment per entry (App Insights on, inputs/outputs
-    collected, egress off), optional autoscale per deployment, and the
+    collected, outbound through the workspace managed network), optional
+    autoscale per deployment (which then owns the instance count), and the
     ``EndpointRouting`` resource that applies ``traffic``/``mirrorTraffic``
     after every deployment exists.
+
+    The endpoint's system-assigned identity gets its roles from Azure ML
+    itself: "If the endpoint identity is a system-assigned identity, some
+    roles are assigned to the endpoint identity for convenience" (AcrPull on
+    the workspace registry, Storage Blob Data Reader on its storage:
+    concept-endpoints-online-auth), and on key-less storage Storage Blob Data
+    Contributor, "Automatically assigned the role when provisioned. Don't
+    manually change this role assignment." (how-to-disable-local-auth-storage).
+    The stack creates none of them: the same (principal, role, scope) under
+    another name fails with RoleAssignmentExists.
 
     Outputs: ``endpoint_id``, ``endpoint_name``, ``deployment_ids``.
     """
@@ -108,12 +118,10 @@ class OnlineEndpoint(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["properties.traffic", "properties.mirrorTraffic"]),
         )
 
-        grants = self._grant_endpoint_identity(endpoint, args)
-
         self.deployment_ids: dict[str, pulumi.Output[str]] = {}
         deployments = []
         for deployment_config in config.deployments:
-            deployment = self._deployment(deployment_config, endpoint, args, common, tags, grants)
+            deployment = self._deployment(deployment_config, endpoint, args, common, tags)
             deployments.append(deployment)
             self.deployment_ids[deployment_config.name] = deployment.id
             if deployment_config.autoscale is not None:
@@ -133,34 +141,6 @@ class OnlineEndpoint(pulumi.ComponentResource):
         self.endpoint_name = endpoint.name
         self.register_outputs({"endpointId": endpoint.id, "deploymentIds": self.deployment_ids})
 
-    def _grant_endpoint_identity(
-        self, endpoint: machinelearningservices.OnlineEndpoint, args: OnlineEndpointArgs
-    ) -> list[pulumi.Resource]:
-        """The endpoint's identity pulls images from the private registry and
-        models from storage; collecting inputs/outputs also writes blobs.
-        Deployments wait for these grants, or their image pull fails."""
-        principal_id = endpoint.identity.apply(lambda identity: identity.principal_id if identity else None)
-        collects = any(d.data_collection for d in args.config.deployments)
-        storage_role = "Storage Blob Data Contributor" if collects else "Storage Blob Data Reader"
-        grants: list[pulumi.Resource] = []
-        for target, scope, role in (
-            ("registry", args.registry_id, "AcrPull"),
-            ("storage", args.storage_account_id, storage_role),
-        ):
-            grants.append(assign_role(
-                f"ra-{args.config.name}-{target}",
-                scope=scope,
-                scope_label=f"{args.endpoint_name}/{target}",
-                role=role,
-                principal_id=principal_id,
-                principal_label=f"{args.endpoint_name}/system-identity",
-                principal_type="ServicePrincipal",
-                subscription_id=args.subscription_id,
-                description=f"azml: endpoint {args.endpoint_name} identity ({role})",
-                parent=self,
-            ))
-        return grants
-
     def _deployment(
         self,
         deployment: OnlineDeploymentConfig,
@@ -168,47 +148,64 @@ class OnlineEndpoint(pulumi.ComponentResource):
         args: OnlineEndpointArgs,
         common: dict,
         tags: dict,
-        grants: list[pulumi.Resource],
     ) -> machinelearningservices.OnlineDeployment:
         request = deployment.request_settings
         collect = "Enabled" if deployment.data_collection else "Disabled"
+        # `properties` is a union (managed | Kubernetes): only the typed
+        # Args class gets its keys translated to the REST API's camelCase.
+        properties = machinelearningservices.ManagedOnlineDeploymentArgs(
+            endpoint_compute_type="Managed",
+            model=model_asset_id(args.workspace_id, deployment.model),
+            environment_id=args.environment_ids[(deployment.environment.name, deployment.environment.version)],
+            code_configuration={
+                "code_id": code_asset_id(args.workspace_id, deployment.code),
+                "scoring_script": deployment.code.scoring_script,
+            },
+            instance_type=deployment.instance_type,
+            environment_variables=dict(deployment.environment_variables),
+            # No max_queue_wait: "(Deprecated for Managed Online Endpoints)
+            # ... (Now increase request_timeout_ms to account for any
+            # networking/queue delays)" (OnlineRequestSettings, REST API).
+            request_settings={
+                "request_timeout": _millis(request.request_timeout_ms),
+                "max_concurrent_requests_per_instance": request.max_concurrent_requests_per_instance,
+            },
+            liveness_probe=_probe(deployment.liveness_probe),
+            readiness_probe=_probe(deployment.readiness_probe),
+            scale_settings=machinelearningservices.DefaultScaleSettingsArgs(scale_type="Default"),
+            app_insights_enabled=True,
+            data_collector={
+                "collections": {
+                    "model_inputs": {"data_collection_mode": collect, "sampling_rate": deployment.data_collection_sampling_rate},
+                    "model_outputs": {"data_collection_mode": collect, "sampling_rate": deployment.data_collection_sampling_rate},
+                }
+            },
+            # Only without a workspace managed network (legacy isolation):
+            # the deployment's own flag keeps model, code and image downloads private.
+            egress_public_network_access=None if args.managed_network else "Disabled",
+        )
+        if args.managed_network:
+            # In a managed-network workspace "the `egress_public_access` flag for
+            # managed online deployments no longer applies. Avoid setting this
+            # flag" (concept-secure-online-endpoint); the SDK's Args class fills
+            # in 'Enabled' when it is not given, so clear it (None is not sent).
+            pulumi.set(properties, "egress_public_network_access", None)
+        # With autoscale, the autoscale setting owns the instance count: a
+        # Pulumi update must not reset sku.capacity to the configured start.
+        ignore = ["sku.capacity"] if deployment.autoscale is not None else []
         return machinelearningservices.OnlineDeployment(
             f"{args.config.name}-{deployment.name}",
             deployment_name=deployment.name,
             endpoint_name=endpoint.name,
             sku={"name": "Default", "capacity": deployment.instance_count},
-            # `properties` is a union (managed | Kubernetes): only the typed
-            # Args class gets its keys translated to the REST API's camelCase.
-            properties=machinelearningservices.ManagedOnlineDeploymentArgs(
-                endpoint_compute_type="Managed",
-                model=model_asset_id(args.workspace_id, deployment.model),
-                environment_id=args.environment_ids[(deployment.environment.name, deployment.environment.version)],
-                code_configuration={
-                    "code_id": code_asset_id(args.workspace_id, deployment.code),
-                    "scoring_script": deployment.code.scoring_script,
-                },
-                instance_type=deployment.instance_type,
-                environment_variables=dict(deployment.environment_variables),
-                request_settings={
-                    "request_timeout": _millis(request.request_timeout_ms),
-                    "max_concurrent_requests_per_instance": request.max_concurrent_requests_per_instance,
-                    "max_queue_wait": _millis(request.max_queue_wait_ms),
-                },
-                liveness_probe=_probe(deployment.liveness_probe),
-                readiness_probe=_probe(deployment.readiness_probe),
-                scale_settings=machinelearningservices.DefaultScaleSettingsArgs(scale_type="Default"),
-                app_insights_enabled=True,
-                data_collector={
-                    "collections": {
-                        "model_inputs": {"data_collection_mode": collect, "sampling_rate": deployment.data_collection_sampling_rate},
-                        "model_outputs": {"data_collection_mode": collect, "sampling_rate": deployment.data_collection_sampling_rate},
-                    }
-                },
-                egress_public_network_access="Disabled",
-            ),
-            tags={**tags, **lineage_tags(deployment.model, lineage_file(deployment.lineage, args.project_dir))},
+            properties=properties,
+            tags={
+                **tags,
+                **lineage_tags(deployment.model, lineage_file(deployment.lineage, args.project_dir)),
+                **registered_assets_tag(deployment.model, deployment.code),
+            },
             **common,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=grants),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
         )
 
     def _autoscale(

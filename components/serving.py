@@ -70,9 +70,7 @@ class Serving(pulumi.ComponentResource):
                 OnlineEndpointArgs(
                     config=e,
                     endpoint_name=endpoint_name(config, e.name),
-                    registry_id=args.registry_id,
-                    storage_account_id=args.storage_account_id,
-                    subscription_id=args.subscription_id,
+                    managed_network=config.workspace.uses_managed_network,
                     **common,
                 ),
                 child,

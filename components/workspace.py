@@ -17,14 +17,17 @@ from .managed_network import ManagedNetworkProvisioning, monitors_run, outbound_
 from .private_link import private_endpoint
 from .roles import assign_role
 
-#: Data-plane roles the workspace's system identity needs on its dependencies,
-#: and why. Nothing broader (no Contributor/Owner).
-WORKSPACE_IDENTITY_ROLES: tuple[tuple[str, str, str], ...] = (
-    ("storage", "Storage Blob Data Contributor", "read/write datasets, models and run artifacts in blob storage"),
-    ("storage", "Storage File Data Privileged Contributor", "code snapshots and notebooks on the file share"),
-    ("vault", "Key Vault Secrets Officer", "store and read connection secrets in the workspace vault"),
-    ("registry", "AcrPush", "push environment images it builds, and pull them"),
-)
+#: Roles the stack grants the workspace's system identity on its dependencies
+#: (target, role, why). None: for a system-assigned workspace identity, role
+#: assignment creation is "Managed by Microsoft" (how-to-identity-based-service-
+#: authentication, "Workspace identity types"), and with identity-based storage
+#: access "As the workspace is created, the managed identity is automatically
+#: assigned the permissions it needs to access the storage account"
+#: (how-to-disable-local-auth-storage). A grant here would duplicate one Azure
+#: ML makes itself (RoleAssignmentExists on the same principal, role and
+#: scope) or add nothing; the platform rule azure-ml-workspace-identity-auto-
+#: roles refuses the duplicates.
+WORKSPACE_IDENTITY_ROLES: tuple[tuple[str, str, str], ...] = ()
 
 #: Data-plane roles of the stack's compute identity (a user-assigned identity
 #: on every compute cluster, on the model monitors and on the workspace), and
@@ -72,8 +75,9 @@ class MlWorkspaceArgs:
 class MlWorkspace(pulumi.ComponentResource):
     """ML workspace (private, managed network, identity-based storage access)
     with Log Analytics, App Insights, storage, Key Vault and registry, their
-    private endpoints, diagnostic settings and least-privilege role assignments
-    for the workspace identity (persona roles live in the governance component).
+    private endpoints and diagnostic settings; Azure ML assigns the workspace
+    identity's roles itself (see :data:`WORKSPACE_IDENTITY_ROLES`; persona
+    roles live in the governance component).
 
     With a managed network, the network is provisioned by the stack (with
     serverless Spark when model monitors run) and ``workspace_name`` resolves

@@ -199,22 +199,16 @@ def test_audit_logs_of_every_data_plane_resource_reach_log_analytics(any_plan: P
     assert groups_for(f"/storageAccounts/{account}") == set()
 
 
-def test_workspace_identity_gets_data_plane_roles_only(any_plan: Plan) -> None:
+def test_workspace_identity_roles_are_left_to_azure_ml(any_plan: Plan) -> None:
+    """A system-assigned workspace identity's role assignments are "Managed by
+    Microsoft": the stack grants it none (a duplicate fails with
+    RoleAssignmentExists), and nobody gets Owner or Contributor."""
     ws = only(any_plan, WORKSPACE)
     grants = [r for r in any_plan.of_type(ROLE) if ws.urn in r.property_dependencies.get("principalId", [])]
-    roles = {(r.inputs["scope"].split("/")[-2], r.inputs["roleDefinitionId"].rsplit("/", 1)[1]) for r in grants}
-    assert roles == {
-        ("storageAccounts", "ba92f5b4-2d11-453d-a403-e96b0029c9fe"),  # Storage Blob Data Contributor
-        ("storageAccounts", "69566ab7-960f-475b-8e7c-b3118f30c6bd"),  # Storage File Data Privileged Contributor
-        ("vaults", "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"),  # Key Vault Secrets Officer
-        ("registries", "8311e382-0749-4cb8-b61a-304f252e45ec"),  # AcrPush
-    }
+    assert grants == []
     owner_or_contributor = {"8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "b24988ac-6180-42a0-ab88-20f7382dd24c"}
     for grant in any_plan.of_type(ROLE):
         assert grant.inputs["roleDefinitionId"].rsplit("/", 1)[1] not in owner_or_contributor
-    # Each grant goes to the workspace's own identity and waits for the workspace.
-    for grant in grants:
-        assert ws.urn in grant.property_dependencies["principalId"]
 
 
 def test_everything_is_tagged_with_environment(any_plan: Plan) -> None:
