@@ -158,6 +158,12 @@ class MlOnlineDeploymentEgressDisabled(BaseResourceCheck):
             return CheckResult.UNKNOWN
         self.evaluated_keys = ["properties/egressPublicNetworkAccess"]
         value = _text(properties.get("egressPublicNetworkAccess"))
+        if value == "":
+            # Unset: in a workspace with a managed network (CKV_AZML_4) the flag
+            # "no longer applies. Avoid setting this flag" (concept-secure-online-
+            # endpoint); the workspace's isolation mode is not visible here, so
+            # the policy pack's stack check azml-deployment-egress-disabled decides.
+            return CheckResult.UNKNOWN
         return CheckResult.PASSED if value == "disabled" else CheckResult.FAILED
 
 

@@ -418,6 +418,14 @@ def _add_owner_assignment(scope: str) -> Mutation:
     return mutate
 
 
+def _both(*mutations: Mutation) -> Mutation:
+    def mutate(plan: Plan) -> None:
+        for mutation in mutations:
+            mutation(plan)
+
+    return mutate
+
+
 def _drop(type_token: str, *names: str) -> Mutation:
     return lambda plan: drop(plan, type_token, *names)
 
@@ -479,7 +487,12 @@ CASES: dict[str, Case] = {
         _set(WORKSPACE, "managedNetwork.isolationMode", "AllowInternetOutbound"),
         "azml-workspace-managed-network-isolation",
     ),
-    "no managed network": Case("dev", _set(WORKSPACE, "managedNetwork", None), "azml-workspace-managed-network-isolation"),
+    "no managed network": Case(
+        "dev",
+        # (the deployment then protects its own egress: legacy isolation)
+        _both(_set(WORKSPACE, "managedNetwork", None), _set(ONLINE_DEPLOYMENT, "properties.egressPublicNetworkAccess", "Disabled")),
+        "azml-workspace-managed-network-isolation",
+    ),
     "prod workspace not HBI": Case("prod", _set(WORKSPACE, "hbiWorkspace", False), "azml-workspace-hbi"),
     "confidential data in dev": Case(
         "dev",
@@ -587,6 +600,12 @@ CASES: dict[str, Case] = {
         _set(ONLINE_DEPLOYMENT, "properties.egressPublicNetworkAccess", "Enabled"),
         "azml-deployment-egress-disabled",
     ),
+    "legacy isolation without the deployment's egress flag": Case(
+        "dev",
+        _set(WORKSPACE, "managedNetwork.isolationMode", "Disabled"),
+        "azml-deployment-egress-disabled",
+        {"azml-workspace-managed-network-isolation": {"allowedIsolationModes": ["Disabled"]}},
+    ),
     "plaintext API key": Case("prod", _env_var("API_KEY", "sk-live-0123456789"), "azml-deployment-no-plaintext-secrets"),
     "plaintext connection string": Case(
         "dev",
@@ -692,6 +711,7 @@ def test_every_policy_has_a_triggering_case() -> None:
 ALLOWED_CASES: list[tuple[str, str, Mutation]] = [
     ("dev", "internet outbound in dev", _set(WORKSPACE, "managedNetwork.isolationMode", "AllowInternetOutbound")),
     ("dev", "AML tokens in dev", _set(ONLINE_ENDPOINT, "properties.authMode", "AMLToken")),
+    ("prod", "egress flag Disabled in a managed network", _set(ONLINE_DEPLOYMENT, "properties.egressPublicNetworkAccess", "Disabled")),
     ("prod", "key vault reference", _env_var("API_KEY", "${{keyvault:https://kv-azml-prd-3d136e.vault.azure.net/secrets/api-key/1}}")),
     ("prod", "connection reference", _env_var("OPENAI_API_KEY", "${{azureml://connections/aoai/credentials/key}}")),
     ("prod", "harmless variable", _env_var("LOG_LEVEL", "info")),
@@ -811,9 +831,15 @@ def test_secret_wrapped_values_are_read_and_never_shown(prod_plan: Plan) -> None
     inputs["properties"]["environmentVariables"]["VAULT_KEY"] = Secret("${{keyvault:https://kv.vault.azure.net/secrets/k/1}}")
     inputs["properties"]["egressPublicNetworkAccess"] = Secret("Enabled")
     reported: list[tuple[str, str]] = []
-    for name in ("azml-deployment-no-plaintext-secrets", "azml-deployment-egress-disabled"):
-        args = ResourceValidationArgs(deployment.type, inputs, deployment.urn, deployment.name, _options(deployment), None, {})
-        POLICIES[name].validate(args, lambda message, urn=None, name=name: reported.append((name, message)))
+    name = "azml-deployment-no-plaintext-secrets"
+    args = ResourceValidationArgs(deployment.type, inputs, deployment.urn, deployment.name, _options(deployment), None, {})
+    POLICIES[name].validate(args, lambda message, urn=None, name=name: reported.append((name, message)))
+    # The egress policy needs the deployment's workspace: a stack policy.
+    props = {r.urn: sdk_props(r.inputs) for r in prod_plan.resources}
+    props[deployment.urn] = inputs
+    name = "azml-deployment-egress-disabled"
+    stack_args = StackValidationArgs(stack_resources(prod_plan, props), {})
+    POLICIES[name].validate(stack_args, lambda message, urn=None, name=name: reported.append((name, message)))
     assert [name for name, _ in reported] == ["azml-deployment-no-plaintext-secrets", "azml-deployment-egress-disabled"]
     assert "API_KEY holds a Pulumi secret" in reported[0][1]
     assert all("sk-live" not in message for _, message in reported)

@@ -1,5 +1,5 @@
 """Online and batch endpoints and their deployments: Entra ID auth, private,
-no egress, no secrets in environment variables, lineage tags per model version.
+no public egress, no secrets in environment variables, lineage tags per model version.
 
 (The serving checks that need the whole stack — approved images, instance
 counts, traffic splits, alerts, monitors — are stack policies: see stack_monitoring.py and stack_serving.py.)
@@ -14,10 +14,10 @@ from typing import Any, Iterator
 from pulumi_policy import Severity
 
 from . import checks
-from .azure import BATCH_DEPLOYMENT, BATCH_ENDPOINT, ONLINE_DEPLOYMENT, ONLINE_ENDPOINT
-from .checks import PolicyInfo, expect_value, resource_policy
-from .topology import Resource
-from .values import UNKNOWN, get, is_secret, one_of, same, show, unwrap
+from .azure import BATCH_DEPLOYMENT, BATCH_ENDPOINT, ONLINE_DEPLOYMENT, ONLINE_ENDPOINT, WORKSPACE
+from .checks import Finding, PolicyInfo, exempt, expect_value, resource_policy, stack_policy
+from .topology import Resource, Stack
+from .values import MISSING, UNKNOWN, get, is_secret, one_of, same, show, unwrap
 
 AUTH_MODES = ["AADToken", "AMLToken", "Key"]
 
@@ -69,21 +69,61 @@ endpoint_public_network_disabled = resource_policy(
 )
 
 
-def _egress(deployment: Resource, _config: dict[str, Any]) -> Iterator[str]:
-    if same(deployment.get("properties.endpointComputeType"), "Kubernetes"):
-        return  # Kubernetes deployments have no managed egress setting
-    yield from expect_value(deployment, "properties.egressPublicNetworkAccess", "Disabled", azure_default="Enabled")
+def _managed_network(stack: Stack, deployment: Resource) -> Any:
+    """The isolation mode of the deployment's workspace when it is in the
+    stack (UNKNOWN while unknown), MISSING when the workspace is not."""
+    for workspace in stack.of_type(WORKSPACE):
+        if deployment in stack.children(workspace, (ONLINE_DEPLOYMENT,), "workspaceName"):
+            return workspace.get("managedNetwork.isolationMode")
+    return MISSING
 
 
-deployment_egress_disabled = resource_policy(
+def _egress(stack: Stack, config: dict[str, Any]) -> Finding:
+    for deployment in stack.of_type(ONLINE_DEPLOYMENT):
+        if exempt(config, deployment.name, deployment.arm_name):
+            continue
+        if same(deployment.get("properties.endpointComputeType"), "Kubernetes"):
+            continue  # Kubernetes deployments have no managed egress setting
+        mode = _managed_network(stack, deployment)
+        if mode is UNKNOWN:
+            continue
+        value = deployment.get("properties.egressPublicNetworkAccess")
+        if isinstance(mode, str) and not same(mode, "Disabled"):
+            # The workspace managed network carries the deployment's outbound
+            # traffic; the flag "no longer applies. Avoid setting this flag"
+            # (concept-secure-online-endpoint): unset or Disabled pass.
+            if value is MISSING or value is UNKNOWN or same(value, "Disabled"):
+                continue
+            yield deployment.urn, (
+                f"{deployment.label}: properties.egressPublicNetworkAccess is {show(value)}; in a managed-network "
+                f"workspace ({mode}) leave it unset (or 'Disabled')"
+            )
+            continue
+        for message in expect_value(deployment, "properties.egressPublicNetworkAccess", "Disabled", azure_default="Enabled"):
+            yield deployment.urn, message + " (the workspace has no managed network)"
+
+
+deployment_egress_disabled = stack_policy(
     PolicyInfo(
         name="azml-deployment-egress-disabled",
-        description="Managed online deployments have no public outbound access (they reach workspace resources privately).",
+        description=(
+            "Managed online deployments have no public outbound access: through the workspace managed network "
+            "(then the deployment flag stays unset), or with egressPublicNetworkAccess Disabled in a workspace without one."
+        ),
         checklist=checks.PUBLIC_ACCESS,
         severity=Severity.MEDIUM,
-        remediation="Set properties.egressPublicNetworkAccess: 'Disabled' on the deployment.",
-        resource_types=(ONLINE_DEPLOYMENT,),
-        properties=("properties.endpointComputeType", "properties.egressPublicNetworkAccess"),
+        remediation=(
+            "Use a workspace managed network (azml:workspace.isolationMode) and leave the deployment's "
+            "egressPublicNetworkAccess unset; without a managed network set it to 'Disabled'."
+        ),
+        resource_types=(ONLINE_DEPLOYMENT, WORKSPACE),
+        properties=(
+            "OnlineDeployment.properties.endpointComputeType",
+            "OnlineDeployment.properties.egressPublicNetworkAccess",
+            "OnlineDeployment.workspaceName",
+            "Workspace.managedNetwork.isolationMode",
+        ),
+        kind="stack",
         tags=("serving", "network"),
     ),
     _egress,
