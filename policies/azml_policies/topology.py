@@ -32,6 +32,8 @@ class Resource:
     parent: str | None = None
     dependencies: frozenset[str] = frozenset()
     property_dependencies: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: The ``ignoreChanges`` resource option (property paths Pulumi leaves to Azure).
+    ignore_changes: tuple[str, ...] = ()
 
     @cached_property  # props never change once read
     def arm_name(self) -> str | None:
@@ -84,6 +86,7 @@ class Stack:
                         key: frozenset(d.urn for d in deps)
                         for key, deps in (getattr(r, "property_dependencies", None) or {}).items()
                     },
+                    ignore_changes=tuple(getattr(getattr(r, "opts", None), "ignore_changes", None) or ()),
                 )
             )
         self.by_urn = {r.urn: r for r in self.resources}
