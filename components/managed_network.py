@@ -90,7 +90,9 @@ class ProvisioningClient:
     """POST ``<workspace>/provisionManagedNetwork`` and follow ARM's
     asynchronous-operation protocol; GET the workspace's network status."""
 
-    def __init__(self, credential: Any, *, base_url: str = ARM_ENDPOINT, polling_interval: float = 15.0) -> None:
+    def __init__(
+        self, credential: Any, *, base_url: str = ARM_ENDPOINT, polling_interval: float = 15.0, scope: str | None = None
+    ) -> None:
         from azure.core.pipeline import policies
         from azure.core.pipeline.transport import RequestsTransport
         from azure.mgmt.core import ARMPipelineClient
@@ -104,7 +106,7 @@ class ProvisioningClient:
                 policies.HeadersPolicy(),
                 policies.UserAgentPolicy(sdk_moniker="azml-managed-network"),
                 policies.RetryPolicy(),
-                ARMChallengeAuthenticationPolicy(credential, f"{base_url.rstrip('/')}/.default"),
+                ARMChallengeAuthenticationPolicy(credential, scope or f"{base_url.rstrip('/')}/.default"),
                 policies.HttpLoggingPolicy(),
             ],
             transport=RequestsTransport(),
@@ -157,21 +159,33 @@ _TRIGGER_KEYS = ("includeSpark", "outboundRules")
 
 class ManagedNetworkProvisioningProvider(ResourceProvider):
     """``credential`` and ``polling_interval`` are for tests; in Pulumi the
-    credential is ``DefaultAzureCredential`` created in the provider host."""
+    credential is built in the provider host from the same ``ARM_*``
+    variables azure-native signs in with (as the endpoint routing provider does)."""
 
     def __init__(self, credential: Any = None, polling_interval: float = 15.0) -> None:
         super().__init__()
         self._credential = credential
         self._polling_interval = polling_interval
+        self._from_environment: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A credential built in one process never travels to another.
+        return {**self.__dict__, "_from_environment": None}
 
     def _client(self, props: Mapping[str, Any]) -> ProvisioningClient:
+        from azml.serving.routing import cloud_from_environment, credential_from_environment
+
+        cloud = cloud_from_environment()
         credential = self._credential
         if credential is None:
-            from azure.identity import DefaultAzureCredential
-
-            credential = DefaultAzureCredential()
+            if self._from_environment is None:
+                self._from_environment = credential_from_environment(cloud=cloud)
+            credential = self._from_environment
         return ProvisioningClient(
-            credential, base_url=props.get("armEndpoint") or ARM_ENDPOINT, polling_interval=self._polling_interval
+            credential,
+            base_url=props.get("armEndpoint") or cloud.arm_endpoint,
+            polling_interval=self._polling_interval,
+            scope=cloud.scope,
         )
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -208,6 +222,12 @@ class ManagedNetworkProvisioningProvider(ResourceProvider):
         return None
 
 
+def _arm_endpoint() -> str:
+    from azml.serving.routing import cloud_from_environment
+
+    return cloud_from_environment().arm_endpoint
+
+
 class ManagedNetworkProvisioning(pulumi.dynamic.Resource, module="azml", name="ManagedNetworkProvisioning"):
     """The provisioned managed network of a workspace. Resources that need it
     (online/batch deployments, compute, serverless Spark monitors) list it in
@@ -233,7 +253,7 @@ class ManagedNetworkProvisioning(pulumi.dynamic.Resource, module="azml", name="M
                 "workspaceId": workspace_id,
                 "includeSpark": include_spark,
                 "outboundRules": sorted(outbound_rules),
-                "armEndpoint": ARM_ENDPOINT,
+                "armEndpoint": _arm_endpoint(),
                 "status": None,
                 "sparkReady": None,
             },

@@ -355,11 +355,15 @@ def test_properties_inputs_are_the_arm_properties(prod_template: dict[str, Any],
     assert vault["enablePurgeProtection"] is True and vault["enableRbacAuthorization"] is True
     assert vault["sku"]["name"] == "premium" and vault["networkAcls"]["defaultAction"] == "Deny"
     compute = resources_of(prod_template, "Microsoft.MachineLearningServices/workspaces/computes")[0]
-    assert compute["properties"]["computeType"] == "AmlCompute" and compute["identity"] == {"type": "SystemAssigned"}
+    # Clusters and the workspace carry the stack's user-assigned compute identity (key-less storage).
+    compute_identity = "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-azml-prd-compute"
+    assert compute["properties"]["computeType"] == "AmlCompute" and compute["identity"]["type"] == "UserAssigned"
+    assert [i for i in compute["identity"]["userAssignedIdentities"] if i.endswith(compute_identity)]
     assert compute["properties"]["properties"]["enableNodePublicIp"] is False
     workspace = only(prod_template, "Microsoft.MachineLearningServices/workspaces")
     assert workspace["properties"]["managedNetwork"]["isolationMode"] == "AllowOnlyApprovedOutbound"
-    assert workspace["identity"] == {"type": "SystemAssigned"} and workspace["sku"]["name"] == "Basic"
+    assert workspace["identity"]["type"] == "SystemAssigned,UserAssigned" and workspace["sku"]["name"] == "Basic"
+    assert [i for i in workspace["identity"]["userAssignedIdentities"] if i.endswith(compute_identity)]
 
 
 def test_depends_on_names_resources_of_the_template(any_plan: Plan) -> None:

@@ -28,9 +28,12 @@ def plan_with(tmp_path: Path, **changes: object) -> Plan:
 
 
 def test_without_managed_network_clusters_join_the_training_subnet(tmp_path: Path) -> None:
-    plan = plan_with(tmp_path, workspace__isolationMode="Disabled")
+    # FQDN outbound rules exist only in a managed network: none configured here.
+    plan = plan_with(tmp_path, workspace__isolationMode="Disabled", workspace__packageRepositories=[])
     (workspace,) = plan.of_type("azure-native:machinelearningservices:Workspace")
     assert workspace.inputs["managedNetwork"] == {"isolationMode": "Disabled"}
+    # Nothing to provision without a managed network.
+    assert not plan.of_type("pulumi-python:dynamic/azml:ManagedNetworkProvisioning")
     for cluster in plan.of_type("azure-native:machinelearningservices:Compute"):
         assert cluster.inputs["properties"]["properties"]["subnet"]["id"].endswith("/subnets/snet-azml-dev-training")
 

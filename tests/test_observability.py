@@ -78,7 +78,17 @@ def test_prod_monitors_each_collecting_deployment_weekly_against_training_data(p
         "computeType": "ServerlessSpark",
         "instanceType": "standard_e4s_v3",
         "runtimeVersion": "3.4",
-        "computeIdentity": {"computeIdentityType": "AmlToken"},
+        # Key-less storage: the monitors run as the stack's user-assigned compute identity.
+        "computeIdentity": {
+            "computeIdentityType": "ManagedIdentity",
+            "identity": {
+                "type": "UserAssigned",
+                "userAssignedIdentities": [
+                    "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-azml-prd-westeurope"
+                    "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-azml-prd-compute"
+                ],
+            },
+        },
     }
     # The monitor targets the deployment resource itself (an output of it).
     assert definition["monitoringTarget"]["deploymentId"].endswith("/onlineEndpoints/azml-prd-credit-risk-endpoint/deployments/blue")

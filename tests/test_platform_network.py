@@ -309,3 +309,19 @@ def test_a_cluster_without_identity_fails(dev_plan: Plan) -> None:
     plan = copy.deepcopy(dev_plan)
     del resource(plan, COMPUTE, "cluster-cpu-build").inputs["identity"]
     assert_fires(plan, "azure-ml-compute-identity-data-roles", ["cluster-cpu-build"], "identity.type is not set")
+
+
+# --------------------------------------------------------------------------- the provisioning resource
+
+
+def test_provisioning_reruns_on_new_rules_or_spark_and_replaces_for_another_workspace() -> None:
+    from components.managed_network import ManagedNetworkProvisioningProvider
+
+    provider = ManagedNetworkProvisioningProvider(credential=object())
+    old = {"workspaceId": "/ws/a", "includeSpark": False, "outboundRules": ["x"], "armEndpoint": "https://management.azure.com"}
+    assert not provider.diff("id", old, dict(old)).changes
+    spark = provider.diff("id", old, {**old, "includeSpark": True})
+    assert spark.changes and not spark.replaces
+    assert provider.diff("id", old, {**old, "outboundRules": ["x", "y"]}).changes
+    assert provider.diff("id", old, {**old, "workspaceId": "/ws/b"}).replaces == ["workspaceId"]
+    assert provider.check({}, {**old, "includeSpark": "yes"}).failures[0].property == "includeSpark"

@@ -59,15 +59,6 @@ SKIPS: tuple[Skip, ...] = (
         resources=("Microsoft.Storage/storageAccounts.stfnazml*",),
     ),
     Skip(
-        "CKV_AZURE_243",
-        "Not applicable: the check looks for a managed-network *outbound* rule of type PrivateEndpoint. The "
-        "workspace's private endpoint is its own Microsoft.Network/privateEndpoints resource (group "
-        "amlworkspace, api and notebooks DNS zones), and under managed network isolation Azure itself creates "
-        "the outbound private endpoints to the workspace's storage, vault and registry. Covered by CKV_AZML_4, "
-        "CKV2_AZURE_49 and the policy pack's private-endpoint rule.",
-        resources=("Microsoft.MachineLearningServices/workspaces.*",),
-    ),
-    Skip(
         "CKV_AZURE_166",
         "Program fix (prod): quarantine holds every pushed image until a scanner releases it, and no scanner "
         "is wired up yet, so azml:registry.quarantine stays false (README). Meanwhile serving images come only "
