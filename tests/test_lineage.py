@@ -288,8 +288,10 @@ def project_copy(tmp_path: Path) -> Path:
     """A project directory backed by this checkout (the program and its code), in which lineage files can be written."""
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py", "components", "serving", "retraining", "policies"):
+    for name in ("Pulumi.yaml", "__main__.py", "components", "retraining", "policies"):
         (project / name).symlink_to(ROOT / name)
+    # Files the config names must lie inside the project, not behind a link out of it.
+    shutil.copytree(ROOT / "serving", project / "serving")
     return project
 
 

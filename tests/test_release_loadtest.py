@@ -349,9 +349,9 @@ def test_a_load_test_of_another_model_version_does_not_count(project: Path, mlfl
     log(project, mlflow_uri, result(100, 0.0, 800), started=NOW - dt.timedelta(minutes=5))
     assert outcomes(project, mlflow_uri)["loadTestP95Ms"][0] is Outcome.PASS
     stack = project / "Pulumi.prod.yaml"
-    green_model = '{name: credit-risk, version: "4"}'
+    green_model = '{name: credit-risk, version: "4", registry: azml-models}'
     assert stack.read_text().count(green_model) == 1
-    stack.write_text(stack.read_text().replace(green_model, '{name: credit-risk, version: "5"}'))
+    stack.write_text(stack.read_text().replace(green_model, '{name: credit-risk, version: "5", registry: azml-models}'))
     assert outcomes(project, mlflow_uri)["loadTestP95Ms"][0] is Outcome.INCONCLUSIVE
 
 

@@ -306,9 +306,12 @@ def test_training_facts_from_a_lineage_run_come_first(store: Store, tmp_path: Pa
 def project_with(tmp_path: Path, document: dict[str, Any], name: str = "variant") -> Path:
     project = tmp_path / "project"
     project.mkdir(exist_ok=True)
-    for item in ("Pulumi.yaml", "__main__.py", "components", "serving", "retraining"):
+    for item in ("Pulumi.yaml", "__main__.py", "components", "retraining"):
         if not (project / item).exists():
             (project / item).symlink_to(ROOT / item)
+    if not (project / "serving").exists():
+        # Files the config names must lie inside the project, not behind a link out of it.
+        shutil.copytree(ROOT / "serving", project / "serving")
     write_stack(project, name, document)
     return project
 

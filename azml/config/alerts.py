@@ -16,7 +16,7 @@ _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
 
 def _check_email(value: str) -> str:
-    if not _EMAIL.match(value):
+    if not _EMAIL.fullmatch(value):
         raise ValueError("must be an email address like ml-oncall@example.com")
     return value
 
@@ -163,7 +163,7 @@ _RECEIVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 
 def _check_webhooks(hooks: dict[str, SecretStr]) -> dict[str, SecretStr]:
     for name, url in hooks.items():
-        if not _RECEIVER_NAME.match(name):
+        if not _RECEIVER_NAME.fullmatch(name):
             raise ValueError(f"receiver name {name!r} must be 1-32 letters, digits, hyphens or underscores")
         value = url.get_secret_value()
         # The offline plan sees only the placeholder; never echo the URL.

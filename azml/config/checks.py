@@ -13,6 +13,7 @@ from ..naming import endpoint_name
 from ..serving.rules import traffic_problems
 from .bandit import bandit_problems
 from .data_validation import data_validation_problems
+from .paths import path_problems
 from .schema import StackConfig
 
 # Azure: endpoint names are 3-32 characters and unique per region.
@@ -23,7 +24,12 @@ MAX_MONITOR_EMAIL_CHARS = 499
 
 def stack_problems(config: StackConfig, project_dir: Path | None = None) -> Iterator[tuple[str, str]]:
     """``(key path without namespace, message)`` for each problem. With
-    ``project_dir``, files the config points at must exist there."""
+    ``project_dir``, files the config points at must exist there. A path that
+    leaves the project is refused before anything else is looked at."""
+    escaping = list(path_problems(config, project_dir))
+    if escaping:
+        yield from escaping
+        return
     clusters = [c.name for c in config.compute.clusters]
     seen_endpoints: dict[str, str] = {}
     environments: dict[tuple[str, str], tuple[str, object]] = {}

@@ -25,6 +25,13 @@ BUILTIN_POLICIES: dict[str, str] = {
     "registry-no-unrestricted-network": "d0793b48-0edc-4296-a390-4c75d1bdfd71",
 }
 
+#: Azure Policy effects (https://learn.microsoft.com/azure/governance/policy/concepts/effect-basics);
+#: the built-in definitions above take Audit, Deny or Disabled.
+POLICY_EFFECTS = (
+    "Audit", "AuditIfNotExists", "Deny", "DenyAction", "DeployIfNotExists", "Disabled", "Modify", "Append", "Manual",
+)
+BUILTIN_EFFECTS = ("Audit", "Deny", "Disabled")
+
 _DEFINITION_ID = re.compile(
     r"^(/subscriptions/[^/]+|/providers/Microsoft\.Management/managementGroups/[^/]+)?"
     r"/providers/Microsoft\.Authorization/policyDefinitions/[A-Za-z0-9-]+$"
@@ -50,7 +57,7 @@ class PolicyAssignmentConfig(Model):
     @field_validator("definition_id")
     @classmethod
     def _id(cls, value: str | None) -> str | None:
-        if value is not None and not _DEFINITION_ID.match(value):
+        if value is not None and not _DEFINITION_ID.fullmatch(value):
             raise ValueError("must be a policy definition id like /providers/Microsoft.Authorization/policyDefinitions/<guid>")
         return value
 
@@ -58,6 +65,12 @@ class PolicyAssignmentConfig(Model):
     def _one(self) -> "PolicyAssignmentConfig":
         if (self.builtin is None) == (self.definition_id is None):
             raise ValueError("give either builtin or definitionId")
+        if "effect" in self.parameters:
+            allowed = BUILTIN_EFFECTS if self.builtin is not None else POLICY_EFFECTS
+            if self.parameters["effect"] not in allowed:
+                raise ValueError(
+                    f"parameters.effect must be one of {', '.join(allowed)} (got {self.parameters['effect']!r})"
+                )
         return self
 
     @property
@@ -78,6 +91,7 @@ class BudgetConfig(Model):
     amount: float = Field(gt=0, description="Monthly budget in the billing currency.")
     start_date: dt.date | None = Field(
         default=None,
+        strict=False,  # the stack file writes a date as text (2026-12-01)
         description=(
             "First day of a month. Unset (recommended): the first day of the month of the first deployment. "
             "Azure refuses a past start date outside the current month, so a fixed date breaks later creates."

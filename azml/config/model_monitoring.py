@@ -206,7 +206,7 @@ class ModelMonitoringConfig(Model):
     @classmethod
     def _features(cls, features: list[str]) -> list[str]:
         for feature in features:
-            if not _FEATURE.match(feature):
+            if not _FEATURE.fullmatch(feature):
                 raise ValueError(f"feature {feature!r} must be a column name (letters, digits, _ . ( ) - and spaces)")
         duplicates = sorted({f for f in features if features.count(f) > 1})
         if duplicates:

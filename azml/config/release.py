@@ -59,14 +59,18 @@ class MetricsSource(Model):
 
 
 class GateThresholds(Model):
-    """Promotion gate: the canary passes only if every metric passes."""
+    """Promotion gate: the canary passes only if every metric passes.
 
-    min_accuracy_delta: float = Field(default=-0.01, ge=-1, le=1, description="Non-inferiority margin: canary - champion.")
-    max_latency_p95_ms: float = Field(default=350, gt=0, description="p95 latency SLA in milliseconds (strictly below).")
-    max_error_rate: float = Field(default=0.02, ge=0, le=1, description="Share of failed requests (strictly below).")
-    max_psi: float = Field(default=0.2, gt=0, description="Input drift PSI of canary traffic vs the reference (strictly below).")
+    Each bound keeps the gate a gate: no value can widen a threshold into
+    "always pass" (an accuracy margin of -1, a 100 % error rate, a p95 SLA
+    of a day)."""
+
+    min_accuracy_delta: float = Field(default=-0.01, ge=-0.1, le=0.1, description="Non-inferiority margin: canary - champion.")
+    max_latency_p95_ms: float = Field(default=350, gt=0, le=60_000, description="p95 latency SLA in milliseconds (strictly below).")
+    max_error_rate: float = Field(default=0.02, ge=0, le=0.5, description="Share of failed requests (strictly below).")
+    max_psi: float = Field(default=0.2, gt=0, le=1, description="Input drift PSI of canary traffic vs the reference (strictly below).")
     max_parity_difference: float = Field(
-        default=0.08, ge=0, le=1, description="Demographic parity difference between groups (at most; fairlearn's definition)."
+        default=0.08, ge=0, le=0.5, description="Demographic parity difference between groups (at most; fairlearn's definition)."
     )
 
 
@@ -81,16 +85,19 @@ class MinSamples(Model):
 
 
 class RollbackTriggers(Model):
-    """Any one of these turns the verdict into ROLLBACK (given enough samples)."""
+    """Any one of these turns the verdict into ROLLBACK (given enough samples).
 
-    error_rate_multiple: float = Field(default=3.0, gt=1, description="Canary error rate above this multiple of the champion's.")
-    latency_over_sla_percent: float = Field(default=25, ge=0, description="Canary p95 above the SLA by more than this percentage.")
+    Bounded so that no value switches a trigger off (a multiple of 10^9, a
+    regression margin of 100 %)."""
+
+    error_rate_multiple: float = Field(default=3.0, gt=1, le=100, description="Canary error rate above this multiple of the champion's.")
+    latency_over_sla_percent: float = Field(default=25, ge=0, le=1000, description="Canary p95 above the SLA by more than this percentage.")
     error_rate_floor: float = Field(
-        default=0.001, ge=0, le=1,
+        default=0.001, ge=0, le=0.1,
         description="The champion's error rate counts as at least this, so one canary error beside a flawless champion is no rollback.",
     )
     critical_regression: float = Field(
-        default=0.02, gt=0, le=1, description="A critical metric worse than the champion's by more than this (absolute)."
+        default=0.02, gt=0, le=0.5, description="A critical metric worse than the champion's by more than this (absolute)."
     )
     critical_metrics: list[Literal["accuracy", "parityDifference"]] = Field(default_factory=lambda: ["accuracy"])
 
@@ -133,7 +140,7 @@ class ReleaseConfig(Model):
 class RetrainTriggers(Model):
     """``azml retrain check``: any of these gives a retraining reason."""
 
-    max_psi: float = Field(default=0.2, gt=0, description="Any feature's PSI above this: drift.")
+    max_psi: float = Field(default=0.2, gt=0, le=1, description="Any feature's PSI above this: drift.")
     max_accuracy_drop: float = Field(
         default=0.03, gt=0, le=1, description="Accuracy below the training-time accuracy by more than this: performance."
     )

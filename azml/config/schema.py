@@ -206,7 +206,7 @@ class ComputeCluster(Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _CLUSTER_NAME.match(value):
+        if not _CLUSTER_NAME.fullmatch(value):
             raise ValueError("must be 3-24 characters: letters, digits and hyphens, starting with a letter")
         return value
 
@@ -305,7 +305,7 @@ class StackConfig(Model):
     @classmethod
     def _prefix(cls, value: str) -> str:
         # 8 characters keeps storage account names (max 24, [a-z0-9]) within bounds.
-        if not _PREFIX.match(value):
+        if not _PREFIX.fullmatch(value):
             raise ValueError("must be 2-8 characters: lowercase letters and digits, starting with a letter")
         return value
 

@@ -39,7 +39,7 @@ _STORAGE_HOST = re.compile(r"\.(blob|file|queue|table|dfs|web)\.core\.windows\.n
 
 def fqdn_problem(value: str) -> str | None:
     """Why ``value`` cannot be an FQDN outbound rule destination, or ``None``."""
-    if not _FQDN.match(value):
+    if not _FQDN.fullmatch(value):
         return f"{value!r} must be a lowercase host name, optionally starting with '*.' (e.g. pypi.org, *.anaconda.org)"
     if _STORAGE_HOST.search(value):
         return f"{value!r} is an Azure Storage host: reach storage through a private endpoint rule, not an FQDN rule"
