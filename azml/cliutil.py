@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
 import typer
+from typer.core import TyperGroup
 
 EXIT_PROGRAM_ERROR = 1
 EXIT_INVALID_INPUT = 2
@@ -19,6 +20,26 @@ def fail(code: int, lines: list[str]) -> NoReturn:
     for line in lines:
         typer.echo(f"error: {line}", err=True)
     raise typer.Exit(code)
+
+
+class CommandError(Exception):
+    """A refusal or failure whose message is one line for the user, with the
+    exit code it ends the command with. Raised below the command layer (where
+    no exit code is chosen) and turned into ``error: <message>`` by
+    :class:`ErrorGroup` or by the command itself."""
+
+    exit_code = EXIT_PROGRAM_ERROR
+
+
+class ErrorGroup(TyperGroup):
+    """A command group whose commands end on a :class:`CommandError` with its
+    one line and exit code, never a traceback, whichever command raised it."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except CommandError as error:
+            fail(error.exit_code, [str(error)])
 
 
 class OutputFormat(str, enum.Enum):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,6 +16,14 @@ import typer
 
 from ..cliutil import EXIT_DRIFT, EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
 from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
+
+#: Upper bounds of --bins and --chunk-rows. The engine builds bins-1 quantile
+#: ranks up front (--bins 1000000000 runs out of memory, 10**23 never ends), and
+#: more bins than this only split a sample into noise; a chunk is held in memory.
+MAX_BINS = 1000
+MAX_CHUNK_ROWS = 100_000_000
+#: The files --out receives.
+REPORT_FILES = ("drift.json", "drift.md", "drift.html")
 
 
 class DriftFormat(str, enum.Enum):
@@ -28,6 +37,22 @@ def _features(values: list[str] | None) -> list[str] | None:
     return names or None
 
 
+def _out_problem(out: Path) -> str | None:
+    """Why the report files cannot go into ``out``, or None: it must be a
+    directory (or creatable as one) and hold no directory by a report's name."""
+    if out.exists() and not out.is_dir():
+        return "is a file, not a directory"
+    for ancestor in out.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                return f"{ancestor} is a file, not a directory"
+            break
+    for name in REPORT_FILES:
+        if (out / name).is_dir():
+            return f"{out / name} is a directory"
+    return None
+
+
 def drift(
     reference: Annotated[Path, typer.Option("--reference", "-r", help="Reference sample: CSV or Parquet file.", dir_okay=False)],
     current: Annotated[Path, typer.Option("--current", "-c", help="Current sample: CSV or Parquet file.", dir_okay=False)],
@@ -35,10 +60,13 @@ def drift(
         Optional[list[str]],
         typer.Option("--features", help="Features to compare, comma-separated or repeated (default: every reference column)."),
     ] = None,
-    threshold: Annotated[float, typer.Option("--threshold", help="A feature drifts when its PSI is above this.", min=0)] = DEFAULT_THRESHOLD,
-    bins: Annotated[int, typer.Option("--bins", help="Reference-quantile bins of numeric features.", min=2)] = DEFAULT_BINS,
+    threshold: Annotated[float, typer.Option("--threshold", help="A feature drifts when its PSI is above this (finite, >= 0).")] = DEFAULT_THRESHOLD,
+    bins: Annotated[int, typer.Option("--bins", help=f"Reference-quantile bins of numeric features (2..{MAX_BINS}).")] = DEFAULT_BINS,
     chunk_rows: Annotated[
-        int, typer.Option("--chunk-rows", help="Rows read at a time; inputs no longer than this are processed in memory.", min=1)
+        int,
+        typer.Option(
+            "--chunk-rows", help=f"Rows read at a time (1..{MAX_CHUNK_ROWS}); inputs no longer than this are processed in memory."
+        ),
     ] = DEFAULT_CHUNK_ROWS,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for drift.json, drift.md and drift.html.")] = Path("build/drift"),
     output_format: Annotated[DriftFormat, typer.Option("--format", "-f", help="What to print on stdout.")] = DriftFormat.text,
@@ -60,6 +88,26 @@ def drift(
     from .report import to_html, to_json_text, to_markdown, to_text
     from ..files import write_atomically
 
+    # Options first, before any input is read or anything written.
+    if not 2 <= bins <= MAX_BINS:
+        fail(EXIT_INVALID_INPUT, [f"--bins: {bins} is not in 2..{MAX_BINS}"])
+    if not 1 <= chunk_rows <= MAX_CHUNK_ROWS:
+        fail(EXIT_INVALID_INPUT, [f"--chunk-rows: {chunk_rows} is not in 1..{MAX_CHUNK_ROWS}"])
+    if not (math.isfinite(threshold) and threshold >= 0):  # NaN or inf would let every PSI pass
+        fail(EXIT_INVALID_INPUT, [f"--threshold: {threshold} is not a finite number >= 0"])
+    problem = _out_problem(out)
+    if problem:
+        fail(EXIT_INVALID_INPUT, [f"--out {out}: {problem}; nothing was written"])
+    uri = None
+    if log:
+        from ..release.tracking import TrackingUriError, check_tracking_uri, resolve_tracking_uri
+
+        try:
+            uri = resolve_tracking_uri(tracking_uri, Path.cwd())
+            check_tracking_uri(uri)
+        except TrackingUriError as error:
+            fail(EXIT_INVALID_INPUT, [f"{error}; nothing was written"])
+
     try:
         report = compute_drift(
             reference,
@@ -79,30 +127,25 @@ def drift(
     html = to_html(report)
     markdown = to_markdown(report)
     try:
-        write_atomically(out / "drift.json", text)
-        write_atomically(out / "drift.md", markdown)
-        write_atomically(out / "drift.html", html)
+        for name, content in zip(REPORT_FILES, (text, markdown, html)):
+            write_atomically(out / name, content)
     except OSError as error:
         fail(EXIT_INVALID_INPUT, [f"--out {out}: cannot write ({error.strerror or error})"])
     run_id = None
-    if log:
-        from ..release.tracking import resolve_tracking_uri
+    if uri is not None:
+        from ..cliutil import CommandError
+        from ..release.tracking import first_line, store_errors
         from .mlflow_log import log_report
 
         try:
-            run_id = log_report(
-                report,
-                resolve_tracking_uri(tracking_uri, Path.cwd()),
-                experiment,
-                stack=stack,
-                endpoint=endpoint,
-                deployment=deployment,
-                metadata=metadata,
-                html=html,
-            )
-        except Exception as error:  # noqa: BLE001 - an unreachable store is reported, not a traceback
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            fail(EXIT_PROGRAM_ERROR, [f"cannot log to MLflow at {tracking_uri}: {first}"])
+            with store_errors(uri):
+                run_id = log_report(
+                    report, uri, experiment, stack=stack, endpoint=endpoint, deployment=deployment, metadata=metadata, html=html
+                )
+        except CommandError as error:
+            fail(error.exit_code, [f"wrote the report to {out} but could not log it: {error}"])
+        except Exception as error:  # noqa: BLE001 - the store's own errors are reported, not a traceback
+            fail(EXIT_PROGRAM_ERROR, [f"wrote the report to {out} but could not log it to MLflow at {tracking_uri}: {first_line(error)}"])
 
     if output_format is DriftFormat.json:
         sys.stdout.write(text)

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ProjectDir, TrackingUri, fail
+from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, ErrorGroup, ProjectDir, TrackingUri, fail
 from .traffic_cli import register as register_traffic_commands
 from .bandit_cli import register as register_bandit
 from .attribution_cli import register as register_attribution
@@ -20,6 +20,8 @@ from .kpis_cli import register as register_kpis
 from .scoreboard_cli import register as register_scoreboard
 
 release_app = typer.Typer(
+    # A tracking store that is refused or unreachable ends any release command with one line.
+    cls=ErrorGroup,
     no_args_is_help=True,
     help="Release controller: canary analysis, promotion gate, traffic ladder, rollback.",
 )
@@ -115,6 +117,8 @@ def evaluate(
         fail(EXIT_INVALID_INPUT, error.problems)
     except SourceUnavailable as error:
         fail(EXIT_PROGRAM_ERROR, [f"{error}; no verdict was logged"])
+    except CommandError as error:  # the tracking store refused or unreachable
+        fail(error.exit_code, [f"{error}; no verdict was logged"])
     if output_format is VerdictFormat.json:
         typer.echo(json.dumps(verdict.to_json(), indent=2, sort_keys=True))
     elif output_format is VerdictFormat.markdown:
@@ -173,6 +177,8 @@ def record(
     also send the metrics to Application Insights."""
     from ..config import ConfigError, load_stack
     from .evaluate import EvaluationError, find_endpoint, tracking_uri_of
+    from . import tracking
+    from .observations import ObservationError
     from .record import Columns, RequestLogError, measure_requests, read_table
     from .sources import log_observation
 
@@ -190,6 +196,7 @@ def record(
             target = connection_string_from_env(connection_string_env or "APPLICATIONINSIGHTS_CONNECTION_STRING")
         except ConnectionStringError as error:
             fail(EXIT_INVALID_INPUT, [f"--app-insights-connection-string-env: {error}"])
+    notes: list[str] = []
     try:
         stack_file, config = load_stack(stack, project_dir)
         declared = find_endpoint(config, endpoint, stack_file)
@@ -198,7 +205,7 @@ def record(
             fail(EXIT_INVALID_INPUT, [f"--deployment: {deployment!r} is not a deployment of {endpoint} (declared: {', '.join(by_name)})"])
         names = [f.strip() for f in features.split(",") if f.strip()] if features else list(config.model_monitoring.features or [])
         columns = Columns(prediction_column, label_column, latency_column, status_column, sensitive_column, positive_label)
-        measures = measure_requests(read_table(requests), columns, reference=reference, features=names)
+        measures = measure_requests(read_table(requests), columns, reference=reference, features=names, notes=notes)
     except (ConfigError, EvaluationError) as error:
         fail(EXIT_INVALID_INPUT, error.problems)
     except RequestLogError as error:
@@ -208,13 +215,21 @@ def record(
     model = by_name[deployment].model
     model_ref = f"{model.name}:{model.version}" if model.name else model.registry_uri
     uri = tracking_uri_of(config, stack_file.project_dir, tracking_uri)
-    run_id = log_observation(
-        uri, config.release.metrics.experiment, stack=stack_file.stack, endpoint=endpoint, deployment=deployment,
-        measures=measures, model=model_ref,
-        params={"requests_file": requests.name},
-    )
+    try:
+        with tracking.store_errors(uri):
+            run_id = log_observation(
+                uri, config.release.metrics.experiment, stack=stack_file.stack, endpoint=endpoint, deployment=deployment,
+                measures=measures, model=model_ref,
+                params={"requests_file": requests.name},
+            )
+    except ObservationError as error:
+        fail(EXIT_INVALID_INPUT, [f"--requests: {error}; nothing was logged"])
+    except CommandError as error:  # the tracking store refused or unreachable
+        fail(error.exit_code, [f"{error}; nothing was logged"])
     for metric, measure in measures.items():
         typer.echo(f"{metric} = {measure.value:.6g} (n={measure.n})")
+    for note in notes:
+        typer.echo(f"note: {note}")
     typer.echo(f"Logged observation of {endpoint}/{deployment} to MLflow run {run_id}")
     if target is not None:
         from ..naming import endpoint_name

@@ -155,34 +155,37 @@ def evaluate_release(
     credential: Any = None,
 ) -> Verdict:
     """Evaluate and log; returns the logged verdict (with its run id).
-    Raises ConfigError / EvaluationError on bad input."""
+    Raises ConfigError / EvaluationError on bad input, TrackingUriError /
+    TrackingUnavailable when the tracking store is refused or fails."""
     release = resolve_release(stack, endpoint, canary, champion, project_dir)
     project = release.stack_file.project_dir
     uri = tracking_uri_of(release.config, project, tracking_uri)
     # Fingerprint first: a file edited while metrics load must not pass for the one evaluated.
     fingerprint = file_sha256(release.stack_file.path)
     moment = at or utc_now()
-    champion_obs, canary_obs, notes = observe(
-        release, at=moment, tracking_uri=uri, metrics_file=metrics_file, logs_endpoint=logs_endpoint, credential=credential
-    )
-    extra_metrics, extra_notes = further_gate_rows(release, at=moment, tracking_uri=uri)
-    verdict = run_gate(
-        release.config.release,
-        stack=release.stack_file.stack,
-        endpoint=release.endpoint.name,
-        champion=champion_obs,
-        canary=canary_obs,
-        phase=release.phase,
-        traffic=release.endpoint.traffic,
-        mirror_traffic=release.endpoint.mirror_traffic,
-        stack_file_sha256=fingerprint,
-        computed_at=moment.isoformat(),
-        notes=notes + extra_notes,
-        extra_metrics=extra_metrics,
-    )
-    # A canary that lingers past the stack's maxCanaryMinutes is decided, not held.
-    verdict = time_limit(release, verdict, tracking_uri=uri, now=moment)
-    return store.log_verdict(uri, release.config.release.metrics.experiment, verdict, project_dir=project)
+    # A store that fails mid-way (after answering the first request) ends in one line naming it.
+    with t.store_errors(uri):
+        champion_obs, canary_obs, notes = observe(
+            release, at=moment, tracking_uri=uri, metrics_file=metrics_file, logs_endpoint=logs_endpoint, credential=credential
+        )
+        extra_metrics, extra_notes = further_gate_rows(release, at=moment, tracking_uri=uri)
+        verdict = run_gate(
+            release.config.release,
+            stack=release.stack_file.stack,
+            endpoint=release.endpoint.name,
+            champion=champion_obs,
+            canary=canary_obs,
+            phase=release.phase,
+            traffic=release.endpoint.traffic,
+            mirror_traffic=release.endpoint.mirror_traffic,
+            stack_file_sha256=fingerprint,
+            computed_at=moment.isoformat(),
+            notes=notes + extra_notes,
+            extra_metrics=extra_metrics,
+        )
+        # A canary that lingers past the stack's maxCanaryMinutes is decided, not held.
+        verdict = time_limit(release, verdict, tracking_uri=uri, now=moment)
+        return store.log_verdict(uri, release.config.release.metrics.experiment, verdict, project_dir=project)
 
 
 __all__ = ["ConfigError", "EvaluationError", "evaluate_release", "resolve_release", "tracking_uri_of"]

@@ -12,6 +12,7 @@ observation records of one deployment inside the window are combined:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -57,7 +58,8 @@ class Observation:
 
 def parse_record(deployment: str, values: Mapping[str, object], where: str) -> dict[str, Measure]:
     """One record (metric name -> number, sample sizes beside) into measures.
-    A metric without its sample size, or a negative size, is an error."""
+    A metric without its sample size is an error, and so is any value
+    :func:`check_measure` refuses."""
     unknown = sorted(set(values) - set(SAMPLE_SIZE_OF) - set(SAMPLE_SIZE_OF.values()))
     if unknown:
         allowed = ", ".join(sorted(set(SAMPLE_SIZE_OF) | set(SAMPLE_SIZE_OF.values())))
@@ -66,23 +68,48 @@ def parse_record(deployment: str, values: Mapping[str, object], where: str) -> d
     for metric, size_key in SAMPLE_SIZE_OF.items():
         if metric not in values:
             continue
-        value, size = values[metric], values.get(size_key)
-        if not _number(value):
-            raise ObservationError(f"{where}.{metric}: must be a number (got {value!r})")
-        if size is None:
+        if values.get(size_key) is None:
             raise ObservationError(f"{where}.{metric}: needs its sample size {size_key}")
-        if not _number(size) or float(size) < 0 or float(size) != int(float(size)):  # type: ignore[arg-type]
-            raise ObservationError(f"{where}.{size_key}: must be a whole number >= 0 (got {size!r})")
-        if metric in (t.METRIC_ACCURACY, t.METRIC_ERROR_RATE, t.METRIC_PARITY) and not 0 <= float(value) <= 1:  # type: ignore[arg-type]
-            raise ObservationError(f"{where}.{metric}: must lie in 0..1 (got {value!r})")
-        if float(value) < 0:  # type: ignore[arg-type]
-            raise ObservationError(f"{where}.{metric}: must be >= 0 (got {value!r})")
-        measures[metric] = Measure(float(value), int(float(size)))  # type: ignore[arg-type]
+        measures[metric] = check_measure(metric, values[metric], values[size_key], where)
     return measures
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+def check_measure(metric: str, value: object, size: object, where: str) -> Measure:
+    """``value`` of ``metric`` with its sample size, as a Measure, or
+    ObservationError naming ``where``: numbers must be finite (NaN, Infinity
+    and 1e400 are refused, as are booleans), sample sizes whole and >= 0,
+    rates and differences in 0..1, latency and PSI >= 0. The same rules hold
+    when an observation is recorded and when one is read, so a bad value is
+    refused before it is logged rather than blocking every later evaluation."""
+    size_key = SAMPLE_SIZE_OF[metric]
+    number = _finite(value)
+    if number is None:
+        raise ObservationError(f"{where}.{metric}: must be a finite number (got {_shown(value)})")
+    count = _finite(size)
+    if count is None or count < 0 or count != int(count):
+        raise ObservationError(f"{where}.{size_key}: must be a finite whole number >= 0 (got {_shown(size)})")
+    if metric in (t.METRIC_ACCURACY, t.METRIC_ERROR_RATE, t.METRIC_PARITY) and not 0 <= number <= 1:
+        raise ObservationError(f"{where}.{metric}: must lie in 0..1 (got {_shown(value)})")
+    if number < 0:
+        raise ObservationError(f"{where}.{metric}: must be >= 0 (got {_shown(value)})")
+    return Measure(number, int(count))
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+def _finite(value: object) -> float | None:
+    """``value`` as a finite float, or None (not a number, a bool, NaN, infinite,
+    or an integer beyond float range)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def combine(deployment: str, records: Iterable[Mapping[str, Measure]]) -> Observation:

@@ -6,9 +6,18 @@ the endpoint's collected ``model_inputs``/``model_outputs`` joined with the
 labels that arrived since). Columns, each optional — a metric whose columns
 are absent is simply not observed:
 
-* ``prediction`` and ``label``: accuracy over rows with a label;
-* ``latency_ms``: p95 latency (numpy's linear-interpolation percentile);
-* ``status_code``: error rate = share of rows with status >= 500;
+* ``prediction`` and ``label``: accuracy over rows with a label; a labelled
+  row without a prediction counts as wrong (dropping it would raise the
+  accuracy of a model that fails on hard cases), and the command says how many;
+* ``latency_ms``: p95 latency (numpy's linear-interpolation percentile); every
+  row needs a finite latency >= 0;
+* ``status_code``: error rate = share of rows with status >= 500; every row
+  needs an HTTP status (100..599).
+
+A missing, non-numeric, negative or infinite latency or status is refused
+with the first bad row, and nothing is logged: a p95 of -5 ms or NaN in the
+store would make every evaluation of the window refuse it. (Leaving such rows
+out instead would shift the metric: timeouts often have no latency.)
 * ``prediction`` and a sensitive-feature column (``--sensitive-column``):
   demographic parity difference, by fairlearn's own
   ``demographic_parity_difference`` (largest minus smallest selection rate
@@ -21,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import tracking as t
 from .observations import Measure
@@ -55,6 +64,17 @@ def read_table(path: Path) -> Any:
     raise RequestLogError(f"--requests: {path.name} must end in .csv or .parquet")
 
 
+def _same_values(left: Any, right: Any) -> Any:
+    """Row-wise equality as numbers where both sides are numbers (a column with
+    a missing cell is read as floats: 1.0 must still match a label 1), else as
+    text; a missing value equals nothing."""
+    import pandas as pd
+
+    as_text = (left.astype("string").str.strip() == right.astype("string").str.strip()).fillna(False)
+    as_number = (pd.to_numeric(left, errors="coerce") == pd.to_numeric(right, errors="coerce")).fillna(False)
+    return (as_text | as_number).astype(bool)
+
+
 def _same_label(series: Any, positive: str) -> Any:
     """Compare as text so that 1, 1.0 and "1" all match --positive-label 1."""
     import pandas as pd
@@ -74,8 +94,12 @@ def measure_requests(
     *,
     reference: Path | None = None,
     features: Sequence[str] = (),
+    notes: list[str] | None = None,
 ) -> dict[str, Measure]:
-    """The observation metrics this request log supports."""
+    """The observation metrics this request log supports; what the user
+    should know about how they were counted is appended to ``notes``.
+    Raises RequestLogError for a latency or status that is missing, not a
+    number, or out of range (see the module docstring)."""
     import numpy as np
 
     measures: dict[str, Measure] = {}
@@ -84,16 +108,23 @@ def measure_requests(
         raise RequestLogError(f"--sensitive-column: no column {columns.sensitive!r} (columns: {', '.join(map(str, frame.columns))})")
 
     if {columns.prediction, columns.label} <= present:
-        labelled = frame[frame[columns.label].notna() & frame[columns.prediction].notna()]
+        labelled = frame[frame[columns.label].notna()]
         if len(labelled):
-            correct = labelled[columns.prediction].astype("string").str.strip() == labelled[columns.label].astype("string").str.strip()
+            predicted = labelled[columns.prediction].notna()
+            correct = predicted & _same_values(labelled[columns.prediction], labelled[columns.label])
             measures[t.METRIC_ACCURACY] = Measure(float(correct.mean()), int(len(labelled)))
+            unanswered = int((~predicted).sum())
+            if unanswered and notes is not None:
+                notes.append(f"accuracy: {unanswered} labelled request(s) without a prediction counted as wrong")
     if columns.latency in present:
-        latency = frame[columns.latency].dropna().to_numpy(dtype=float)
+        latency = _checked_numbers(frame, columns.latency, "--latency-column", "latencies must be finite and >= 0", lambda v: v >= 0)
         if latency.size:
             measures[t.METRIC_LATENCY_P95] = Measure(float(np.percentile(latency, 95)), int(latency.size))
     if columns.status in present:
-        status = frame[columns.status].dropna().to_numpy(dtype=float)
+        status = _checked_numbers(
+            frame, columns.status, "--status-column", "status codes must be HTTP statuses 100..599",
+            lambda v: (v >= 100) & (v <= 599) & (v == np.floor(v)),
+        )
         if status.size:
             measures[t.METRIC_ERROR_RATE] = Measure(float((status >= 500).mean()), int(status.size))
     if columns.sensitive is not None and columns.prediction in present:
@@ -109,6 +140,27 @@ def measure_requests(
     if reference is not None:
         measures[t.METRIC_PSI] = _psi(frame, reference, features)
     return measures
+
+
+def _checked_numbers(frame: Any, column: str, option: str, rule: str, valid: Callable[[Any], Any]) -> Any:
+    """``column`` as floats, every row present, numeric, finite and ``valid``;
+    else RequestLogError naming the column, the first bad row and the count."""
+    import numpy as np
+    import pandas as pd
+
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | ~np.asarray(valid(values), dtype=bool)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        shown = raw.iloc[first]
+        shown = "an empty cell" if pd.isna(shown) else repr(shown.item() if hasattr(shown, "item") else shown)
+        raise RequestLogError(
+            f"{option} {column!r}: data row {first + 1} has {shown} ({int(bad.sum())} bad row(s) in all); {rule} "
+            "and present on every request; nothing was logged"
+        )
+    return values
 
 
 def _psi(frame: Any, reference: Path, features: Sequence[str]) -> Measure:

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import tracking as t
-from .observations import SAMPLE_SIZE_OF, Measure, Observation, ObservationError, SourceUnavailable, combine, parse_record
+from .observations import (
+    SAMPLE_SIZE_OF, Measure, Observation, ObservationError, SourceUnavailable, check_measure, combine, parse_record,
+)
 
 
 def from_mlflow(
@@ -50,7 +52,13 @@ def from_mlflow(
                 max_results=10_000,
             )
             for run in runs:
-                records.append(parse_record(deployment, run.data.metrics, f"run {run.info.run_id}"))
+                try:
+                    records.append(parse_record(deployment, run.data.metrics, f"run {run.info.run_id}"))
+                except ObservationError as error:  # logged by another tool: say which run to fix
+                    raise ObservationError(
+                        f"{error} (an observation run of experiment {experiment!r} in {t.display_uri(tracking_uri)}; "
+                        "delete that run or move the window with --at)"
+                    ) from None
         result[deployment] = combine(deployment, records)
     return result
 
@@ -66,7 +74,13 @@ def log_observation(
     model: str | None = None,
     params: Mapping[str, str] | None = None,
 ) -> str:
-    """Record one window of a deployment's metrics; returns the run id."""
+    """Record one window of a deployment's metrics; returns the run id.
+    Raises ObservationError, before anything is logged, for a value that
+    :func:`~.observations.check_measure` refuses (evaluate would refuse the run)."""
+    for metric, measure in measures.items():
+        if metric not in SAMPLE_SIZE_OF:
+            raise ObservationError(f"observation of {deployment}: unknown metric {metric!r}")
+        check_measure(metric, measure.value, measure.n, f"observation of {deployment}")
     client = t.client(tracking_uri)
     tags = {t.TAG_KIND: t.KIND_OBSERVATION, t.TAG_STACK: stack, t.TAG_ENDPOINT: endpoint, t.TAG_DEPLOYMENT: deployment}
     if model:
@@ -88,6 +102,10 @@ def from_file(path: Path, deployments: Iterable[str]) -> dict[str, Observation]:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ObservationError(f"metrics file {path}: cannot read ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise ObservationError(
+            f"metrics file {path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start})"
+        ) from None
     if path.suffix.lower() == ".json":
         records = _json_records(path, text)
     elif path.suffix.lower() == ".csv":
@@ -102,6 +120,8 @@ def _json_records(path: Path, text: str) -> dict[str, list[dict[str, Measure]]]:
         document = json.loads(text)
     except ValueError as error:
         raise ObservationError(f"metrics file {path}: not JSON ({error})") from None
+    except RecursionError:  # json nests by recursion; the layout above is three levels deep
+        raise ObservationError(f"metrics file {path}: nested too deeply to be a metrics file") from None
     table = document.get("deployments") if isinstance(document, dict) else None
     if not isinstance(table, dict):
         raise ObservationError(f"metrics file {path}: needs a 'deployments' object of deployment name -> metrics")
@@ -119,10 +139,14 @@ def _json_records(path: Path, text: str) -> dict[str, list[dict[str, Measure]]]:
 def _csv_records(path: Path, text: str) -> dict[str, list[dict[str, Measure]]]:
     reader = csv.DictReader(text.splitlines())
     expected = ["deployment", "metric", "value", "n"]
-    if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != expected:
-        raise ObservationError(f"metrics file {path}: header must be {','.join(expected)} (got {reader.fieldnames})")
+    try:
+        header, rows = reader.fieldnames, list(reader)
+    except csv.Error as error:
+        raise ObservationError(f"metrics file {path}: not CSV ({error})") from None
+    if header is None or [f.strip() for f in header] != expected:
+        raise ObservationError(f"metrics file {path}: header must be {','.join(expected)} (got {header})")
     values: dict[str, dict[str, Any]] = {}
-    for line, row in enumerate(reader, start=2):
+    for line, row in enumerate(rows, start=2):
         name, metric = (row["deployment"] or "").strip(), (row["metric"] or "").strip()
         if metric not in SAMPLE_SIZE_OF:
             raise ObservationError(
@@ -135,8 +159,12 @@ def _csv_records(path: Path, text: str) -> dict[str, list[dict[str, Measure]]]:
         record = values.setdefault(name, {})
         if metric in record:
             raise ObservationError(f"{path.name}:{line}: {name}/{metric} appears twice")
+        # Each row is checked as it stands (a negative, NaN or infinite n is refused
+        # here, with its line) before rows sharing a sample size are merged.
+        check_measure(metric, value, size, f"{path.name}:{line}: {name}")
         record[metric] = value
-        record[SAMPLE_SIZE_OF[metric]] = max(size, record.get(SAMPLE_SIZE_OF[metric], 0))
+        size_key = SAMPLE_SIZE_OF[metric]  # latency_p95_ms and error_rate share `requests`: the larger
+        record[size_key] = max(size, record[size_key]) if size_key in record else size
     return {name: [parse_record(name, record, f"{path.name}: {name}")] for name, record in values.items()}
 
 

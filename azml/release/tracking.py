@@ -8,8 +8,12 @@ audit store (verdicts, drift reports, retraining decisions, lineage).
 from __future__ import annotations
 
 import datetime as dt
+import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError
 
 if TYPE_CHECKING:  # mlflow takes ~2 s to import: only commands that log pay for it
     from mlflow import MlflowClient
@@ -53,9 +57,65 @@ METRIC_LOADTEST_ERROR_RATE = "loadtest_error_rate"  # failed / sent (any non-2xx
 METRIC_LOADTEST_REQUESTS = "loadtest_requests"  # sample size of the four above
 
 
+class TrackingUriError(CommandError, ValueError):
+    """A tracking URI azml refuses to open (message names the URI)."""
+
+    exit_code = EXIT_INVALID_INPUT
+
+
+class TrackingUnavailable(CommandError):
+    """The tracking store does not answer or fails (message names the URI)."""
+
+    exit_code = EXIT_PROGRAM_ERROR
+
+
+#: Where a tracking URI comes from, for the messages that refuse one.
+URI_SOURCES = "--tracking-uri or azml:release.metrics.trackingUri"
+
+
+def display_uri(uri: str) -> str:
+    """``uri`` for messages: control characters escaped, any ``user:password@``
+    of a URL replaced by ``***@`` (a credential must not reach a CI log)."""
+    shown = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1***@", uri)
+    return shown.encode("unicode_escape").decode("ascii") if _CONTROL.search(shown) else shown
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Refuse a URI no store should be opened with: control characters (a NUL
+    byte crashes path handling; a newline is never part of a URI) and a sqlite
+    database in a directory that does not exist (MLflow would create every
+    missing directory on the way, silently, wherever a typo points)."""
+    bad = _CONTROL.search(uri)
+    if bad:
+        raise TrackingUriError(
+            f"tracking URI {display_uri(uri)}: contains the control character {bad.group()!r}; set {URI_SOURCES} to a valid MLflow URI"
+        )
+    database = sqlite_path(uri)
+    if database is not None and not database.parent.is_dir():
+        raise TrackingUriError(
+            f"tracking URI {display_uri(uri)}: directory {database.parent} does not exist (azml does not create it); "
+            f"create it or set {URI_SOURCES} to a database in an existing directory"
+        )
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other URIs and in-memory databases)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    path = uri[len(prefix):].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
 def resolve_tracking_uri(uri: str, project_dir: Path) -> str:
     """A relative ``sqlite:///file.db`` is relative to the project directory
-    (not to wherever the command runs); every other URI is kept as given."""
+    (not to wherever the command runs); every other URI is kept as given.
+    Raises TrackingUriError for a URI with control characters."""
+    if _CONTROL.search(uri):
+        check_tracking_uri(uri)
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str((project_dir / uri[len(prefix):]).resolve())
@@ -72,11 +132,44 @@ def artifact_location(uri: str) -> str | None:
     return None
 
 
+#: Bounds on MLflow's HTTP requests, used unless the environment sets them.
+#: MLflow's own defaults (7 retries with a backoff factor of 2, 120 s per
+#: request) let one unreachable server stall every command for minutes; with
+#: these a failing request gives up after about a minute at worst.
+HTTP_REQUEST_BOUNDS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+#: Seconds an HTTP tracking server has to answer the first request of a
+#: command (no retry), unless MLFLOW_HTTP_REQUEST_TIMEOUT is set.
+PROBE_TIMEOUT_SECONDS = 5
+
+_probed: dict[str, TrackingUnavailable | None] = {}
+_bounds_set: set[str] = set()  # the HTTP_REQUEST_BOUNDS this process set (not the user's)
+
+
 def client(uri: str) -> "MlflowClient":
+    """An MLflow client of ``uri``. Raises TrackingUriError for a URI that is
+    refused (see :func:`check_tracking_uri`) and TrackingUnavailable when an
+    HTTP tracking server does not answer."""
     import os
 
     import logging
 
+    check_tracking_uri(uri)
+    for name, value in HTTP_REQUEST_BOUNDS.items():
+        if name not in os.environ:
+            os.environ[name] = value
+            _bounds_set.add(name)
+    probe_timeout = float(PROBE_TIMEOUT_SECONDS)
+    if "MLFLOW_HTTP_REQUEST_TIMEOUT" not in _bounds_set:  # the user's own wait applies to the probe too
+        try:
+            probe_timeout = float(os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"])
+        except ValueError:
+            raise TrackingUriError(
+                f"MLFLOW_HTTP_REQUEST_TIMEOUT: {os.environ['MLFLOW_HTTP_REQUEST_TIMEOUT']!r} is not a number of seconds"
+            ) from None
     # Artifact transfers are small here; MLflow's progress bars and its
     # "creating tables" notices only add noise to a command's output.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -84,7 +177,65 @@ def client(uri: str) -> "MlflowClient":
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from mlflow import MlflowClient
 
+    if uri.lower().startswith(("http://", "https://")):
+        _probe(uri, probe_timeout)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _probe(uri: str, timeout: float) -> None:
+    """One request, without retries, to an HTTP tracking server before the
+    first real one: a server that refuses connections or never answers is
+    reported at once instead of after each request's retries. Any HTTP answer
+    (even 404 or 401) counts as reachable; the outcome is kept per process,
+    so a command that reads the store several times asks once."""
+    if uri not in _probed:
+        from mlflow.exceptions import MlflowException
+        from mlflow.utils.credentials import get_default_host_creds
+        from mlflow.utils.rest_utils import http_request
+
+        try:
+            http_request(
+                get_default_host_creds(uri), "/health", "GET",
+                max_retries=0, backoff_factor=0, timeout=timeout, raise_on_status=False,
+            )
+            _probed[uri] = None
+        except MlflowException as error:
+            _probed[uri] = TrackingUnavailable(
+                f"the MLflow tracking server {display_uri(uri)} is unreachable: {_transport_reason(error, timeout)}"
+            )
+    problem = _probed[uri]
+    if problem is not None:
+        raise TrackingUnavailable(str(problem))
+
+
+def _transport_reason(error: BaseException, timeout: float) -> str:
+    import requests
+
+    cause = error.__cause__ or error.__context__
+    if isinstance(cause, requests.exceptions.Timeout) or "timed out" in str(cause):
+        return f"no answer within {timeout:g} s (MLFLOW_HTTP_REQUEST_TIMEOUT sets the wait)"
+    text = str(cause or error)
+    errno_text = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if errno_text:
+        return errno_text.group(1).strip()
+    return first_line(cause or error)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, else its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextmanager
+def store_errors(uri: str) -> Iterator[None]:
+    """MLflow failures inside as TrackingUnavailable, one line naming the store."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as error:
+        raise TrackingUnavailable(f"the MLflow tracking store {display_uri(uri)} failed: {first_line(error)}") from None
 
 
 def experiment_id(mlflow_client: "MlflowClient", name: str) -> str:
