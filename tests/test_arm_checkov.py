@@ -295,12 +295,12 @@ def test_extension_resources_carry_scope(any_plan: Plan) -> None:
 
 
 def test_prod_locks_are_scoped_to_what_they_protect(prod_template: dict[str, Any]) -> None:
+    # Data and secrets only: a lock on the workspace would block releases (docs/platform-rules.md).
     locks = resources_of(prod_template, "Microsoft.Authorization/locks")
-    assert len(locks) == 3
+    assert len(locks) == 2
     assert {lock["scope"].split("/providers/")[1].split("/")[0] for lock in locks} == {
         "Microsoft.KeyVault",
         "Microsoft.Storage",
-        "Microsoft.MachineLearningServices",
     }
     assert all(lock["properties"]["level"] == "CanNotDelete" for lock in locks)
 
@@ -309,7 +309,9 @@ def test_azure_native_names_become_rest_names(prod_template: dict[str, Any], pro
     for account in resources_of(prod_template, "Microsoft.Storage/storageAccounts"):
         properties = account["properties"]
         assert properties["supportsHttpsTrafficOnly"] is True
-        assert properties["networkAcls"] == {"defaultAction": "Deny", "bypass": "AzureServices"}
+        acls = properties["networkAcls"]
+        assert acls["defaultAction"] == "Deny" and acls["bypass"] == "AzureServices"
+        assert not acls.get("ipRules") and not acls.get("virtualNetworkRules")
         assert "enableHttpsTrafficOnly" not in properties and "networkRuleSet" not in properties
         assert properties["minimumTlsVersion"] == "TLS1_2"
         assert account["sku"]["name"].startswith("Standard_") and account["kind"] == "StorageV2"
@@ -460,7 +462,10 @@ def test_checks_find_the_properties_they_read(any_scan: CheckovReport) -> None:
 
 
 def test_custom_checks_load_and_pass(any_scan: CheckovReport) -> None:
-    assert CUSTOM_CHECK_IDS <= any_scan.check_ids("passed")
+    # CKV_AZML_6 (deployment egress) cannot see the workspace: with a managed network the flag is
+    # left unset as Microsoft advises, and the check answers UNKNOWN (the policy pack decides).
+    assert CUSTOM_CHECK_IDS - {"CKV_AZML_6"} <= any_scan.check_ids("passed")
+    assert "CKV_AZML_6" not in any_scan.check_ids("failed")
     assert not CUSTOM_CHECK_IDS & any_scan.check_ids("skipped")
     guided = [r for r in any_scan.passed if r.check_id in CUSTOM_CHECK_IDS]
     assert all(r.guideline and r.guideline.startswith("https://learn.microsoft.com/") for r in guided)

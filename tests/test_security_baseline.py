@@ -37,7 +37,11 @@ def test_workspace_is_private_isolated_and_identity_based(any_plan: Plan) -> Non
     ws = inputs(any_plan, WORKSPACE)
     assert ws["publicNetworkAccess"] == "Disabled"
     assert ws["managedNetwork"]["isolationMode"] == "AllowOnlyApprovedOutbound"
-    assert ws["identity"] == {"type": "SystemAssigned"}
+    # The system identity for the workspace itself; the compute identity (user-assigned, with data
+    # roles on key-less storage) for serverless Spark monitors.
+    assert ws["identity"]["type"] == "SystemAssigned,UserAssigned"
+    (compute_identity,) = ws["identity"]["userAssignedIdentities"]
+    assert re.search(r"/userAssignedIdentities/id-azml-(dev|prd)-compute$", compute_identity)
     assert ws["systemDatastoresAuthMode"] == "identity"
     assert ws["v1LegacyMode"] is False
     computes = {c.inputs["computeName"] for c in any_plan.of_type(COMPUTE)}
@@ -216,6 +220,7 @@ def test_everything_is_tagged_with_environment(any_plan: Plan) -> None:
         "Subnet", "PrivateDnsZoneGroup", "DiagnosticSetting", "RoleAssignment", "BlobServiceProperties",
         "FileServiceProperties", "EndpointRouting", "BlobContainer", "Queue", "ManagementPolicy", "PolicyAssignment",
         "RoleDefinition", "Budget", "ManagementLockByScope", "SystemTopicEventSubscription", "Pricing",
+        "ManagedNetworkProvisioning",  # an action on the workspace, not an Azure resource
     }  # ARM types that carry no tags
     for resource in any_plan.resources:
         if resource.custom and resource.type.split(":")[-1] not in untaggable:
