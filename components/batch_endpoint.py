@@ -108,6 +108,9 @@ class BatchEndpoint(pulumi.ComponentResource):
             kind="batch",
             deployments=[d.name for d in config.deployments],
             default_deployment=config.default_deployment,
+            # Azure stamps every write of the endpoint: a new stamp re-applies the split in preview and up
+            # (the endpoint's PUT replaces the whole endpoint, split included).
+            endpoint_revision=endpoint.system_data.apply(lambda data: data.last_modified_at if data else None),
             opts=pulumi.ResourceOptions(parent=self, depends_on=deployments),
         )
 
