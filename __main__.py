@@ -23,7 +23,8 @@ from components.serving import Serving, ServingArgs
 from components.workspace import MlWorkspace, MlWorkspaceArgs
 
 try:
-    config = load_from_pulumi()
+    # azml:phase platform (the first run on an empty subscription) leaves serving and monitors out.
+    config = load_from_pulumi().deployed()
 except ConfigError as error:
     # RunError ends the program with this message and no traceback.
     raise pulumi.RunError("invalid stack config:\n" + "\n".join(error.problems)) from None

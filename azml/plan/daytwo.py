@@ -158,7 +158,7 @@ class DayTwoError(RuntimeError):
     """The simulation did not produce the change it models."""
 
 
-def _before_config(stack_file: StackFile) -> tuple[dict[str, Any], str | None, str | None]:
+def _before_config(stack_file: StackFile, deploys_online: bool = True) -> tuple[dict[str, Any], str | None, str | None]:
     """The config before both operations: a canary on the first online
     endpoint, one more principal in the first persona. Returns the config,
     the canary (``None`` without online deployments) and the added principal
@@ -166,7 +166,7 @@ def _before_config(stack_file: StackFile) -> tuple[dict[str, Any], str | None, s
     config = copy.deepcopy(stack_file.config)
     canary = principal = None
     endpoints = config.get("azml:onlineEndpoints")
-    if isinstance(endpoints, list) and endpoints and endpoints[0].get("deployments"):
+    if deploys_online and isinstance(endpoints, list) and endpoints and endpoints[0].get("deployments"):
         endpoint = endpoints[0]
         taken = {d.get("name") for d in endpoint["deployments"]}
         name = next(f"canary{n or ''}" for n in range(100) if f"canary{n or ''}" not in taken)
@@ -194,9 +194,12 @@ class Before:
     principal: str | None
 
 
-def plan_before(stack_file: StackFile, run: Callable[[StackFile], Plan]) -> Before:
-    """Plan the stack as it was before both operations (``run`` plans a stack file)."""
-    config, canary, principal = _before_config(stack_file)
+def plan_before(stack_file: StackFile, run: Callable[[StackFile], Plan], after: Plan | None = None) -> Before:
+    """Plan the stack as it was before both operations (``run`` plans a stack
+    file). ``after``, the stack as configured, tells whether it deploys online
+    deployments at all (``azml:phase: platform`` does not)."""
+    deploys_online = after is None or any(r.type.endswith(":OnlineDeployment") for r in after.resources)
+    config, canary, principal = _before_config(stack_file, deploys_online)
     endpoint = config["azml:onlineEndpoints"][0].get("name") if canary else None
     plan = run(dataclasses.replace(stack_file, config=config)) if canary or principal else None
     return Before(plan, canary, endpoint, principal)
@@ -205,7 +208,7 @@ def plan_before(stack_file: StackFile, run: Callable[[StackFile], Plan]) -> Befo
 def simulate(stack_file: StackFile, after: Plan, run: Callable[[StackFile], Plan]) -> DayTwoReport:
     """Both operations, from the plan before them to ``after``, the plan of
     the stack as configured."""
-    return compare(plan_before(stack_file, run), after)
+    return compare(plan_before(stack_file, run, after), after)
 
 
 def compare(before: Before, after: Plan) -> DayTwoReport:
