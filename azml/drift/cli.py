@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import EXIT_DRIFT, EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, fail
+from ..cliutil import EXIT_DRIFT, EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, fail
 from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
 
 #: Upper bounds of --bins and --chunk-rows. The engine builds bins-1 quantile
@@ -100,13 +100,14 @@ def drift(
         fail(EXIT_INVALID_INPUT, [f"--out {out}: {problem}; nothing was written"])
     uri = None
     if log:
-        from ..release.tracking import TrackingUriError, check_tracking_uri, resolve_tracking_uri
+        from ..release.tracking import check_reachable, check_tracking_uri, resolve_tracking_uri
 
         try:
             uri = resolve_tracking_uri(tracking_uri, Path.cwd())
             check_tracking_uri(uri)
-        except TrackingUriError as error:
-            fail(EXIT_INVALID_INPUT, [f"{error}; nothing was written"])
+            check_reachable(uri)  # an unreachable server is found before the report is written, not after
+        except CommandError as error:
+            fail(error.exit_code, [f"{error}; nothing was written"])
 
     try:
         report = compute_drift(
@@ -133,7 +134,6 @@ def drift(
         fail(EXIT_INVALID_INPUT, [f"--out {out}: cannot write ({error.strerror or error})"])
     run_id = None
     if uri is not None:
-        from ..cliutil import CommandError
         from ..release.tracking import first_line, store_errors
         from .mlflow_log import log_report
 

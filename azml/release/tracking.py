@@ -8,6 +8,7 @@ audit store (verdicts, drift reports, retraining decisions, lineage).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -152,16 +153,32 @@ _bounds_set: set[str] = set()  # the HTTP_REQUEST_BOUNDS this process set (not t
 def client(uri: str) -> "MlflowClient":
     """An MLflow client of ``uri``. Raises TrackingUriError for a URI that is
     refused (see :func:`check_tracking_uri`) and TrackingUnavailable when an
-    HTTP tracking server does not answer."""
-    import os
-
+    HTTP tracking server does not answer (see :func:`check_reachable`)."""
     import logging
 
     check_tracking_uri(uri)
+    check_reachable(uri)
+    # Artifact transfers are small here; MLflow's progress bars and its
+    # "creating tables" notices only add noise to a command's output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def check_reachable(uri: str) -> None:
+    """Bound MLflow's HTTP requests (:data:`HTTP_REQUEST_BOUNDS`, unless the
+    environment sets them) and, for an HTTP tracking server, ask it once
+    (see :func:`_probe`). Opens no store: a command can call it before it
+    writes anything. Raises TrackingUnavailable."""
     for name, value in HTTP_REQUEST_BOUNDS.items():
         if name not in os.environ:
             os.environ[name] = value
             _bounds_set.add(name)
+    if not uri.lower().startswith(("http://", "https://")):
+        return
     probe_timeout = float(PROBE_TIMEOUT_SECONDS)
     if "MLFLOW_HTTP_REQUEST_TIMEOUT" not in _bounds_set:  # the user's own wait applies to the probe too
         try:
@@ -170,16 +187,7 @@ def client(uri: str) -> "MlflowClient":
             raise TrackingUriError(
                 f"MLFLOW_HTTP_REQUEST_TIMEOUT: {os.environ['MLFLOW_HTTP_REQUEST_TIMEOUT']!r} is not a number of seconds"
             ) from None
-    # Artifact transfers are small here; MLflow's progress bars and its
-    # "creating tables" notices only add noise to a command's output.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    from mlflow import MlflowClient
-
-    if uri.lower().startswith(("http://", "https://")):
-        _probe(uri, probe_timeout)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    _probe(uri, probe_timeout)
 
 
 def _probe(uri: str, timeout: float) -> None:
