@@ -564,3 +564,23 @@ def test_status_without_a_readable_store_still_shows_the_split(project: Path) ->
     result = run("status", "prod", "--project-dir", str(project), "--tracking-uri", "sqlite:///broken.db")
     assert result.exit_code == 1
     assert "blue 90%, green 10%" in result.output and "cannot read the tracking store" in result.output
+
+
+def test_refuses_a_read_only_stack_file(project: Path) -> None:
+    """0444 says "do not change this file": refused before anything is
+    recorded, also for root (who could write it): the mode bits are checked."""
+    path = project / "Pulumi.prod.yaml"
+    before = path.read_bytes()
+    log_verdict(project, Decision.PROMOTE)
+    path.chmod(0o444)
+    result = run("advance", "prod", "--endpoint", ENDPOINT, "--project-dir", str(project))
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"error: {path} is read-only (mode 0444): not rewriting it; make it writable "
+        "(chmod u+w Pulumi.prod.yaml) to let the release controller change it"
+    )
+    assert path.read_bytes() == before and path.stat().st_mode & 0o777 == 0o444
+    assert traffic_runs(project) == [] and temp_files(path) == []
+    path.chmod(0o644)  # writable again: the same verdict applies
+    assert run("advance", "prod", "--endpoint", ENDPOINT, "--project-dir", str(project)).exit_code == 0
+    assert "        green: 25\n" in path.read_text(encoding="utf-8")

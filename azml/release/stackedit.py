@@ -23,13 +23,20 @@ Guarantees, in the order they are established:
 5. **Old or new, never half.** The temporary file is fsynced, given the old
    file's mode, moved over the stack file with ``os.replace`` and the
    directory is fsynced. Temporary files a killed writer left behind
-   (``.<file>.*.tmp``) are removed by the next writer under the lock; nothing
-   reads them.
+   (``.<file>.*.tmp``) are removed by the next holder of the lock (a writer,
+   or ``status`` / ``kpis`` settling the audit trail); nothing reads them.
+6. **Refusals, not tracebacks.** A stack file without write permission (any
+   mode without a write bit, such as 0444: checked on the mode bits, since
+   root may write anything) is :class:`NotWritable`; a directory or disk that
+   refuses the write (read-only, full, over a size limit) is
+   :class:`WriteFailed` naming the file. The file is unchanged after both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import errno
 import hashlib
 import io
 import os
@@ -37,7 +44,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -66,6 +73,21 @@ class StackChanged(StackEditError):
 
 class EditRefused(StackEditError):
     """The edit would break the file, its comments or its validity."""
+
+
+class NotWritable(StackEditError):
+    """The stack file is read-only: whoever made it so did not want it rewritten."""
+
+
+class WriteFailed(StackEditError):
+    """The file system refused a write (read-only, full, over a size limit)."""
+
+
+def os_problem(error: OSError) -> str:
+    """``File too large (EFBIG)``: the reason of a refused write, for one line."""
+    code = errno.errorcode.get(error.errno or 0)
+    reason = error.strerror or str(error)
+    return f"{reason} ({code})" if code else reason
 
 
 @dataclass(frozen=True)
@@ -332,26 +354,89 @@ def write_durably(
     given ``mode`` (default: the current file's); ``check(temp)`` may refuse
     them by raising, ``before_replace()`` runs last; then ``os.replace`` and
     an fsync of the directory. On any error the temporary file is removed.
+    An error of the file system itself is :class:`WriteFailed`; what the two
+    callbacks raise is passed on as it is.
     """
-    if mode is None:
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    unchanged = f"{path.name} was not changed"
+    try:
+        if mode is None:
+            mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise WriteFailed([f"cannot write a temporary file in {path.parent}: {os_problem(error)}; {unchanged}"]) from None
     temp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temp, mode)
+        except OSError as error:
+            raise WriteFailed([f"cannot write the new {path}: {os_problem(error)}; {unchanged}"]) from None
         if check is not None:
             check(temp)
         if before_replace is not None:
             before_replace()
-        os.replace(temp, path)
+        try:
+            os.replace(temp, path)
+        except OSError as error:
+            raise WriteFailed([f"cannot replace {path}: {os_problem(error)}; {unchanged}"]) from None
     except BaseException:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # on a read-only file system it cannot exist anyway
+            temp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def locked(path: Path, *, timeout: float = 0) -> Iterator[None]:
+    """Hold ``path``'s lock: the one writer at a time, or a reader settling
+    the audit trail. Temporary files of interrupted writes are removed first
+    (only a lock holder writes them, so none is in use). Raises
+    :class:`LockHeld` after ``timeout`` seconds and :class:`WriteFailed` when
+    the lock file cannot be created (read-only directory)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(lock_path(path)), timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise LockHeld(
+            [f"another `azml release advance` holds the lock on {path} ({lock_path(path).name}); try again when it is done"]
+        ) from None
+    except OSError as error:
+        raise WriteFailed(
+            [f"cannot create the lock file {lock_path(path)}: {os_problem(error)}; {path.name} was not changed"]
+        ) from None
+    try:
+        for leftover in temp_files(path):
+            try:
+                leftover.unlink(missing_ok=True)
+            except OSError as error:
+                raise WriteFailed(
+                    [f"cannot remove {leftover}, left by an interrupted write: {os_problem(error)}; {path.name} was not changed"]
+                ) from None
+        yield
+    finally:
+        lock.release()
+
+
+def refuse_read_only(path: Path) -> None:
+    """Raise :class:`NotWritable` when ``path`` may not be written. The mode
+    bits are checked as well as access: root may write a 0444 file, but the
+    mode still says the file is not to be changed."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as error:
+        raise WriteFailed([f"cannot read {path}: {os_problem(error)}"]) from None
+    if not mode & 0o222 or not os.access(path, os.W_OK):
+        raise NotWritable(
+            [
+                f"{path} is read-only (mode {mode:04o}): not rewriting it; "
+                f"make it writable (chmod u+w {path.name}) to let the release controller change it"
+            ]
+        )
 
 
 def _validate(temp: Path, project_dir: Path, name: str) -> None:
@@ -380,24 +465,18 @@ def rewrite_traffic(
     ``before_replace(new_sha256)`` runs under the lock after the new file is
     written and validated and before it replaces the old one (``advance``
     records the change in MLflow there: if it raises, nothing changes).
-    Raises :class:`LockHeld`, :class:`StackChanged` or :class:`EditRefused`;
-    the file is unchanged after any of them.
+    Raises :class:`LockHeld`, :class:`NotWritable`, :class:`StackChanged`,
+    :class:`EditRefused` or :class:`WriteFailed`; the file is unchanged after
+    any of them.
     """
-    from filelock import FileLock, Timeout
-
     path = Path(path)
     project_dir = project_dir or path.parent
-    lock = FileLock(str(lock_path(path)), timeout=lock_timeout)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise LockHeld(
-            [f"another `azml release advance` holds the lock on {path} ({lock_path(path).name}); try again when it is done"]
-        ) from None
-    try:
-        for leftover in temp_files(path):  # interrupted writes: only a lock holder writes them
-            leftover.unlink(missing_ok=True)
-        old = path.read_bytes()
+    with locked(path, timeout=lock_timeout):
+        refuse_read_only(path)
+        try:
+            old = path.read_bytes()
+        except OSError as error:
+            raise WriteFailed([f"cannot read {path}: {os_problem(error)}"]) from None
         old_sha = sha256_bytes(old)
         if old_sha != expected_sha256:
             when = f" at {computed_at}" if computed_at else ""
@@ -418,5 +497,3 @@ def rewrite_traffic(
             before_replace=(lambda: before_replace(new_sha)) if before_replace is not None else None,
         )
         return EditResult(path, old_sha, new_sha, unified_diff(old_text, new_text, path.name))
-    finally:
-        lock.release()
