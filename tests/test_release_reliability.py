@@ -218,12 +218,17 @@ def test_kill_9_of_an_advance_before_the_replace(tmp_path: Path, mlflow_template
     (phantom,) = traffic_runs(project)
     assert phantom["verdict"] == verdict.run_id and phantom["applied"] is None  # recorded, never confirmed
     # The lock died with the process: the same verdict applies now, and the leftover is removed.
+    # First the phantom is settled from the file, which still holds the split from before it.
     from azml.release.advance import advance
 
-    result = advance("prod", ENDPOINT, project_dir=project)
+    settled: list[str] = []
+    result = advance("prod", ENDPOINT, project_dir=project, on_settled=settled.append)
     assert result.applied and "        green: 25\n" in path.read_text(encoding="utf-8")
     assert temp_files(path) == []
-    assert [r["applied"] for r in traffic_runs(project)] == [None, "true"]
+    assert [(r["applied"], r["status"]) for r in traffic_runs(project)] == [("false", "FAILED"), ("true", "FINISHED")]
+    (line,) = settled
+    assert line.endswith("marked not applied: the stack file still holds the split from before it for "
+                         "credit-risk-endpoint: its process stopped before replacing the file"), line
 
 
 def test_a_failed_replace_is_marked_in_the_audit_trail(tmp_path: Path, mlflow_template: Path) -> None:
@@ -266,4 +271,202 @@ def test_an_unreachable_store_changes_nothing(tmp_path: Path, mlflow_template: P
         store.log_traffic_change = original  # type: ignore[assignment]
     assert raised.value.code == 1
     assert "cannot record the traffic change" in str(raised.value) and "was not changed" in str(raised.value)
+    assert path.read_bytes() == before and temp_files(path) == []
+
+
+# An advance that stops right after replacing the file, before it tags its
+# traffic run applied, to be killed there.
+STOPPED_AFTER_REPLACE = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from azml.release.advance import advance
+
+    def stall():
+        print("replaced", flush=True)
+        time.sleep(60)
+
+    advance("prod", "credit-risk-endpoint", project_dir=Path(sys.argv[1]), after_replace=stall)
+    """
+)
+
+HALF = "      traffic:\n        blue: 50\n        green: 50\n"
+
+
+def _azml(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return subprocess.run(
+        [sys.executable, "-m", "azml.cli", *args], capture_output=True, text=True, env=_env(), cwd=ROOT,
+        timeout=120, **kwargs,
+    )
+
+
+def _kill_after_the_replace(project: Path) -> None:
+    stopped = _start(STOPPED_AFTER_REPLACE, str(project))
+    _wait_for(stopped, "replaced")
+    stopped.send_signal(signal.SIGKILL)
+    stopped.wait(timeout=30)
+    assert stopped.returncode == -signal.SIGKILL
+
+
+def _settled_tags(project: Path) -> list[dict[str, str]]:
+    from azml.release import tracking as t
+    from azml.release.store import TAG_SETTLED
+
+    from .test_release_ladder import EXPERIMENT, tracking_uri
+
+    client = t.client(tracking_uri(project))
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], f"tags.`{t.TAG_KIND}` = 'traffic'",
+                              order_by=["attributes.start_time ASC"])
+    return [{k: v for k, v in r.data.tags.items() if k in (t.TAG_APPLIED, TAG_SETTLED)} for r in runs]
+
+
+def _completions(project: Path) -> tuple[int, int]:
+    """(deployment frequency samples, change failure rate samples) of `azml release kpis`."""
+    done = _azml("release", "kpis", "prod", "--project-dir", str(project), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    kpis = {k["key"]: k for k in json.loads(done.stdout)["kpis"]}
+    return kpis["deploymentFrequency"]["samples"], kpis["changeFailureRate"]["samples"]
+
+
+@pytest.mark.parametrize("next_run", ["kpis", "status", "advance"])
+def test_kill_9_after_the_replace_is_settled_by_the_next_run(
+    tmp_path: Path, mlflow_template: Path, next_run: str
+) -> None:
+    """Killed between the replace and the `azml.applied` tag: the file holds
+    the change, the run does not say so; the next run marks it from the file
+    and the KPIs count the release."""
+    project = make_project(tmp_path / "project", mlflow_template, canary_stack_text(HALF))
+    path = project / "Pulumi.prod.yaml"
+    log_verdict(project, Decision.PROMOTE)
+    _kill_after_the_replace(project)
+    assert "        blue: 0\n        green: 100\n" in path.read_text(encoding="utf-8")
+    (run,) = traffic_runs(project)
+    assert run["applied"] is None and run["sha"] == file_sha256(path)  # replaced, never tagged
+
+    args = ("--project-dir", str(project))
+    if next_run == "kpis":
+        assert _completions(project) == (1, 1)
+    elif next_run == "status":
+        done = _azml("release", "status", "prod", *args, "--format", "json")
+        assert done.returncode == 0, done.stderr
+        (endpoint,) = json.loads(done.stdout)["endpoints"]
+        assert endpoint["lastVerdict"]["applied"] is True and endpoint["lastTrafficChangeAt"]
+    else:
+        # The same verdict again: the file already holds its split, so nothing is applied
+        # twice, and the run says what it settled on the way.
+        done = _azml("release", "advance", "prod", "--endpoint", ENDPOINT, *args)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert "nothing to apply: PROMOTE: green already serves 100% (ladder complete)" in done.stdout
+        assert (
+            "audit trail: traffic run " in done.stdout
+            and "(credit-risk-endpoint) marked applied: the stack file is byte for byte the one it wrote" in done.stdout
+        ), done.stdout
+    (run,) = traffic_runs(project)
+    assert (run["applied"], run["status"]) == ("true", "FINISHED")
+    (tags,) = _settled_tags(project)
+    assert "the stack file is byte for byte the one it wrote" in tags["azml.applied_settled"]
+    # Settled once: a later run leaves the mark and its reason as they are.
+    assert _completions(project) == (1, 1)
+    assert _settled_tags(project) == [tags] and len(traffic_runs(project)) == 1
+
+
+def test_settling_reads_the_split_when_the_file_changed_since(tmp_path: Path, mlflow_template: Path) -> None:
+    """After the crash a comment was edited (the hash no longer matches, the
+    split does): applied. A split edited by hand cannot be told: left unmarked."""
+    from azml.config import load_stack
+    from azml.release.store import settle_changes
+
+    from .test_release_ladder import EXPERIMENT, tracking_uri
+
+    project = make_project(tmp_path / "project", mlflow_template, canary_stack_text())
+    path = project / "Pulumi.prod.yaml"
+    log_verdict(project, Decision.PROMOTE)
+    _kill_after_the_replace(project)
+    text = path.read_text(encoding="utf-8")
+    assert "        blue: 75\n        green: 25\n" in text
+
+    path.write_text(text.replace("        blue: 75\n        green: 25\n", "        blue: 70\n        green: 30\n"),
+                    encoding="utf-8")
+    stack_file, _ = load_stack("prod", project)
+    assert settle_changes(tracking_uri(project), EXPERIMENT, stack_file) == []
+    assert traffic_runs(project)[0]["applied"] is None
+
+    path.write_text(text.replace("# Production:", "# Production (edited):"), encoding="utf-8")
+    (settled,) = settle_changes(tracking_uri(project), EXPERIMENT, stack_file)
+    assert settled.applied and settled.reason == "the stack file holds the split it wrote for credit-risk-endpoint"
+    assert traffic_runs(project)[0]["applied"] == "true"
+    assert settle_changes(tracking_uri(project), EXPERIMENT, stack_file) == []  # idempotent
+
+
+def _limited_file_size(limit: int):  # type: ignore[no-untyped-def]
+    """For a child process: writes past ``limit`` bytes fail with EFBIG (the
+    kernel's file-size limit, which binds root too) instead of killing it."""
+    import resource
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_a_write_the_disk_refuses_is_one_error_line(tmp_path: Path, mlflow_template: Path) -> None:
+    project = make_project(tmp_path / "project", mlflow_template, canary_stack_text())
+    path = project / "Pulumi.prod.yaml"
+    before = path.read_bytes()
+    log_verdict(project, Decision.PROMOTE)
+    done = _azml("release", "advance", "prod", "--endpoint", ENDPOINT, "--project-dir", str(project),
+                 preexec_fn=_limited_file_size(len(before) // 2))
+    assert done.returncode == 1  # cliutil.EXIT_PROGRAM_ERROR
+    assert _one_error_line(done.stderr) == (
+        f"error: cannot write the new {path}: File too large (EFBIG); Pulumi.prod.yaml was not changed"
+    )
+    assert path.read_bytes() == before and temp_files(path) == [] and traffic_runs(project) == []
+
+
+def _read_only_directory_command(directory: Path, command: list[str]) -> list[str]:
+    """``command`` run with ``directory`` read-only. Root writes through any
+    mode bits, so for root the directory is bind-mounted read-only in a
+    private mount namespace of the child (EROFS, as on a read-only volume);
+    anyone else gets mode 0555 (EACCES)."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        return command
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip("running as root without mount namespaces: no way to make a directory read-only for root")
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(directory), *command]
+
+
+def test_a_read_only_directory_is_one_error_line(tmp_path: Path, mlflow_template: Path) -> None:
+    project = make_project(tmp_path / "project", mlflow_template, canary_stack_text())
+    path = project / "Pulumi.prod.yaml"
+    before = path.read_bytes()
+    log_verdict(project, Decision.PROMOTE)
+    # The tracking store lives elsewhere: only the stack file's directory refuses writes.
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    (project / "mlruns.db").rename(store_dir / "mlruns.db")
+    uri = f"sqlite:///{store_dir / 'mlruns.db'}"
+    command = [sys.executable, "-m", "azml.cli", "release", "advance", "prod", "--endpoint", ENDPOINT,
+               "--project-dir", str(project), "--tracking-uri", uri]
+    try:
+        done = subprocess.run(_read_only_directory_command(project, command), capture_output=True, text=True,
+                              env=_env(), cwd=ROOT, timeout=120)
+    finally:
+        project.chmod(0o755)
+    assert done.returncode == 1, done.stderr  # cliutil.EXIT_PROGRAM_ERROR
+    line = _one_error_line(done.stderr)
+    assert line.startswith(f"error: cannot create the lock file {lock_path(path)}: ") and line.endswith(
+        "; Pulumi.prod.yaml was not changed"
+    ), line
+    assert ("(EROFS)" if os.geteuid() == 0 else "(EACCES)") in line
     assert path.read_bytes() == before and temp_files(path) == []

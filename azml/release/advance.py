@@ -8,9 +8,11 @@ endpoint no longer declares; HOLD ends here with nothing to apply; the
 ladder gives the next split; :func:`azml.release.stackedit.rewrite_traffic`
 takes the stack file's lock, refuses a file that changed since the verdict,
 writes and validates the new file, records the change in MLflow (a ``traffic``
-run naming the verdict run) and only then replaces the file. ``pulumi up``
-applies the file to Azure, run by hand or with ``--up`` through Pulumi's
-Automation API.
+run naming the verdict run) and only then replaces the file, then tags the run
+``azml.applied``. Before any of that, a change a killed run recorded but never
+tagged is settled from the stack file (:func:`azml.release.store.settle_changes`).
+``pulumi up`` applies the file to Azure, run by hand or with ``--up`` through
+Pulumi's Automation API.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .. import cliutil
 from ..config import ConfigError, StackConfig, StackFile, load_stack
 from . import tracking
 from .ladder import LadderError, Move, Split, next_split
@@ -30,7 +33,8 @@ from .verdict import Decision, Verdict, utc_now
 #: Exit codes of ``advance`` and ``status``.
 EXIT_OK = 0
 EXIT_REFUSED = 1
-EXIT_INVALID_INPUT = 2
+EXIT_INVALID_INPUT = cliutil.EXIT_INVALID_INPUT
+EXIT_PROGRAM_ERROR = cliutil.EXIT_PROGRAM_ERROR  # the file system refused a write
 
 #: Tag of a traffic run: "true" once the stack file was replaced.
 TAG_APPLIED = tracking.TAG_APPLIED
@@ -163,12 +167,16 @@ def advance(
     experiment: str | None = None,
     now: dt.datetime | None = None,
     before_replace: Callable[[], None] | None = None,
+    after_replace: Callable[[], None] | None = None,
+    on_settled: Callable[[str], None] | None = None,
 ) -> AdvanceResult:
     """Apply the newest verdict of ``stack``/``endpoint`` to the stack file.
     Raises :class:`AdvanceError` (exit 1 refused, exit 2 bad input); returns
     the result otherwise, ``applied`` False when there was nothing to apply.
-    ``before_replace`` runs just before the file is replaced (tests use it
-    to stop a run mid-write)."""
+    ``before_replace`` runs just before the file is replaced and
+    ``after_replace`` just after, before the change is tagged applied (tests
+    use them to stop a run mid-write). ``on_settled`` gets one line per
+    change of a killed run that this run marked."""
     from . import store
     from .stackedit import StackEditError, rewrite_traffic
 
@@ -188,6 +196,7 @@ def advance(
                 f"run `azml release evaluate {stack_file.stack} --endpoint {endpoint}` first"
             ],
         )
+    settle(uri, experiment_name, stack_file, on_settled)
     try:
         verdict = store.last_verdict(uri, experiment_name, stack_file.stack, endpoint)
     except Exception as error:  # StoreError, or the store unreachable
@@ -285,12 +294,14 @@ def advance(
             project=stack_file.project,
             before_replace=record,
         )
-    except StackEditError as error:
-        raise AdvanceError(EXIT_REFUSED, error.problems) from None
-    except BaseException:
+    except BaseException as error:
         if "run_id" in recorded:  # recorded, then the replace failed: say so in the audit trail
             tracking.mark_applied(uri, recorded["run_id"], False)
+        if isinstance(error, StackEditError):
+            raise AdvanceError(edit_error_code(error), error.problems) from None
         raise
+    if after_replace is not None:
+        after_replace()
     tracking.mark_applied(uri, recorded["run_id"], True)
     return AdvanceResult(
         target,
@@ -302,6 +313,36 @@ def advance(
         traffic_run_id=recorded.get("run_id"),
         pulumi_command=pulumi_up_command(stack_file.stack, stack_file.project_dir),
     )
+
+
+def edit_error_code(error: Exception) -> int:
+    """Exit code of a refused stack-file write: the file system refusing it
+    is a failure of the run (cliutil's program error), anything else — lock
+    held, file changed or read-only, an edit that would not validate — a
+    refusal."""
+    from .stackedit import WriteFailed
+
+    return EXIT_PROGRAM_ERROR if isinstance(error, WriteFailed) else EXIT_REFUSED
+
+
+def settle(uri: str, experiment: str, stack_file: StackFile, on_settled: Callable[[str], None] | None = None) -> None:
+    """Before a write: mark the changes of killed runs from the stack file
+    (:func:`azml.release.store.settle_changes`), under the file's lock."""
+    from . import store
+    from .stackedit import StackEditError
+
+    try:
+        settled = store.settle_changes(uri, experiment, stack_file)
+    except StackEditError as error:
+        raise AdvanceError(edit_error_code(error), error.problems) from None
+    except Exception as error:  # the store unreachable
+        raise AdvanceError(
+            EXIT_REFUSED,
+            [f"cannot read the release audit trail in experiment {experiment!r} of {uri}: {str(error).splitlines()[0]}"],
+        ) from None
+    for item in settled:
+        if on_settled is not None:
+            on_settled(item.text())
 
 
 def find_pulumi() -> str | None:

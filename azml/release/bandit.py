@@ -38,7 +38,8 @@ from ..config.bandit import BanditConfig, bandit_arms
 from ..config.release import ReleaseConfig
 from . import tracking as t
 from .advance import (
-    EXIT_INVALID_INPUT, EXIT_REFUSED, TAG_APPLIED, AdvanceError, load_target, missing_sqlite_store, pulumi_up_command,
+    EXIT_INVALID_INPUT, EXIT_REFUSED, TAG_APPLIED, AdvanceError, edit_error_code, load_target, missing_sqlite_store,
+    pulumi_up_command, settle,
 )
 from .observations import Observation
 
@@ -280,6 +281,8 @@ def run_bandit(
     seed = secrets.randbits(63) if seed is None else seed  # logged, so any allocation can be recomputed
     if missing_sqlite_store(uri) is not None:
         raise BanditError(EXIT_REFUSED, [f"no observations: there is no tracking store at {uri}"])
+    if not dry_run:  # a change a killed run recorded but never marked: settled from the file first
+        settle(uri, experiment_name, stack_file)
     window = dt.timedelta(minutes=config.release.window_minutes)
     try:
         observed = from_mlflow(
@@ -317,11 +320,11 @@ def run_bandit(
             computed_at=allocation.computed_at, project_dir=stack_file.project_dir, project=stack_file.project,
             before_replace=record,
         )
-    except StackEditError as error:
-        raise BanditError(EXIT_REFUSED, error.problems) from None
-    except BaseException:
-        if "run_id" in recorded:
+    except BaseException as error:
+        if "run_id" in recorded:  # recorded, then the replace failed: say so in the audit trail
             t.mark_applied(uri, recorded["run_id"], False)
+        if isinstance(error, StackEditError):
+            raise BanditError(edit_error_code(error), error.problems) from None
         raise
     t.mark_applied(uri, recorded["run_id"], True)
     allocation.applied, allocation.run_id, allocation.diff = True, recorded["run_id"], edit.diff

@@ -20,6 +20,10 @@ KPIs over a period [since, until], each from the events that end in it:
   retraining decision (kind ``retrain``).
 
 Durations are medians. A KPI without samples is "no data", never met.
+
+Before reading, a traffic change a killed ``advance`` recorded but never
+tagged ``azml.applied`` is settled from the stack file
+(:func:`azml.release.store.settle_changes`), so that it counts.
 """
 
 from __future__ import annotations
@@ -300,6 +304,14 @@ def delivery_kpis(
     since = since or until - dt.timedelta(days=28)
     runs: dict[str, list[_Run]] = {}
     if missing_sqlite_store(uri) is None:  # else: nothing recorded, and reading would create the store
+        from .stackedit import StackEditError
+        from .status import SETTLE_LOCK_TIMEOUT
+        from .store import settle_changes
+
+        try:
+            settle_changes(uri, experiment_name, stack_file, lock_timeout=SETTLE_LOCK_TIMEOUT)
+        except StackEditError:  # a writer holds the lock (and settles), or a read-only directory
+            pass
         client = t.client(uri)
         for kind in (t.KIND_VERDICT, t.KIND_TRAFFIC, t.KIND_DRIFT, t.KIND_RETRAIN):
             runs[kind] = load_runs(client, experiment_name, kind, stack_file.stack, until)

@@ -4,7 +4,8 @@ Per endpoint: the live and mirror split as the stack file declares it (what
 the next ``pulumi up`` applies), the canary and its ladder position, and the
 newest verdict from MLflow with its age, whether it is still fresh enough for
 ``advance`` and whether it was computed on the current file (``advance``
-refuses it otherwise).
+refuses it otherwise). A change a killed run recorded but never marked is
+settled from the stack file first (:func:`azml.release.store.settle_changes`).
 """
 
 from __future__ import annotations
@@ -101,11 +102,36 @@ def _last_change(uri: str, experiment: str, stack: str, endpoint: str) -> tuple[
     """(ISO time, verdict run id) of the newest applied traffic change."""
     from . import tracking as t
 
-    run = t.newest_run(t.client(uri), experiment, t.run_filter(t.KIND_TRAFFIC, finished=True, stack=stack, endpoint=endpoint))
+    query = t.run_filter(t.KIND_TRAFFIC, finished=True, stack=stack, endpoint=endpoint)
+    run = t.newest_run(t.client(uri), experiment, f"{query} and tags.`{t.TAG_APPLIED}` = 'true'")
     if run is None:
         return None, None
     started = dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.timezone.utc)
     return started.isoformat(timespec="seconds"), run.data.tags.get("azml.verdict_run") or None
+
+
+#: Seconds a reading command waits for a writer's lock before it leaves the
+#: settling to that writer (which holds it for one MLflow record and a replace).
+SETTLE_LOCK_TIMEOUT = 5.0
+
+
+def settle_quietly(uri: str, experiment: str, stack_file: Any) -> str | None:
+    """Settle changes of killed runs (:func:`azml.release.store.settle_changes`)
+    for a command that only reads: when a writer holds the lock (it settles
+    them itself) or the directory is read-only, nothing is settled and
+    nothing fails. Returns the error of an unreachable store, else None."""
+    from . import store
+    from .stackedit import StackEditError
+
+    if missing_sqlite_store(uri) is not None:
+        return None
+    try:
+        store.settle_changes(uri, experiment, stack_file, lock_timeout=SETTLE_LOCK_TIMEOUT)
+    except StackEditError:
+        return None
+    except Exception as problem:  # the store unreachable
+        return f"cannot read the tracking store {uri}: {str(problem).splitlines()[0]}"
+    return None
 
 
 def stack_status(
@@ -126,6 +152,7 @@ def stack_status(
         stack, endpoint, project_dir=project_dir, tracking_uri=tracking_uri, experiment=experiment
     )
     ladder = list(config.release.ladder)
+    settle_error = settle_quietly(uri, experiment_name, stack_file)
     current_sha = file_sha256(stack_file.path)
     max_age = dt.timedelta(minutes=config.release.verdict_max_age_minutes)
     now = now or utc_now()
@@ -145,6 +172,7 @@ def stack_status(
                 changed_at, changed_by = _last_change(uri, experiment_name, stack_file.stack, e.name)
         except Exception as problem:  # StoreError, or the store unreachable
             error = f"cannot read the tracking store {uri}: {problem}"
+        error = error or settle_error
         champion, canary = infer_roles(split, names)
         if verdict is not None and verdict.champion in names and verdict.canary in names:
             inferred_canary = canary

@@ -2,8 +2,9 @@
 
 :func:`register` adds both commands to the ``release`` sub-app. Exit codes:
 0 applied or nothing to apply; 1 refused (stack file changed since the
-verdict, lock held, no or stale verdict, ``pulumi up`` missing or failed);
-2 bad input (unknown stack or endpoint, invalid stack config).
+verdict or read-only, lock held, no or stale verdict, ``pulumi up`` missing or
+failed) or the file system refused the write (read-only directory, disk
+full); 2 bad input (unknown stack or endpoint, invalid stack config).
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def advance_command(
     from .advance import AdvanceError, advance, command_text, run_pulumi_up
 
     try:
-        result = advance(stack, endpoint, project_dir=project_dir, tracking_uri=tracking_uri, experiment=experiment)
+        result = advance(
+            stack, endpoint, project_dir=project_dir, tracking_uri=tracking_uri, experiment=experiment,
+            on_settled=lambda line: typer.echo(f"audit trail: {line}"),
+        )
     except AdvanceError as error:
         fail(error.code, error.problems)
     verdict = result.verdict
