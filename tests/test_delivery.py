@@ -248,6 +248,8 @@ def test_azure_pipeline_has_the_same_stages_and_commands(pipeline: dict[str, Any
     assert "make plan STACK=$(stack)" in scripts
     inline = [s["inputs"]["inlineScript"] for s in preview["steps"] if s.get("task") == "AzureCLI@2"]
     assert len(inline) == 1 and "pulumi preview --stack \"$(stack)\" --policy-pack policies" in inline[0]
+    assert '--policy-pack-config "policies/platform/config.$(stack).json"' in inline[0]
+    assert "--policy-pack policies/platform" in inline[0]
 
     for stack in STACKS:
         job = stages[f"Deploy_{stack}"]["jobs"][0]
@@ -259,6 +261,7 @@ def test_azure_pipeline_has_the_same_stages_and_commands(pipeline: dict[str, Any
         assert len(up) == 1
         assert f"pulumi up --stack {stack} --policy-pack policies" in up[0]
         assert f"--policy-pack-config policies/config.{stack}.json" in up[0]
+        assert f"--policy-pack-config policies/platform/config.{stack}.json" in up[0]
 
 
 def test_azure_pipeline_uses_a_workload_identity_service_connection(pipeline: dict[str, Any]) -> None:
@@ -372,13 +375,15 @@ def test_policy_pack_and_its_config_files(workflows: dict[str, dict[str, Any]]) 
     seen = set()
     for name, job_id, job, step in pulumi_action_steps(workflows):
         stacks = matrix_values(job) if "matrix" in str(step["with"]["stack-name"]) else [step["with"]["stack-name"]]
-        assert step["with"]["policyPacks"] == "policies"
+        # Both packs, one config per pack in the same order (pulumi/actions reads one per line).
+        assert step["with"]["policyPacks"].split() == ["policies", "policies/platform"]
         for stack in stacks:
-            config = expand(str(step["with"]["policyPackConfigs"]), stack)
-            assert config == f"policies/config.{stack}.json", f"{name}.{job_id}"
-            assert (ROOT / config).is_file(), config
+            configs = expand(str(step["with"]["policyPackConfigs"]), stack).split()
+            assert configs == [f"policies/config.{stack}.json", f"policies/platform/config.{stack}.json"], f"{name}.{job_id}"
+            assert all((ROOT / config).is_file() for config in configs), configs
             seen.add((name, stack))
         assert (ROOT / "policies" / "PulumiPolicy.yaml").is_file()
+        assert (ROOT / "policies" / "platform" / "PulumiPolicy.yaml").is_file()
     assert seen == {("preview", "dev"), ("preview", "prod"), ("deploy", "dev"), ("deploy", "prod")}
     preview = [s for n, _, _, s in pulumi_action_steps(workflows) if n == "preview"]
     assert all(s["with"]["command"] == "preview" and s["with"]["comment-on-pr"] is True for s in preview)
