@@ -132,6 +132,7 @@ CASES = [
     Case("sqlite-missing-dir-record", lambda env: record(env, uri=f"sqlite:///{env.root / 'nowhere' / 'mlruns.db'}"), 2, "/nowhere does not exist (azml does not create it)"),
     Case("sqlite-missing-dir-drift", lambda env: drift(env, "--tracking-uri", f"sqlite:///{env.root / 'nowhere' / 'mlruns.db'}"), 2, "/nowhere does not exist (azml does not create it)"),
     Case("sqlite-missing-dir-in-stack", with_tracking_uri_in_stack("sqlite:///nowhere/mlruns.db", lambda env: without_tracking_uri(evaluate(env))), 2, "project/nowhere does not exist"),
+    Case("invalid-url-drift", lambda env: drift(env, "--tracking-uri", "http://[::1"), 2, "tracking URI http://[::1: not a valid URL; set --tracking-uri"),
     Case("refused-port-evaluate", lambda env: evaluate(env, uri=env.closed_url), 1, "is unreachable: Connection refused; no verdict was logged"),
     Case("refused-port-record", lambda env: record(env, uri=env.closed_url), 1, "is unreachable: Connection refused; nothing was logged"),
     Case("refused-port-drift", lambda env: drift(env, "--tracking-uri", env.closed_url), 1, "is unreachable: Connection refused; nothing was written"),

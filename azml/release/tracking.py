@@ -172,7 +172,8 @@ def check_reachable(uri: str) -> None:
     """Bound MLflow's HTTP requests (:data:`HTTP_REQUEST_BOUNDS`, unless the
     environment sets them) and, for an HTTP tracking server, ask it once
     (see :func:`_probe`). Opens no store: a command can call it before it
-    writes anything. Raises TrackingUnavailable."""
+    writes anything. Raises TrackingUnavailable, or TrackingUriError for a
+    URL that cannot be requested or an MLFLOW_HTTP_REQUEST_TIMEOUT that is no number."""
     for name, value in HTTP_REQUEST_BOUNDS.items():
         if name not in os.environ:
             os.environ[name] = value
@@ -197,7 +198,7 @@ def _probe(uri: str, timeout: float) -> None:
     (even 404 or 401) counts as reachable; the outcome is kept per process,
     so a command that reads the store several times asks once."""
     if uri not in _probed:
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import InvalidUrlException, MlflowException
         from mlflow.utils.credentials import get_default_host_creds
         from mlflow.utils.rest_utils import http_request
 
@@ -207,6 +208,8 @@ def _probe(uri: str, timeout: float) -> None:
                 max_retries=0, backoff_factor=0, timeout=timeout, raise_on_status=False,
             )
             _probed[uri] = None
+        except InvalidUrlException:
+            raise TrackingUriError(f"tracking URI {display_uri(uri)}: not a valid URL; set {URI_SOURCES} to a valid MLflow URI") from None
         except MlflowException as error:
             _probed[uri] = TrackingUnavailable(
                 f"the MLflow tracking server {display_uri(uri)} is unreachable: {_transport_reason(error, timeout)}"
