@@ -23,12 +23,12 @@ from typing import Any, Mapping, Sequence
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
+from azml.azure_client import ARM_ENDPOINT, ProviderCredential, arm_pipeline_client, cloud_from_environment
 from azml.config.schema import StackConfig
 from azml.config.workspace import fqdn_rule_name
 
 #: Same API version as azure-native's Workspace resource and the routing client.
 API_VERSION = "2025-12-01"
-ARM_ENDPOINT = "https://management.azure.com"
 
 #: Outbound rule names the stack declares for its own scenarios.
 SPARK_STORAGE_RULE = "pe-storage-blob-spark"
@@ -93,24 +93,8 @@ class ProvisioningClient:
     def __init__(
         self, credential: Any, *, base_url: str = ARM_ENDPOINT, polling_interval: float = 15.0, scope: str | None = None
     ) -> None:
-        from azure.core.pipeline import policies
-        from azure.core.pipeline.transport import RequestsTransport
-        from azure.mgmt.core import ARMPipelineClient
-        from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
-
         self.polling_interval = polling_interval
-        self._client = ARMPipelineClient(
-            base_url=base_url,
-            policies=[
-                policies.RequestIdPolicy(),
-                policies.HeadersPolicy(),
-                policies.UserAgentPolicy(sdk_moniker="azml-managed-network"),
-                policies.RetryPolicy(),
-                ARMChallengeAuthenticationPolicy(credential, scope or f"{base_url.rstrip('/')}/.default"),
-                policies.HttpLoggingPolicy(),
-            ],
-            transport=RequestsTransport(),
-        )
+        self._client = arm_pipeline_client(credential, base_url=base_url, moniker="azml-managed-network", scope=scope)
 
     def _url(self, path: str) -> str:
         return self._client.format_url(f"{path}?api-version={API_VERSION}")
@@ -164,23 +148,12 @@ class ManagedNetworkProvisioningProvider(ResourceProvider):
 
     def __init__(self, credential: Any = None, polling_interval: float = 15.0) -> None:
         super().__init__()
-        self._credential = credential
+        self._credential = ProviderCredential(credential)
         self._polling_interval = polling_interval
-        self._from_environment: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        # A credential built in one process never travels to another.
-        return {**self.__dict__, "_from_environment": None}
 
     def _client(self, props: Mapping[str, Any]) -> ProvisioningClient:
-        from azml.serving.routing import cloud_from_environment, credential_from_environment
-
         cloud = cloud_from_environment()
-        credential = self._credential
-        if credential is None:
-            if self._from_environment is None:
-                self._from_environment = credential_from_environment(cloud=cloud)
-            credential = self._from_environment
+        credential = self._credential.get(cloud)
         return ProvisioningClient(
             credential,
             base_url=props.get("armEndpoint") or cloud.arm_endpoint,
@@ -223,8 +196,6 @@ class ManagedNetworkProvisioningProvider(ResourceProvider):
 
 
 def _arm_endpoint() -> str:
-    from azml.serving.routing import cloud_from_environment
-
     return cloud_from_environment().arm_endpoint
 
 

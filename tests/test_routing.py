@@ -646,7 +646,7 @@ def test_a_wrong_secret_fails_before_any_arm_call(signed_in, monkeypatch) -> Non
     ],
 )
 def test_incomplete_arm_variables_name_what_is_missing(variables, message) -> None:
-    from azml.serving.routing import CredentialConfigError, credential_from_environment
+    from azml.azure_client import CredentialConfigError, credential_from_environment
 
     with pytest.raises(CredentialConfigError, match=message):
         credential_from_environment(variables)
@@ -662,7 +662,7 @@ def test_incomplete_arm_variables_name_what_is_missing(variables, message) -> No
     ],
 )
 def test_cloud_from_environment(variables, arm_endpoint) -> None:
-    from azml.serving.routing import cloud_from_environment
+    from azml.azure_client import cloud_from_environment
 
     assert cloud_from_environment(variables).arm_endpoint == arm_endpoint
 
@@ -675,6 +675,6 @@ def test_a_used_provider_still_pickles_without_its_credential(signed_in, monkeyp
         monkeypatch.setenv(name, value)
     provider = EndpointRoutingProvider()
     provider.read(f"{ONLINE}/routing", online(signed_in, ["blue"], {"blue": 100}))
-    assert provider._from_environment is not None
+    assert provider._credential._built is not None
     copy = dill.loads(dill.dumps(provider))
-    assert copy._from_environment is None and b"s3cret" not in dill.dumps(provider)
+    assert copy._credential._built is None and b"s3cret" not in dill.dumps(provider)

@@ -262,14 +262,6 @@ _PREFIX = re.compile(r"^[a-z][a-z0-9]{1,7}$")
 class StackConfig(Model):
     """The whole ``azml:`` namespace of one stack."""
 
-    phase: Literal["platform", "serving"] = Field(
-        default="serving",
-        description=(
-            "platform: the first `pulumi up` on an empty subscription creates the platform without online/batch "
-            "deployments and model monitors (their code assets cannot exist before the workspace does); "
-            "serving: everything (README \"Running it for real\")."
-        ),
-    )
     environment: Environment
     location: str = Field(description="Azure region, e.g. westeurope.")
     prefix: str = Field(description="2-8 lowercase letters/digits; starts every resource name.")
@@ -299,6 +291,14 @@ class StackConfig(Model):
     dashboards: DashboardsConfig = Field(default_factory=DashboardsConfig)  # on when absent (free)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
     data_validation: dict[str, ModelValidation] = Field(default_factory=dict, description="Model name -> batch checks.")
+    phase: Literal["platform", "serving"] = Field(
+        default="serving",
+        description=(
+            "platform: the first `pulumi up` on an empty subscription creates the platform without online/batch "
+            "deployments and model monitors (their code assets cannot exist before the workspace does); "
+            "serving: everything (README \"Running it for real\")."
+        ),
+    )
 
     def deployed(self) -> "StackConfig":
         """What this run deploys: in the ``platform`` phase, no serving and no

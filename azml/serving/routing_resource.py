@@ -22,7 +22,7 @@ Lifecycle, as Pulumi drives it:
 
 The provider runs in Pulumi's dynamic-provider host, in this project's
 virtualenv, and signs in as the azure-native provider does, from the same
-``ARM_*`` variables (``azml.serving.routing.credential_from_environment``),
+``ARM_*`` variables (``azml.azure_client.credential_from_environment``),
 falling back to ``DefaultAzureCredential`` (``AZURE_*``, workload identity,
 managed identity, Azure CLI). Nothing unpicklable is kept on the provider:
 Pulumi pickles it at registration; the credential is made in the host.
@@ -36,7 +36,8 @@ import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 from pulumi.runtime.rpc import UNKNOWN
 
-from .routing import Routing, RoutingClient, cloud_from_environment, credential_from_environment, nonzero
+from ..azure_client import ProviderCredential, cloud_from_environment
+from .routing import Routing, RoutingClient, nonzero
 from .rules import traffic_problems
 
 _ROUTING_KEYS = ("traffic", "mirrorTraffic", "defaultDeployment")
@@ -78,21 +79,12 @@ class EndpointRoutingProvider(ResourceProvider):
 
     def __init__(self, credential: Any = None, polling_interval: float = 5.0) -> None:
         super().__init__()
-        self._credential = credential
+        self._credential = ProviderCredential(credential)
         self._polling_interval = polling_interval
-        self._from_environment: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        # A credential built in one process never travels to another.
-        return {**self.__dict__, "_from_environment": None}
 
     def _client(self, props: Mapping[str, Any]) -> RoutingClient:
         cloud = cloud_from_environment()
-        credential = self._credential
-        if credential is None:
-            if self._from_environment is None:
-                self._from_environment = credential_from_environment(cloud=cloud)
-            credential = self._from_environment
+        credential = self._credential.get(cloud)
         return RoutingClient(
             credential,
             base_url=props.get("armEndpoint") or cloud.arm_endpoint,
