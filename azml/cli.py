@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from .drift.cli import drift
-from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail as _fail
+from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ErrorGroup, OutputFormat, fail as _fail
 from .files import write_atomically
 from .envcheck import env_app
 from .lineage_cli import lineage
@@ -19,6 +19,8 @@ from .release.cli import release_app
 from .retrain.cli import retrain_app
 
 app = typer.Typer(
+    # Every command (retrain, lineage, drift, ...) ends a CommandError with its one line, never a traceback.
+    cls=ErrorGroup,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,

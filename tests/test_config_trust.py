@@ -56,6 +56,7 @@ CASES: dict[str, tuple[tuple[Any, ...], Any, str]] = {
     "a name with a trailing newline": (("compute", "clusters", 2, "name"), "gpu-train\n", "azml:compute.clusters[2].name:"),
     "a prefix with a trailing newline": (("prefix",), "azml\n", "azml:prefix:"),
     "an e-mail with a trailing newline": (("alerts", "emails", 0), "oncall@example.com\n", "azml:alerts.emails[0]:"),
+    "a NUL in the tracking URI": (("release", "metrics", "trackingUri"), "sqlite:///mlruns.db\x00", "azml:release.metrics.trackingUri: must not contain control characters"),
     "an unknown policy effect": (("governance", "policies", 0, "parameters", "effect"), "Off", "azml:governance.policies[0]: parameters.effect must be one of Audit, Deny, Disabled (got 'Off')"),
     "a gate that passes 100 % errors": (("release", "gate", "maxErrorRate"), 1, "azml:release.gate.maxErrorRate: Input should be less than or equal to 0.5"),
     "a gate that passes any accuracy": (("release", "gate", "minAccuracyDelta"), -1, "azml:release.gate.minAccuracyDelta: Input should be greater than or equal to -0.1"),

@@ -51,6 +51,13 @@ class MetricsSource(Model):
         default=None, description="When set, p95 latency and error rate come from Azure Monitor."
     )
 
+    @field_validator("tracking_uri")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must not contain control characters (NUL, newline, ...)")
+        return value
+
     @model_validator(mode="after")
     def _file_named(self) -> "MetricsSource":
         if self.source == "file" and not self.file:
