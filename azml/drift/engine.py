@@ -37,7 +37,7 @@ class FeatureDrift:
     drifted: bool  # psi > threshold
     ks_statistic: float | None
     ks_pvalue: float | None
-    ks_method: str | None  # "exact", "asymptotic", None (categorical, or an empty sample)
+    ks_method: str | None  # "exact", "finite-n", "asymptotic" (see ks.ks_pvalue), None (categorical, or an empty sample)
     n_reference: int  # rows, missing values included
     n_current: int
     missing_reference: int
