@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from azml.config import read_stack_file
-from azml.plan.daytwo import CANARY_OPERATION, PERSONA_OPERATION, Before, compare, locks_of, plan_before, resource_ids
+from azml.plan.daytwo import (
+    CANARY_OPERATION, PERSONA_OPERATION, Before, compare, locks_of, plan_before, resource_ids, simulate,
+)
 from azml.plan.engine import run_plan
 from azml.plan.model import Plan, PlannedResource
 from azml.plan.sequence import DependencyCycle, creation_waves, requirements, waits_for
@@ -145,6 +147,17 @@ def test_a_stack_without_online_endpoints_or_personas_says_what_it_skipped(tmp_p
     assert before.plan is None
     report = compare(before, Plan("azml", "bare", []))
     assert [o.skipped for o in report.operations] == ["the stack has no online deployment", "the stack assigns no persona"]
+    assert all(o.allowed for o in report.operations)
+
+
+def test_a_stack_without_locks_is_not_planned_twice(dev_plan: Plan) -> None:
+    assert not locks_of(dev_plan)
+
+    def never(_stack_file: object) -> Plan:
+        raise AssertionError("planned a second time")
+
+    report = simulate(read_stack_file("dev", ROOT), dev_plan, never)
+    assert [o.skipped for o in report.operations] == ["the stack has no locks, so nothing can block it"] * 2
     assert all(o.allowed for o in report.operations)
 
 

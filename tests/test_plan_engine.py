@@ -82,12 +82,13 @@ def test_outputs_are_azure_shaped(dev_plan: Plan) -> None:
         "/providers/Microsoft.MachineLearningServices/workspaces/mlw-azml-dev"
     )
     assert outputs["computeClusters"] == ["cpu-build", "cpu-train"]
-    # System identity principal ids flow into role assignments: one per identity.
-    (workspace,) = dev_plan.of_type("azure-native:machinelearningservices:Workspace")
+    # System identity principal ids flow into role assignments: one per identity
+    # (the function app's; Azure ML grants the workspace identity's roles itself).
+    (function,) = dev_plan.of_type("azure-native:web:WebApp")
     principals = {
         r.inputs["principalId"]
         for r in dev_plan.of_type("azure-native:authorization:RoleAssignment")
-        if workspace.urn in r.property_dependencies["principalId"]
+        if function.urn in r.property_dependencies["principalId"]
     }
     assert len(principals) == 1 and len(principals.pop()) == 36
 

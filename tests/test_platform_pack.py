@@ -145,3 +145,19 @@ def test_the_rule_table_in_the_docs_is_generated_from_the_pack() -> None:
 
     page = DOC.read_text()
     assert render(page) == page, "docs/platform-rules.md is stale: run `make docs`"
+
+
+def test_a_prod_copy_without_package_outbound_rules_fails_the_plan_naming_the_rule(tmp_path: Path) -> None:
+    """Row 4 re-added from config alone: conda/pip builds under approved-outbound with no rule to reach them."""
+    from .conftest import load_stack, write_stack
+
+    document = load_stack("prod")
+    document["config"]["azml:workspace"]["packageRepositories"] = []
+    path = write_stack(tmp_path, "prod", document)
+    result = run_cli("plan", str(path), "--out", str(tmp_path / "out"), "--no-checkov", "--no-day-two")
+    assert result.returncode == 1
+    assert "error: 1 mandatory policy violation(s)" in result.stderr
+    assert "[mandatory] azure-ml-image-build-package-outbound on azure-native:machinelearningservices:EnvironmentVersion::" in result.stdout
+    assert "Source: https://learn.microsoft.com/azure/machine-learning/how-to-managed-network" in result.stdout
+    violations = json.loads((tmp_path / "out" / "prod" / "plan.json").read_text())["platform"]["violations"]
+    assert {v["policy"] for v in violations} == {"azure-ml-image-build-package-outbound"}
