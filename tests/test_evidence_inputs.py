@@ -137,8 +137,8 @@ CASES = [
     Case("refused-port-record", lambda env: record(env, uri=env.closed_url), 1, "is unreachable: Connection refused; nothing was logged"),
     Case("refused-port-drift", lambda env: drift(env, "--tracking-uri", env.closed_url), 1, "is unreachable: Connection refused; nothing was written"),
     Case("refused-port-advance", lambda env: ["release", "advance", "prod", "--project-dir", str(env.project), "-e", ENDPOINT, "--tracking-uri", env.closed_url], 1, "is unreachable: Connection refused"),
-    Case("silent-server-evaluate", lambda env: evaluate(env, uri=env.silent_url), 1, "is unreachable: no answer within 5 s"),
-    Case("silent-server-drift", lambda env: drift(env, "--tracking-uri", env.silent_url), 1, "is unreachable: no answer within 5 s"),
+    Case("silent-server-evaluate", lambda env: evaluate(env, uri=env.silent_url), 1, "is unreachable: no answer within"),
+    Case("silent-server-drift", lambda env: drift(env, "--tracking-uri", env.silent_url), 1, "is unreachable: no answer within"),
     # `azml drift` options.
     Case("drift-bins-1", lambda env: drift(env, "--bins", "1", "--no-log"), 2, "--bins: 1 is not in 2..1000"),
     Case("drift-bins-1e9", lambda env: drift(env, "--bins", "1000000000", "--no-log"), 2, "--bins: 1000000000 is not in 2..1000"),
