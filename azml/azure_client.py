@@ -70,6 +70,12 @@ class ProviderCredential:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
+    def client_args(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        """``credential``, ``base_url`` and ``scope`` of an ARM client for a
+        resource whose inputs may name its ARM endpoint (``armEndpoint``)."""
+        cloud = cloud_from_environment()
+        return {"credential": self.get(cloud), "base_url": props.get("armEndpoint") or cloud.arm_endpoint, "scope": cloud.scope}
+
     def get(self, cloud: "Cloud") -> Any:
         if self._given is not None:
             return self._given

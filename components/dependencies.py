@@ -63,8 +63,19 @@ def observability(
     return workspace, insights
 
 
-def locked_down_storage_account(logical_name: str, account_name: str, sku: str, at: Placement) -> storage.StorageAccount:
-    """A StorageV2 account reachable only through private endpoints and Entra ID."""
+def locked_down_storage_account(
+    logical_name: str, account_name: str, sku: str, at: Placement, *, trusted_services: bool = False
+) -> storage.StorageAccount:
+    """A StorageV2 account reachable only through private endpoints and Entra ID.
+    ``trusted_services``: its public endpoint stays on for trusted Azure
+    services only (default deny, no IP or virtual-network rule), for a
+    service that cannot use private endpoints (Event Grid delivery)."""
+    network = (
+        {"public_network_access": "Enabled", "network_rule_set": {
+            "default_action": "Deny", "bypass": "AzureServices", "ip_rules": [], "virtual_network_rules": []}}
+        if trusted_services
+        else {"public_network_access": "Disabled", "network_rule_set": {"default_action": "Deny", "bypass": "AzureServices"}}
+    )  # fmt: skip
     return storage.StorageAccount(
         logical_name,
         account_name=account_name,
@@ -81,8 +92,7 @@ def locked_down_storage_account(logical_name: str, account_name: str, sku: str, 
         allow_shared_key_access=False,
         default_to_o_auth_authentication=True,
         allow_cross_tenant_replication=False,
-        public_network_access="Disabled",
-        network_rule_set={"default_action": "Deny", "bypass": "AzureServices"},
+        **network,
         encryption={
             "key_source": "Microsoft.Storage",
             "require_infrastructure_encryption": True,

@@ -30,7 +30,7 @@ from pulumi_azure_native import eventgrid, monitor, storage, web
 from azml.config.retraining import RetrainingConfig
 from azml.naming import Names
 
-from .dependencies import Placement
+from .dependencies import Placement, locked_down_storage_account
 from .diagnostics import send_to_log_analytics
 from .private_link import private_endpoint
 from .roles import assign_role
@@ -362,30 +362,4 @@ def _host_storage(account_name: str, sku: str, at: Placement) -> storage.Storage
     network rules: nothing but trusted services (and the private endpoints)
     gets in. The checklist policy azml-storage-public-network-disabled exempts
     this one account (policies/config.*.json)."""
-    return storage.StorageAccount(
-        "st-fn",
-        account_name=account_name,
-        resource_group_name=at.resource_group_name,
-        location=at.location,
-        kind="StorageV2",
-        sku={"name": sku},
-        access_tier="Hot",
-        enable_https_traffic_only=True,
-        minimum_tls_version="TLS1_2",
-        allow_blob_public_access=False,
-        allow_shared_key_access=False,
-        default_to_o_auth_authentication=True,
-        allow_cross_tenant_replication=False,
-        public_network_access="Enabled",
-        network_rule_set={"default_action": "Deny", "bypass": "AzureServices", "ip_rules": [], "virtual_network_rules": []},
-        encryption={
-            "key_source": "Microsoft.Storage",
-            "require_infrastructure_encryption": True,
-            "services": {
-                "blob": {"enabled": True, "key_type": "Account"},
-                "file": {"enabled": True, "key_type": "Account"},
-            },
-        },
-        tags=dict(at.tags),
-        opts=at.opts,
-    )
+    return locked_down_storage_account("st-fn", account_name, sku, at, trusted_services=True)

@@ -83,14 +83,7 @@ class EndpointRoutingProvider(ResourceProvider):
         self._polling_interval = polling_interval
 
     def _client(self, props: Mapping[str, Any]) -> RoutingClient:
-        cloud = cloud_from_environment()
-        credential = self._credential.get(cloud)
-        return RoutingClient(
-            credential,
-            base_url=props.get("armEndpoint") or cloud.arm_endpoint,
-            polling_interval=self._polling_interval,
-            scope=cloud.scope,
-        )
+        return RoutingClient(**self._credential.client_args(props), polling_interval=self._polling_interval)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = []
