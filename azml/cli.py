@@ -28,8 +28,21 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"azml {version('azml')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print azml's version and exit."),
+    ] = False,
+) -> None:
     """Subcommands: plan, checkov, release, drift, retrain, lineage, env."""
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
 import jsonschema
 from ruamel.yaml import YAML
@@ -67,3 +71,16 @@ def test_main_program_stays_thin() -> None:
     assert "from pulumi_azure_native import authorization, resources\n" in source
     assert source.count("resources.ResourceGroup(") == 1
     assert len(source.splitlines()) < 160
+
+
+def test_the_license_file_is_the_one_pyproject_declares() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
+    text = (ROOT / "LICENSE").read_text()
+    assert declared == "Apache-2.0"
+    assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+
+
+def test_azml_version_prints_the_package_version() -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    result = subprocess.run([str(Path(sys.executable).parent / "azml"), "--version"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == f"azml {version}\n" and result.stderr == ""
