@@ -34,13 +34,29 @@ $(CHECKOV_STAMP): requirements-checkov.lock
 
 checkov-env: $(CHECKOV_STAMP)
 
+# The policy packs' own environment, policies/venv (PulumiPolicy.yaml: `virtualenv: venv`;
+# policies/platform points at ../venv). The Pulumi CLI runs a local pack's Python from that
+# virtualenv but does not create it: build it here before `pulumi preview --policy-pack policies`.
+# Transitive versions come from requirements.lock (-c), so the packs run on the versions the tests run.
+POLICY_VENV  := policies/venv
+POLICY_STAMP := $(POLICY_VENV)/.installed
+
+$(POLICY_STAMP): policies/requirements.txt requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit("azml needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r policies/requirements.txt -c requirements.lock
+	touch $(POLICY_STAMP)
+
+.PHONY: policy-env
+policy-env: $(POLICY_STAMP)
+
 plan: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/azml plan $(STACK)
 
 plan-prod: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/azml plan prod
 
-test: $(STAMP) $(CHECKOV_STAMP) chromium
+test: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
@@ -65,7 +81,7 @@ lock-checkov: $(STAMP)
 	echo "checkov==$(CHECKOV_VERSION)" | $(BIN)/uv pip compile - -o requirements-checkov.lock --python-version 3.11 --annotation-style line --custom-compile-command "make lock-checkov"
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .venv-evidently build
+	rm -rf $(VENV) $(CHECKOV_VENV) $(POLICY_VENV) .venv-evidently build
 
 # Drift engine vs Evidently (benchmarks/drift_vs_evidently.py). Evidently's pins clash with
 # ours: it lives in .venv-evidently (from requirements-evidently.lock) and the benchmark runs
@@ -89,9 +105,14 @@ lock-evidently: $(STAMP)
 	printf 'evidently==$(EVIDENTLY_VERSION)\npandas<3\n' | $(BIN)/uv pip compile - -o requirements-evidently.lock --python-version 3.11 --annotation-style line --custom-compile-command "make lock-evidently"
 
 # Headless Chromium (Debian's package) renders the release scoreboard's HTML page
-# in its screenshot test. Installed only when missing; needs root (or SUDO=sudo).
+# in its screenshot test. `make test` does not need it (the test is skipped, naming
+# this target); .ci/run installs it and requires it. Installing needs root (or SUDO=sudo).
 # On a fresh Debian 12 machine apt-get update + install took ~30 s (~113 MB download).
 SUDO ?=
 .PHONY: chromium
 chromium:
-	command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium)
+	@command -v chromium >/dev/null && exit 0; \
+	if [ -z "$(SUDO)" ] && [ "$$(id -u)" != 0 ]; then \
+	  echo "make chromium: installing Debian's chromium needs root: run it as root or with SUDO=sudo" >&2; exit 2; fi; \
+	command -v apt-get >/dev/null || { echo "make chromium: no apt-get here: install Chromium with your system's package manager" >&2; exit 2; }; \
+	$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium
