@@ -57,8 +57,10 @@ TrackingUri = Annotated[
     Optional[str],
     typer.Option(
         "--tracking-uri",
+        envvar="AZML_TRACKING_URI",
         help="MLflow tracking URI (default: the stack's azml:release.metrics.trackingUri; "
-        "a relative sqlite path is relative to the project directory).",
+        "a relative sqlite path is relative to the project directory; `workspace`: the MLflow store of the "
+        "stack's workspace, in the subscription of ARM_SUBSCRIPTION_ID or AZURE_SUBSCRIPTION_ID).",
     ),
 ]
 Experiment = Annotated[

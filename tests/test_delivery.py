@@ -346,13 +346,44 @@ def test_azure_login_is_oidc_from_repository_variables(workflows: dict[str, dict
     assert len(logins) == 4  # preview, deploy dev, deploy prod, release
     for name, job_id, step in logins:
         assert set(step["with"]) == {"client-id", "tenant-id", "subscription-id"}, f"{name}.{job_id}"
+        job = workflows[name]["jobs"][job_id]
         for key, value in step["with"].items():
-            assert re.fullmatch(r"\$\{\{ vars\.AZURE_[A-Z_]+ \}\}", value), f"{name}.{job_id} {key}: {value}"
+            if value == "${{ env.ARM_SUBSCRIPTION_ID }}":  # the job's per-stack subscription, from variables
+                value = job["env"]["ARM_SUBSCRIPTION_ID"]
+            assert re.fullmatch(r"\$\{\{ (vars\.AZURE_[A-Z_]+|matrix\.stack == '\w+' && vars\.AZURE_[A-Z_]+ \|\| vars\.AZURE_[A-Z_]+) \}\}", value), (
+                f"{name}.{job_id} {key}: {value}"
+            )
     for name, job_id, job, _ in pulumi_action_steps(workflows):
         env = job["env"]
         assert env["ARM_USE_OIDC"] == "true", f"{name}.{job_id}"
         for key in ("ARM_CLIENT_ID", "ARM_TENANT_ID", "ARM_SUBSCRIPTION_ID", "AZURE_STORAGE_ACCOUNT"):
-            assert env[key].startswith("${{ vars."), f"{name}.{job_id} {key}"
+            assert env[key].startswith("${{ vars.") or env[key].startswith("${{ matrix.stack =="), f"{name}.{job_id} {key}"
+
+
+def _per_stack(expression: str, stack: str) -> str:
+    """The variable ``${{ matrix.stack == 'S' && vars.A || vars.B }}`` reads for ``stack``."""
+    match = re.fullmatch(r"\$\{\{ matrix\.stack == '(\w+)' && vars\.(\w+) \|\| vars\.(\w+) \}\}", expression)
+    assert match, expression
+    return match.group(2) if stack == match.group(1) else match.group(3)
+
+
+@pytest.mark.parametrize("workflow, job_id", [("preview", "preview"), ("release", "evaluate")])
+def test_each_stack_is_read_in_its_own_subscription(workflows: dict[str, dict[str, Any]], workflow: str, job_id: str) -> None:
+    """A PR preview (and a release evaluation) of prod runs against prod's
+    subscription, of dev against dev's: never one repository-wide subscription."""
+    job = workflows[workflow]["jobs"][job_id]
+    expression = job["env"]["ARM_SUBSCRIPTION_ID"]
+    assert {stack: _per_stack(expression, stack) for stack in STACKS} == {
+        stack: f"AZURE_SUBSCRIPTION_ID_{stack.upper()}" for stack in STACKS
+    }
+    documented = (ROOT / "docs" / "cicd.md").read_text()
+    assert all(f"AZURE_SUBSCRIPTION_ID_{stack.upper()}" in documented for stack in STACKS)
+
+
+def test_deploys_refresh_before_up(workflows: dict[str, dict[str, Any]]) -> None:
+    """Out-of-band changes show in the deploy's diff instead of being overwritten."""
+    ups = [step for _, _, _, step in pulumi_action_steps(workflows) if step["with"]["command"] == "up"]
+    assert len(ups) == 2 and all(step["with"].get("refresh") is True for step in ups)
 
 
 CLIENT_SECRET = re.compile(r"client[-_]?secret|AZURE_CREDENTIALS|servicePrincipalKey|creds:", re.I)

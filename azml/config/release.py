@@ -43,7 +43,8 @@ class MetricsSource(Model):
     tracking_uri: str = Field(
         default="sqlite:///mlruns.db",
         description="MLflow tracking URI; a relative sqlite path is relative to the project directory. "
-        "In production: the workspace's MLflow tracking URI (azureml://...).",
+        "`workspace`: the MLflow store of the workspace this stack deploys (azureml://..., subscription from "
+        "ARM_SUBSCRIPTION_ID or AZURE_SUBSCRIPTION_ID); the release workflow always uses it (AZML_TRACKING_URI).",
     )
     experiment: Annotated[str, StringConstraints(min_length=1, max_length=255)] = "azml-release"
     file: str | None = Field(default=None, description="Metrics file for source: file (path relative to the project).")

@@ -118,7 +118,7 @@ def load_target(
                 ],
             )
     metrics = config.release.metrics
-    uri = resolve_tracking_uri(tracking_uri or metrics.tracking_uri, stack_file.project_dir)
+    uri = resolve_tracking_uri(tracking_uri or metrics.tracking_uri, stack_file.project_dir, config)
     return stack_file, config, uri, experiment or metrics.experiment
 
 

@@ -98,12 +98,22 @@ def evaluate(
     ] = None,
     at: Annotated[Optional[str], typer.Option("--at", help="End of the window, ISO 8601 (default: now).")] = None,
     output_format: Annotated[VerdictFormat, typer.Option("--format", "-f")] = VerdictFormat.text,
+    require_evidence: Annotated[
+        bool,
+        typer.Option(
+            "--require-evidence",
+            help="Fail (exit 1) when the tracking store has never recorded an observation (no experiment), "
+            "instead of holding for lack of data. For scheduled runs.",
+        ),
+    ] = False,
     project_dir: ProjectDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Run the promotion gate on the canary and log the verdict to MLflow:
     PROMOTE, HOLD or ROLLBACK with a table of metric, value, threshold,
-    result and sample size. Exit 0 whatever the verdict; 2 on bad input."""
+    result and sample size. Exit 0 whatever the verdict; 2 on bad input;
+    1 when a source is unavailable (with --require-evidence: a store that
+    never recorded an observation)."""
     from ..config import ConfigError
     from .evaluate import EvaluationError, evaluate_release
     from .observations import SourceUnavailable
@@ -112,6 +122,7 @@ def evaluate(
         verdict = evaluate_release(
             stack, endpoint=endpoint, canary=canary, champion=champion, project_dir=project_dir,
             tracking_uri=tracking_uri, metrics_file=metrics_file, at=_parse_time(at, "--at"),
+            require_evidence=require_evidence,
         )
     except (ConfigError, EvaluationError) as error:
         fail(EXIT_INVALID_INPUT, error.problems)

@@ -82,7 +82,7 @@ def resolve_release(
 
 
 def tracking_uri_of(config: StackConfig, project_dir: Path, override: str | None) -> str:
-    return t.resolve_tracking_uri(override or config.release.metrics.tracking_uri, project_dir)
+    return t.resolve_tracking_uri(override or config.release.metrics.tracking_uri, project_dir, config)
 
 
 def observe(
@@ -93,6 +93,7 @@ def observe(
     metrics_file: Path | None,
     logs_endpoint: str | None = None,
     credential: Any = None,
+    require_evidence: bool = False,
 ) -> tuple[Observation, Observation, tuple[str, ...]]:
     """Champion and canary observations over the window ending at ``at``."""
     settings = release.config.release
@@ -108,7 +109,7 @@ def observe(
         else:
             observed = from_mlflow(
                 tracking_uri, source.experiment, stack=release.stack_file.stack, endpoint=release.endpoint.name,
-                deployments=names, start=at - window, end=at,
+                deployments=names, start=at - window, end=at, require_experiment=require_evidence,
             )
             notes.append(f"metrics from MLflow experiment {source.experiment}, window {settings.window_minutes} min")
         if source.azure_monitor is not None and metrics_file is None:
@@ -153,10 +154,13 @@ def evaluate_release(
     at: dt.datetime | None = None,
     logs_endpoint: str | None = None,
     credential: Any = None,
+    require_evidence: bool = False,
 ) -> Verdict:
     """Evaluate and log; returns the logged verdict (with its run id).
     Raises ConfigError / EvaluationError on bad input, TrackingUriError /
-    TrackingUnavailable when the tracking store is refused or fails."""
+    TrackingUnavailable when the tracking store is refused or fails, and
+    SourceUnavailable when ``require_evidence`` and the store has never
+    recorded an observation."""
     release = resolve_release(stack, endpoint, canary, champion, project_dir)
     project = release.stack_file.project_dir
     uri = tracking_uri_of(release.config, project, tracking_uri)
@@ -166,7 +170,8 @@ def evaluate_release(
     # A store that fails mid-way (after answering the first request) ends in one line naming it.
     with t.store_errors(uri):
         champion_obs, canary_obs, notes = observe(
-            release, at=moment, tracking_uri=uri, metrics_file=metrics_file, logs_endpoint=logs_endpoint, credential=credential
+            release, at=moment, tracking_uri=uri, metrics_file=metrics_file, logs_endpoint=logs_endpoint, credential=credential,
+            require_evidence=require_evidence,
         )
         extra_metrics, extra_notes = further_gate_rows(release, at=moment, tracking_uri=uri)
         verdict = run_gate(

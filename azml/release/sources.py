@@ -34,10 +34,22 @@ def from_mlflow(
     deployments: Iterable[str],
     start: dt.datetime,
     end: dt.datetime,
+    require_experiment: bool = False,
 ) -> dict[str, Observation]:
-    """Finished observation runs of each deployment that started inside [start, end]."""
+    """Finished observation runs of each deployment that started inside [start, end].
+
+    With ``require_experiment`` a store where the experiment does not exist
+    (nothing was ever recorded there: a fresh file, the wrong workspace)
+    raises SourceUnavailable instead of reading as "no observations yet",
+    which would hold every canary forever without saying why."""
     client = t.client(tracking_uri)
     found = client.get_experiment_by_name(experiment)
+    if found is None and require_experiment:
+        raise SourceUnavailable(
+            f"no evidence store: experiment {experiment!r} does not exist in {t.display_uri(tracking_uri)}, so nothing "
+            "has ever recorded observations there (azml:release.metrics.trackingUri; `workspace` is the MLflow store "
+            "of the stack's workspace)"
+        )
     result: dict[str, Observation] = {}
     for deployment in deployments:
         records: list[dict[str, Measure]] = []

@@ -17,7 +17,11 @@ from typing import TYPE_CHECKING, Any, Iterator
 from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError
 
 if TYPE_CHECKING:  # mlflow takes ~2 s to import: only commands that log pay for it
+    from collections.abc import Mapping
+
     from mlflow import MlflowClient
+
+    from ..config.schema import StackConfig
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 
@@ -111,12 +115,54 @@ def sqlite_path(uri: str) -> Path | None:
     return None if path in ("", ":memory:") else Path(path)
 
 
-def resolve_tracking_uri(uri: str, project_dir: Path) -> str:
+#: ``trackingUri: workspace``: the MLflow store of the workspace the stack deploys.
+WORKSPACE_STORE = "workspace"
+#: Where the subscription of that workspace comes from, in order (the
+#: azure-native provider's variable, then the Azure SDKs').
+SUBSCRIPTION_VARIABLES = ("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def workspace_tracking_uri(config: "StackConfig", environ: "Mapping[str, str] | None" = None) -> str:
+    """The MLflow tracking URI of the workspace ``config`` deploys, in the
+    form Azure ML documents for building it by hand ("Configure MLflow for
+    Azure Machine Learning", how-to-use-mlflow-configure-tracking):
+    ``azureml://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.MachineLearningServices/workspaces/<ws>``.
+    Region, resource group and workspace come from the stack's own naming;
+    the subscription from ``ARM_SUBSCRIPTION_ID`` / ``AZURE_SUBSCRIPTION_ID``
+    (what the deploy and the release jobs log in to)."""
+    from ..naming import names_for
+
+    environ = os.environ if environ is None else environ
+    subscription = next((environ[v].strip() for v in SUBSCRIPTION_VARIABLES if environ.get(v, "").strip()), "")
+    if not _GUID.fullmatch(subscription):
+        shown = f" (got {subscription!r})" if subscription else ""
+        raise TrackingUriError(
+            f"azml:release.metrics.trackingUri is {WORKSPACE_STORE!r}: set {' or '.join(SUBSCRIPTION_VARIABLES)} "
+            f"to the subscription GUID of the stack's workspace{shown}"
+        )
+    names = names_for(config)
+    return (
+        f"azureml://{config.location}.api.azureml.ms/mlflow/v1.0/subscriptions/{subscription}"
+        f"/resourceGroups/{names.resource_group}/providers/Microsoft.MachineLearningServices/workspaces/{names.workspace}"
+    )
+
+
+def resolve_tracking_uri(uri: str, project_dir: Path, config: "StackConfig | None" = None) -> str:
     """A relative ``sqlite:///file.db`` is relative to the project directory
-    (not to wherever the command runs); every other URI is kept as given.
-    Raises TrackingUriError for a URI with control characters."""
+    (not to wherever the command runs); ``workspace`` is the MLflow store of
+    the stack's workspace (needs ``config``); every other URI is kept as
+    given. Raises TrackingUriError for a URI with control characters, or
+    ``workspace`` without a stack or a subscription."""
     if _CONTROL.search(uri):
         check_tracking_uri(uri)
+    if uri == WORKSPACE_STORE:
+        if config is None:
+            raise TrackingUriError(
+                f"tracking URI {WORKSPACE_STORE!r} names a stack's workspace: use it in azml:release.metrics.trackingUri, "
+                "or give the workspace's azureml:// URI"
+            )
+        return workspace_tracking_uri(config)
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str((project_dir / uri[len(prefix):]).resolve())

@@ -152,7 +152,7 @@ def validate_command(
     problems: list[str] = []
     run_id = None
     if log:
-        uri = t.resolve_tracking_uri(tracking_uri or config.release.metrics.tracking_uri, project)
+        uri = t.resolve_tracking_uri(tracking_uri or config.release.metrics.tracking_uri, project, config)
         try:
             run_id = log_validation(uri, config.release.metrics.experiment, report, stack=stack_file.stack,
                                     endpoint=endpoint, deployment=deployment, model=f"{name}:{version}", at=moment)

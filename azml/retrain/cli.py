@@ -185,7 +185,7 @@ def check(
     live = sources.AccuracyReading(accuracy, accuracy_n or 0, "--accuracy") if accuracy is not None else None
 
     # ---- evidence from MLflow
-    uri = resolve_tracking_uri(tracking_uri or config.release.metrics.tracking_uri, project)
+    uri = resolve_tracking_uri(tracking_uri or config.release.metrics.tracking_uri, project, config)
     client = None
     if drift is None or live is None or training is None or log:
         from ..release import tracking
