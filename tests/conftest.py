@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,16 @@ from azml.plan.model import Plan
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 AZML = Path(sys.executable).parent / "azml"
+MUTATION_REPORT = ROOT / "build" / "mutation-matrix.txt"  # written by tests/mutation_matrix.py
+_SESSION_START = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The mutation matrix's caught/total per category, when this session ran it
+    (it runs in a worker under xdist; the file is how the summary reaches here)."""
+    if MUTATION_REPORT.is_file() and MUTATION_REPORT.stat().st_mtime >= _SESSION_START:
+        terminalreporter.write_sep("-", "mutation matrix")
+        terminalreporter.write_line(MUTATION_REPORT.read_text().rstrip())
 
 
 @pytest.fixture(scope="session")
