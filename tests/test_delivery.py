@@ -281,12 +281,55 @@ def test_azure_pipeline_uses_a_workload_identity_service_connection(pipeline: di
     assert len(tasks) == 3
     for task in tasks:
         inputs = task["inputs"]
-        assert inputs["azureSubscription"] == "$(serviceConnection)"
         assert inputs["addSpnToEnvironment"] is True
         script = inputs["inlineScript"]
         assert "ARM_USE_OIDC=true" in script and 'ARM_OIDC_TOKEN="$idToken"' in script
         assert "servicePrincipalKey" not in script
     assert pipeline["lockBehavior"] == "sequential"
+
+
+def test_azure_pipeline_runs_pull_request_code_only_with_the_read_only_connection(pipeline: dict[str, Any]) -> None:
+    """The Preview stage (which runs a PR's code) holds only the preview
+    connection; each deploy stage runs on main only, with its own deployer."""
+    stages = {s["stage"]: s for s in pipeline["stages"]}
+
+    def connections(node: Any) -> set[str]:
+        found: set[str] = set()
+        if isinstance(node, dict):
+            if node.get("task") == "AzureCLI@2":
+                found.add(node["inputs"]["azureSubscription"])
+            for value in node.values():
+                found |= connections(value)
+        elif isinstance(node, list):
+            for item in node:
+                found |= connections(item)
+        return found
+
+    assert connections(stages["Preview"]) == {"$(previewServiceConnection)"}
+    assert connections(stages["Deploy_dev"]) == {"$(deployDevServiceConnection)"}
+    assert connections(stages["Deploy_prod"]) == {"$(deployProdServiceConnection)"}
+    variables = pipeline["variables"]
+    assert len({variables[n] for n in ("previewServiceConnection", "deployDevServiceConnection", "deployProdServiceConnection")}) == 3
+    for name in ("Deploy_dev", "Deploy_prod"):
+        assert stages[name]["condition"] == "and(succeeded(), eq(variables.isMain, 'true'))"
+    matrix = stages["Preview"]["jobs"][0]["strategy"]["matrix"]
+    assert {m["stack"]: m["subscriptionId"] for m in matrix.values()} == {s: f"$({s}SubscriptionId)" for s in STACKS}
+    script = next(s["inputs"]["inlineScript"] for s in stages["Preview"]["jobs"][0]["steps"] if s.get("task") == "AzureCLI@2")
+    assert 'export ARM_SUBSCRIPTION_ID="$(subscriptionId)"' in script
+
+
+def test_azure_pipeline_installs_pulumi_from_a_checksum_verified_release(pipeline: dict[str, Any]) -> None:
+    text = AZURE_PIPELINE.read_text() + (ROOT / ".azure-pipelines" / "pulumi-cli.yml").read_text()
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert not re.search(r"\|\s*(ba)?sh\b", code), "no `curl | sh`"
+    template = load_yaml(ROOT / ".azure-pipelines" / "pulumi-cli.yml")
+    (step,) = template["steps"]
+    assert "sha256sum --check --strict" in step["script"] and "pulumi-${version}-checksums.txt" in step["script"]
+    uses = re.findall(r"template: (\S+)", AZURE_PIPELINE.read_text())
+    assert uses == [".azure-pipelines/pulumi-cli.yml"] * 3
+    assert "PublishBuildArtifacts" not in text and "PublishPipelineArtifact@1" in text
+    assert text.count("make policy-env") == 3
+    assert AZURE_PIPELINE.read_text().count("--refresh --yes") == 2
 
 
 # --- versions ----------------------------------------------------------------
@@ -620,7 +663,10 @@ def test_every_variable_and_environment_the_pipelines_need_is_documented(workflo
     assert environments == {"dev", "prod", "release"}
     for environment in environments:
         assert f"`{environment}`" in doc
-    for variable in ("serviceConnection", "stateStorageAccount", "stateContainer", "azml-dev", "azml-prod"):
+    for variable in (
+        "previewServiceConnection", "deployDevServiceConnection", "deployProdServiceConnection",
+        "devSubscriptionId", "prodSubscriptionId", "stateStorageAccount", "stateContainer", "azml-dev", "azml-prod",
+    ):
         assert variable in doc
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     if re.search(r"^#+ CI/CD", readme, flags=re.M):
