@@ -13,6 +13,7 @@ import typer
 from .drift.cli import drift
 from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ErrorGroup, OutputFormat, fail as _fail
 from .files import write_atomically
+from .config_cli import config_app
 from .envcheck import env_app
 from .lineage_cli import lineage
 from .release.cli import release_app
@@ -43,7 +44,7 @@ def _root(
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print azml's version and exit."),
     ] = False,
 ) -> None:
-    """Subcommands: plan, checkov, release, drift, retrain, lineage, env."""
+    """Subcommands: plan, checkov, release, drift, retrain, lineage, env, config."""
 
 
 app.add_typer(release_app, name="release")
@@ -51,6 +52,7 @@ app.command("drift")(drift)
 app.add_typer(retrain_app, name="retrain")
 app.command("lineage")(lineage)
 app.add_typer(env_app, name="env")
+app.add_typer(config_app, name="config")
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
 from .base import Model
 
@@ -17,7 +17,21 @@ _DEPLOYMENT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
 _ASSET_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
 
 AssetName = Annotated[str, StringConstraints(pattern=_ASSET_NAME.pattern)]
-AssetVersion = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,29}$")]
+
+
+def _version_text(value: object) -> object:
+    """``pulumi config set --path '...model.version' 4`` stores the number 4
+    (the CLI types a bare integer as a number), while Azure ML asset versions
+    are strings: a whole non-negative number is read as its digits. Anything
+    else (true, 1.5, text) goes on to the strict string check."""
+    if type(value) is int and value >= 0:
+        return str(value)
+    return value
+
+
+AssetVersion = Annotated[
+    str, BeforeValidator(_version_text), StringConstraints(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,29}$")
+]
 
 
 def _check_deployment_name(value: str) -> str:
