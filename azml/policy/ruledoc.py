@@ -59,6 +59,10 @@ def render(page: str, policies_dir: Path = ROOT / "policies") -> str:
 def main() -> None:
     write_atomically(PAGE, render(PAGE.read_text(encoding="utf-8")))
     print(f"wrote {PAGE.relative_to(ROOT)}")
+    # `make docs` also regenerates the PSRule parity page (docs/psrule.md).
+    from .psrule import main as psrule_main
+
+    psrule_main()
 
 
 if __name__ == "__main__":
