@@ -265,7 +265,9 @@ def run_checkov(
     """
     executable = checkov_executable()
     template_path = Path(template_path).resolve()
-    out_dir = Path(out_dir)
+    # Absolute: checkov runs in another working directory (_working_dir), where a
+    # relative output path would land somewhere else.
+    out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     stack = stack if stack is not None else _template_stack(template_path)
     env = {

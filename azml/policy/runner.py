@@ -160,12 +160,23 @@ def evaluate(plan: Plan, pack_dir: Path, config_path: Path | None = None) -> Pol
     return PolicyReport(
         pack=info.name,
         version=_pack_version(pack_dir) or info.version,
-        config=str(config_path) if config_path else None,
+        config=shown_path(config_path) if config_path else None,
         policies={name: setting.enforcement for name, setting in settings.items()},
         violations=violations,
         resources_analyzed=len(custom),
         timings={"startSeconds": round(ready - started, 3), "analyzeSeconds": round(analyzed - ready, 3)},
     )
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as plan.json shows it: relative to its Pulumi project (the
+    nearest folder above it holding ``Pulumi.yaml``), so that two machines
+    produce the same plan for the same commit; else its name."""
+    path = path.resolve()
+    for folder in path.parents:
+        if (folder / "Pulumi.yaml").is_file():
+            return path.relative_to(folder).as_posix()
+    return path.name
 
 
 def _pack_version(pack_dir: Path) -> str | None:
