@@ -93,3 +93,20 @@ def test_the_readme_leads_to_a_policy_checked_preview() -> None:
     assert words.index("make policy-env") < words.index(f"pulumi preview {packs}") < words.index(f"pulumi up {packs}")
     for stack in ("dev", "prod"):
         assert (ROOT / f"policies/config.{stack}.json").is_file() and (ROOT / f"policies/platform/config.{stack}.json").is_file()
+
+
+def test_the_readme_and_the_ci_guide_use_one_backend_and_secrets_provider() -> None:
+    """One bootstrap sequence: the Azure Blob backend and the Key Vault secrets
+    provider the bootstrap creates, logged in the same way in both documents
+    (never Pulumi Cloud, never a passphrase for the azml stacks)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Running it for real"):]
+    section = section[: section.index("\n## ", 1)]
+    guide = (ROOT / "docs" / "cicd.md").read_text()
+    login = 'pulumi login "azblob://pulumi-state?storage_account=$AZURE_STORAGE_ACCOUNT"'
+    assert login in section and login in guide
+    assert "export AZURE_KEYVAULT_AUTH_VIA_CLI=true" in section and "export AZURE_KEYVAULT_AUTH_VIA_CLI=true" in guide
+    for document in (section, guide[guide.index("## 4."):guide.index("## 5.")]):
+        inits = [line for line in document.splitlines() if line.startswith("pulumi stack init")]
+        assert inits and all('--secrets-provider "azurekeyvault://' in line for line in inits), inits
+    assert "app.pulumi.com" not in readme and "pulumi login\n" not in readme
