@@ -23,6 +23,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from .jsonfile import JsonInputError, read_json
+
 
 SCHEMA_VERSION = 1
 DEFAULT_ENV_LOCK = "requirements.lock"
@@ -108,13 +110,13 @@ def _display_path(path: Path, base: Path) -> str:
 
 def _dvc_outs(dvc_file: Path) -> list[dict[str, Any]]:
     """The ``outs`` DVC recorded: path and content hash of each output."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from .yamlfile import YamlInputError, read_yaml
 
-    try:
-        document = YAML(typ="safe", pure=True).load(dvc_file.read_text(encoding="utf-8"))
-    except (YAMLError, UnicodeDecodeError) as error:
-        raise LineageError(f"--data {dvc_file}: not a DVC file (invalid YAML: {str(error).splitlines()[0]})") from None
+    try:  # bounded like a stack file: a .dvc file arrives in pull requests too
+        document = read_yaml(dvc_file, what="DVC file")
+    except YamlInputError as error:
+        reason = error.problems[0].removeprefix(f"{dvc_file.name}:").strip()
+        raise LineageError(f"--data {dvc_file}: not a DVC file ({reason})") from None
     outs = document.get("outs") if isinstance(document, dict) else None
     if not isinstance(outs, list) or not outs:
         raise LineageError(f"--data {dvc_file}: not a DVC file (no 'outs' list)")
@@ -282,15 +284,17 @@ def record_tags(record: dict[str, Any]) -> dict[str, str]:
     return tags
 
 
+#: A lineage record names a model, its data and environment: a few KB.
+MAX_RECORD_BYTES = 1024 * 1024
+
+
 def read_record(path: Path) -> dict[str, Any]:
     """A lineage.json, checked: layout, and the composite hash against its
     contents (a hand-edited record is refused). Raises :class:`LineageError`."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise LineageError(f"{path}: cannot read ({error.strerror or error})") from None
-    except ValueError as error:
-        raise LineageError(f"{path}: not JSON ({error})") from None
+    try:  # a record named by a stack file is input from a pull request: strict and bounded
+        record = read_json(path, max_bytes=MAX_RECORD_BYTES)
+    except JsonInputError as error:
+        raise LineageError(error.problems[0]) from None
     if not isinstance(record, dict) or record.get("schemaVersion") != SCHEMA_VERSION:
         raise LineageError(f"{path}: not a lineage record (schemaVersion {SCHEMA_VERSION} expected)")
     try:

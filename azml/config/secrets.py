@@ -100,14 +100,13 @@ def stack_config_from_file(root: Path, stack: str) -> Mapping[str, Any] | None:
     """The ``config`` mapping of the stack file (``AZML_STACK_FILE``, else
     ``Pulumi.<stack>.yaml`` under ``root``), with keys namespaced as the
     CLI namespaces them; ``None`` when there is none or it cannot be read."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from ..yamlfile import YamlInputError, read_yaml
 
     named = os.environ.get(STACK_FILE_ENV)
     path = Path(named) if named else root / f"Pulumi.{stack}.yaml"
-    try:
-        document = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, YAMLError):
+    try:  # the reader `azml plan` uses: a hostile stack file cannot hang the program either
+        document = read_yaml(path, what="stack file")
+    except YamlInputError:
         return None
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
@@ -117,11 +116,11 @@ def stack_config_from_file(root: Path, stack: str) -> Mapping[str, Any] | None:
 
 
 def _project_name(root: Path) -> str:
-    from ruamel.yaml import YAML
+    from ..yamlfile import YamlInputError, read_yaml
 
     try:
-        document = YAML(typ="safe", pure=True).load((root / "Pulumi.yaml").read_text(encoding="utf-8"))
-    except Exception:  # noqa: BLE001 - the program could not run without a readable Pulumi.yaml
+        document = read_yaml(root / "Pulumi.yaml", what="project file")
+    except YamlInputError:  # the program could not run without a readable Pulumi.yaml
         return "azml"
     return str(document.get("name", "azml")) if isinstance(document, dict) else "azml"
 

@@ -7,10 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 from ..plan.model import SECRET_MARK
+from ..yamlfile import PathParts, YamlInputError, key_path, read_yaml
 from .loader import NAMESPACE, ConfigError, validate_config
 from .schema import StackConfig
 
@@ -35,10 +33,6 @@ class StackFile:
     def namespace(self, name: str = NAMESPACE) -> dict[str, Any]:
         prefix = f"{name}:"
         return {k[len(prefix):]: v for k, v in self.config.items() if k.startswith(prefix)}
-
-
-def _yaml() -> YAML:
-    return YAML(typ="safe", pure=True)
 
 
 def find_project_dir(start: Path | None = None) -> Path:
@@ -66,14 +60,24 @@ def as_config_values(value: Any) -> Any:
     return value
 
 
-def _load_yaml(path: Path) -> Any:
+def _stack_key(parts: PathParts) -> str:
+    """A key under ``config`` named as the config errors name it
+    (``azml:network.subnets``), any other by its path in the file."""
+    if len(parts) > 1 and parts[0] == "config":
+        return key_path(parts[1:])
+    return key_path(parts)
+
+
+def _load_yaml(path: Path, what: str = "stack file") -> Any:
+    """A stack file (or ``Pulumi.yaml``) read by :func:`azml.yamlfile.read_yaml`:
+    a stack file arrives in pull requests, so it is refused in one line,
+    before anything is built, when it is too large, not UTF-8, nested too
+    deep, expands aliases too far, or holds anything JSON cannot (tags,
+    non-string keys, infinite numbers)."""
     try:
-        return as_config_values(_yaml().load(path.read_text(encoding="utf-8")))
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([f"{path.name}:{where}: invalid YAML: {problem}"]) from None
+        return as_config_values(read_yaml(path, what=what, describe=_stack_key))
+    except YamlInputError as error:
+        raise ConfigError(error.problems) from None
 
 
 def available_stacks(project_dir: Path) -> list[str]:
@@ -97,10 +101,12 @@ def read_stack_file(stack: str, project_dir: Path | None = None) -> StackFile:
         known = ", ".join(available_stacks(project_dir)) or "none"
         raise ConfigError([f"stack {stack!r}: no stack file {path} (stacks beside Pulumi.yaml: {known})"])
 
-    project_doc = _load_yaml(project_dir / "Pulumi.yaml") or {}
+    project_doc = _load_yaml(project_dir / "Pulumi.yaml", "project file") or {}
     project = project_doc.get("name", NAMESPACE) if isinstance(project_doc, dict) else NAMESPACE
 
-    document = _load_yaml(path) or {}
+    document = _load_yaml(path)
+    if document is None:
+        raise ConfigError([f"{path.name}: holds no YAML document (empty, or only comments); a stack file is a mapping with a 'config' key"])
     if not isinstance(document, dict):
         raise ConfigError([f"{path.name}: must be a mapping with a 'config' key"])
     raw_config = document.get("config") or {}

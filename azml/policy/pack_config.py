@@ -6,7 +6,6 @@ schema the pack advertises."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -14,8 +13,11 @@ from typing import Any, Mapping
 import jsonschema
 
 from ..errors import ProblemsError
+from ..jsonfile import JsonInputError, read_json
 
 LEVELS = ("advisory", "mandatory", "disabled", "remediate")
+#: A pack config lists policies and a few properties: a few KB.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class PackConfigError(ProblemsError, ValueError):
@@ -39,12 +41,12 @@ class PolicySetting:
 def load_config_file(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PackConfigError([f"policy config {path}: no such file"]) from None
-    except json.JSONDecodeError as exc:
-        raise PackConfigError([f"policy config {path.name}: invalid JSON: {exc}"]) from None
+    if not path.exists():
+        raise PackConfigError([f"policy config {path}: no such file"])
+    try:  # a config file arrives in pull requests: bounded, strict JSON, one line when refused
+        document = read_json(path, name=path.name, max_bytes=MAX_CONFIG_BYTES)
+    except JsonInputError as error:
+        raise PackConfigError([f"policy config {error.problems[0]}"]) from None
     if not isinstance(document, dict):
         raise PackConfigError([f"policy config {path.name}: must be a JSON object keyed by policy name"])
     return document

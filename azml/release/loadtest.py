@@ -26,6 +26,7 @@ from ..config import StackConfig, StackFile, load_stack
 from ..config.loadtest import LoadTestConfig
 from ..config.release import ReleaseConfig
 from ..config.schema import OnlineEndpointConfig
+from .. import jsonfile
 from ..errors import ProblemsError
 from ..naming import endpoint_name
 from . import tracking as t
@@ -155,20 +156,21 @@ def requests_path(target: Target, option: Path | None) -> Path:
 
 def read_bodies(path: Path) -> list[str]:
     """Request bodies, one JSON document a line (blank lines skipped), re-serialised compactly."""
+    if not path.exists():
+        raise LoadTestError([f"--requests-file: {path} does not exist"])
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise LoadTestError([f"--requests-file: {path} does not exist"]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise LoadTestError([f"--requests-file: cannot read {path} ({error})"]) from None
+        lines = jsonfile.read_text(path).splitlines()
+    except jsonfile.JsonInputError as error:
+        raise LoadTestError([f"--requests-file: {error.problems[0]}"]) from None
     bodies = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            bodies.append(json.dumps(json.loads(line), separators=(",", ":")))
-        except ValueError as error:
-            raise LoadTestError([f"--requests-file: line {number} of {path.name} is not JSON ({error})"]) from None
+        try:  # strict JSON: NaN or a duplicate key would reach the endpoint as a body it may read otherwise
+            bodies.append(json.dumps(jsonfile.loads(line, path.name), separators=(",", ":")))
+        except jsonfile.JsonInputError as error:
+            reason = error.problems[0].removeprefix(f"{path.name}: ").removeprefix("line 1: ")
+            raise LoadTestError([f"--requests-file: line {number} of {path.name} is not JSON ({reason})"]) from None
     if not bodies:
         raise LoadTestError([f"--requests-file: {path.name} holds no request body (one JSON document a line)"])
     return bodies

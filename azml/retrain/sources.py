@@ -18,12 +18,12 @@ file) for input it cannot use; absent evidence is ``None``, not an error.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..jsonfile import JsonInputError, read_json
 from ..lineage import LineageError, iso, parse_time, read_record
 from ..release import tracking
 
@@ -115,12 +115,10 @@ def _report_psi(document: dict[str, Any], where: str) -> tuple[dict[str, float],
 
 def read_drift_report(path: Path, stack: str, endpoint: str, deployment: str) -> DriftReading:
     where = f"--drift-report {path}"
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise SourceError(f"{where}: cannot read ({error.strerror or error})") from None
-    except ValueError as error:
-        raise SourceError(f"{where}: not JSON ({error})") from None
+    try:  # strict and bounded: a report file is input like any other
+        document = read_json(path, name=where)
+    except JsonInputError as error:
+        raise SourceError(error.problems[0]) from None
     if not isinstance(document, dict):
         raise SourceError(f"{where}: must be a JSON object")
     for key, expected in (("stack", stack), ("endpoint", endpoint), ("deployment", deployment)):
