@@ -225,7 +225,7 @@ def workspace_storage(plan: Plan) -> PlannedResource:
 
 def test_pack_exports_name_and_policies() -> None:
     assert PACK_NAME == "azml-security-checklist"
-    assert len(ALL_POLICIES) == len(POLICIES) == len(POLICY_INFO) == 40
+    assert len(ALL_POLICIES) == len(POLICIES) == len(POLICY_INFO) == 41
     assert set(POLICY_INFO) == set(POLICIES)
 
 
@@ -237,7 +237,10 @@ def test_every_policy_declares_its_metadata(name: str) -> None:
     assert info.checklist in CHECKLIST + BASELINE
     assert isinstance(info.severity, Severity) and policy.severity == info.severity
     assert len(info.remediation) > 20 and policy.remediation_steps == info.remediation
-    assert info.resource_types and all(re.fullmatch(r"(azure-native:[a-z]+|pulumi-python:dynamic/azml):[A-Za-z]+", t) for t in info.resource_types)
+    # "*": every type (azml-secret-values walks the inputs of every resource).
+    assert info.resource_types and all(
+        t == "*" or re.fullmatch(r"(azure-native:[a-z]+|pulumi-python:dynamic/azml):[A-Za-z]+", t) for t in info.resource_types
+    )
     assert info.properties and all(isinstance(p, str) and p for p in info.properties)
     assert policy.framework is not None and policy.framework.reference == info.checklist
     expected_type = ResourceValidationPolicy if info.kind == "resource" else StackValidationPolicy
@@ -606,11 +609,11 @@ CASES: dict[str, Case] = {
         "azml-deployment-egress-disabled",
         {"azml-workspace-managed-network-isolation": {"allowedIsolationModes": ["Disabled"]}},
     ),
-    "plaintext API key": Case("prod", _env_var("API_KEY", "sk-live-0123456789"), "azml-deployment-no-plaintext-secrets"),
+    "plaintext API key": Case("prod", _env_var("API_KEY", "sk-live-0123456789"), "azml-secret-values"),
     "plaintext connection string": Case(
         "dev",
         _env_var("db_connection_string", "Server=tcp:x;Password=y"),
-        "azml-deployment-no-plaintext-secrets",
+        "azml-secret-values",
     ),
     "pulumi secret in env": Case("prod", _env_var("SERVICE_TOKEN", "[secret]"), "azml-deployment-no-plaintext-secrets"),
     "lineage tags that lie": Case("prod", _lineage_tags("credit-risk", "2"), "azml-deployment-lineage-tags"),

@@ -183,14 +183,16 @@ def resource_policy(
     info: PolicyInfo, check: ResourceCheck, *, registry: dict[str, PolicyInfo] = POLICY_INFO
 ) -> ResourceValidationPolicy:
     """A ResourceValidationPolicy running ``check`` on resources of
-    ``info.resource_types``; each string it yields is one violation.
-    ``registry`` is the pack's metadata table (this pack's by default)."""
+    ``info.resource_types`` (``"*"``: every type); each string it yields is
+    one violation. ``registry`` is the pack's metadata table (this pack's by
+    default)."""
     _register(info, registry)
     types = frozenset(info.resource_types)
+    every_type = "*" in types
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         resource_type = base_type(args.resource_type)
-        if resource_type not in types:
+        if not every_type and resource_type not in types:
             return
         try:
             resource = Resource(resource_type, args.name, args.urn, normalize(args.props))

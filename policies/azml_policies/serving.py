@@ -1,5 +1,6 @@
 """Online and batch endpoints and their deployments: Entra ID auth, private,
-no public egress, no secrets in environment variables, lineage tags per model version.
+no public egress, no secret values in environment variables (not even Pulumi
+secrets: literal secrets in any input are secret_values.py's), lineage tags per model version.
 
 (The serving checks that need the whole stack — approved images, instance
 counts, traffic splits, alerts, monitors — are stack policies: see stack_monitoring.py and stack_serving.py.)
@@ -7,7 +8,6 @@ counts, traffic splits, alerts, monitors — are stack policies: see stack_monit
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from typing import Any, Iterator
 
@@ -130,68 +130,74 @@ deployment_egress_disabled = stack_policy(
 )
 
 
-def _secret_named(name: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name.upper(), p.upper()) for p in patterns)
+#: What Azure ML resolves in a deployment's environment variables at
+#: creation (secret injection): machine-learning/how-to-deploy-online-endpoint-with-secret-injection.
+SECRET_INJECTION_PREFIXES = ["${{keyvault:", "${{azureml://connections/"]
 
 
-def _plaintext_secrets(deployment: Resource, config: dict[str, Any]) -> Iterator[str]:
+def _secrets_in_definition(deployment: Resource, config: dict[str, Any]) -> Iterator[str]:
+    # A literal secret anywhere (named like one or shaped like one) is
+    # azml-secret-values' finding; this policy adds what is particular to
+    # deployments: a value the program marked secret is still written into
+    # the deployment definition in plain text.
     variables = get(deployment.props, "properties.environmentVariables", keep_secret=True)
+    whole = is_secret(variables)
     variables = unwrap(variables)
+    fix = (
+        "map it from Key Vault or a workspace connection with secret injection "
+        f"({' or '.join(config['allowedReferencePrefixes'])}...)"
+        if deployment.type == ONLINE_DEPLOYMENT
+        else "read it at run time with the compute identity from Key Vault"
+    )
+    exposed = (
+        "Azure ML keeps deployment environment variables in the deployment definition, readable to anyone who "
+        "can read the deployment (machine-learning/concept-secret-injection)"
+    )
+    if whole and not isinstance(variables, dict):
+        yield f"{deployment.label}: properties.environmentVariables is a Pulumi secret; {exposed}: {fix}"
+        return
     if not isinstance(variables, dict):
         return
     prefixes = tuple(p.lower() for p in config["allowedReferencePrefixes"])
     for name, value in sorted(variables.items()):
-        if not _secret_named(name, config["secretNamePatterns"]) or value is UNKNOWN:
+        if value is UNKNOWN or not (whole or is_secret(value)):
             continue
         plain = unwrap(value)
         if isinstance(plain, str) and plain.strip().lower().startswith(prefixes):
             continue
-        if is_secret(value):
-            yield (
-                f"{deployment.label}: properties.environmentVariables.{name} holds a Pulumi secret; Azure ML stores "
-                "deployment environment variables readable to anyone who can read the deployment: use a Key Vault "
-                "or connection reference"
-            )
-            continue
-        yield (
-            f"{deployment.label}: properties.environmentVariables.{name} is a plaintext value; must be a Key Vault "
-            f"or connection reference (starting with {' or '.join(config['allowedReferencePrefixes'])})"
-        )
+        yield f"{deployment.label}: properties.environmentVariables.{name} holds a Pulumi secret; {exposed}: {fix}"
 
 
 no_plaintext_secrets = resource_policy(
     PolicyInfo(
         name="azml-deployment-no-plaintext-secrets",
         description=(
-            "Deployment environment variables named like secrets hold Key Vault or workspace-connection references "
-            "(Azure ML secret injection), never values."
+            "Deployment environment variables carry no secret values, not even Pulumi secrets: Azure ML writes "
+            "them into the deployment definition. Secrets come in by secret injection (Key Vault or workspace "
+            "connection references)."
         ),
         checklist=checks.SECRETS,
         severity=Severity.CRITICAL,
         remediation=(
-            "Store the secret in the workspace Key Vault (or a workspace connection) and set the variable to "
+            "Store the secret in Key Vault (or a workspace connection) and set the variable to "
             "${{keyvault:https://<vault>.vault.azure.net/secrets/<name>/<version>}} or "
-            "${{azureml://connections/<connection>/credentials/<key>}}; grant the endpoint identity read access."
+            "${{azureml://connections/<connection>/credentials/<key>}}; grant the endpoint identity read access "
+            "(Key Vault Secrets User / Azure Machine Learning Workspace Connection Secrets Reader). Literal "
+            "secrets in any input are reported by azml-secret-values."
         ),
         resource_types=(ONLINE_DEPLOYMENT, BATCH_DEPLOYMENT),
         properties=("properties.environmentVariables",),
         config={
-            "secretNamePatterns": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": ["*KEY*", "*SECRET*", "*PASSWORD*", "*TOKEN*", "*CONNECTION*"],
-                "description": "Case-insensitive glob patterns of variable names that hold secrets.",
-            },
             "allowedReferencePrefixes": {
                 "type": "array",
                 "items": {"type": "string"},
-                "default": ["${{keyvault:", "${{azureml://connections/"],
-                "description": "Values starting with one of these are secret references, not secrets.",
+                "default": SECRET_INJECTION_PREFIXES,
+                "description": "Values starting with one of these are secret-injection references, not secrets.",
             },
         },
         tags=("serving", "secrets"),
     ),
-    _plaintext_secrets,
+    _secrets_in_definition,
 )
 
 _MODEL_REF = re.compile(r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)/?$", re.IGNORECASE)
