@@ -89,14 +89,18 @@ def plan(
     every resource it would create, then run the security checklist and the
     Azure platform-rules policy packs over it, show its deploy sequence,
     simulate the day-two operations against its locks, and run checkov over
-    its ARM export, without the Pulumi CLI or Azure. Exit 1 on a mandatory
-    policy violation, a blocked day-two operation or a failed (not skipped)
-    checkov check."""
+    its ARM export, without the Pulumi CLI or Azure. Lists every risk the
+    stack accepts (policy exemptions, checkov skips) with its reason and
+    expiry date. Exit 1 on a mandatory policy violation, a blocked day-two
+    operation, a failed (not skipped) checkov check or an expired risk
+    acceptance."""
     from .config import ConfigError, read_stack_file
     from .plan.daytwo import DayTwoError, simulate
     from .plan.engine import ProgramError, SecretLeakError, run_plan
     from .plan.render import mermaid, summary_lines, tree_lines
     from .plan.sequence import DependencyCycle, creation_waves
+    from .arm.skips import SKIPS
+    from .policy.acceptances import Ledger, from_pack_properties, from_skips
     from .policy.pack_config import PackConfigError
     from .policy.packs import PACKS
     from .policy.runner import PolicyRunError, evaluate
@@ -130,8 +134,9 @@ def plan(
         document["dayTwo"] = days.to_json()
 
     reports = []
+    environment = stack_file.namespace().get("environment")
+    accepted = []  # risk acceptances: the packs' exemptions, then the checkov skips
     if policy:
-        environment = stack_file.namespace().get("environment")
         for pack in PACKS:
             config_path = pack.config_for(stack_file.project_dir, stack_file.stack, environment)
             if pack is PACKS[0] and policy_config is not None:
@@ -146,6 +151,11 @@ def plan(
                 return
             document[pack.key] = report.to_json()
             reports.append(report)
+            accepted += from_pack_properties(pack.key, {k: {"exemptResources": v} for k, v in report.exemptions.items()})
+    if checkov:
+        accepted += from_skips(SKIPS, environment if isinstance(environment, str) else None)
+    ledger = Ledger(accepted)
+    document["riskAcceptances"] = ledger.to_json()
 
     target = out / result.stack
     scan = None
@@ -155,7 +165,7 @@ def plan(
         from .plan.arm import UnknownResourceType
 
         try:
-            scan = export_and_scan(result, target)
+            scan = export_and_scan(result, target, stack_file=stack_file.path)
         except (CheckovError, UnknownResourceType) as error:
             _fail(EXIT_PROGRAM_ERROR, [str(error).strip().splitlines()[0]])
             return
@@ -180,6 +190,9 @@ def plan(
             for line in report.lines():
                 typer.echo(line)
         typer.echo("")
+        for line in ledger.lines():
+            typer.echo(line)
+        typer.echo("")
         for line in sequence.lines(result):
             typer.echo(line)
         if days is not None:
@@ -198,6 +211,7 @@ def plan(
         problems.append(f"{len(days.blocked)} day-two operation(s) blocked by the stack's locks")
     if scan is not None and not scan.ok:
         problems.extend(scan.failure_lines())
+    problems.extend(ledger.failure_lines())
     if problems:
         _fail(EXIT_PROGRAM_ERROR, problems)
 

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -507,6 +508,23 @@ def test_skip_list_is_documented() -> None:
         "CKV_AZURE_189",
         "CKV2_AZURE_49",
     }
+
+
+def test_every_skip_covers_only_the_resources_it_is_about(
+    dev_plan: Plan, prod_plan: Plan, dev_scan: CheckovReport, prod_scan: CheckovReport
+) -> None:
+    """A skip's resource patterns match, in each shipped stack it applies to,
+    exactly the resources its check fails on there: none where the check
+    passes (or does not apply), so a new resource of the same type is checked,
+    not silently skipped."""
+    for stack, plan, scan in (("dev", dev_plan, dev_scan), ("prod", prod_plan, prod_scan)):
+        ids = {f"{ARM_TYPES[r.type].arm_type}.{arm_name(r)}" for r in plan.resources if r.type in ARM_TYPES}
+        for skip in SKIPS:
+            if skip.stacks and stack not in skip.stacks:
+                continue
+            matched = {i for i in ids if any(fnmatchcase(i, pattern) for pattern in skip.resources)}
+            skipped = {r.resource for r in scan.skipped if r.check_id == skip.check_id}
+            assert matched == skipped, (stack, skip.check_id, sorted(matched ^ skipped))
 
 
 def test_report_json_section(prod_scan: CheckovReport) -> None:

@@ -38,6 +38,8 @@ class PolicyReport:
     resources_analyzed: int = 0
     #: Pack start-up and evaluation wall time, for benchmarks (not stored in plan.json).
     timings: dict[str, float] = field(default_factory=dict)
+    #: Each policy's effective ``exemptResources`` (risk acceptances), by policy name.
+    exemptions: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def mandatory(self) -> list[Violation]:

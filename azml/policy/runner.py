@@ -165,6 +165,11 @@ def evaluate(plan: Plan, pack_dir: Path, config_path: Path | None = None) -> Pol
         violations=violations,
         resources_analyzed=len(custom),
         timings={"startSeconds": round(ready - started, 3), "analyzeSeconds": round(analyzed - ready, 3)},
+        exemptions={
+            name: list(setting.properties.get("exemptResources") or [])
+            for name, setting in settings.items()
+            if setting.enforcement != "disabled" and setting.properties.get("exemptResources")
+        },
     )
 
 

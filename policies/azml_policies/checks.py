@@ -11,8 +11,15 @@ Config: the Pulumi CLI fills schema defaults before calling ``Configure``;
 the SDK does not (and ``get_config()`` is empty when no config is given), so
 :func:`config_of` starts from the in-code defaults and overlays what the
 engine sent, coercing numbers (they arrive as floats) to the schema's type.
-Every policy also takes ``exemptResources``: Pulumi or Azure names of
-resources the policy skips (a documented exception, like a checkov skip).
+Every policy also takes ``exemptResources``: risk acceptances, each naming a
+resource the policy skips with a reason and an expiry date
+(:mod:`~azml_policies.acceptances`); a violation of a resource whose
+acceptance lapsed says so.
+
+Enforcement follows severity: a low-severity policy is declared advisory
+(``PolicyInfo.enforcement``), so it warns and never blocks a deploy unless a
+stack's policy config makes it mandatory on purpose; every other policy runs
+at the pack's level (mandatory).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from pulumi_policy import (
+    EnforcementLevel,
     PolicyComplianceFramework,
     PolicyConfigSchema,
     ReportViolation,
@@ -33,6 +41,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
+from .acceptances import EXEMPT_KEY, EXEMPT_SCHEMA, exempt, lapsed
 from .azure import base_type
 from .topology import Resource, Stack
 from .values import MISSING, UNKNOWN, as_bool, normalize, same, show
@@ -57,15 +66,13 @@ CHECKLIST = (SECRETS, PRIVATE_ENDPOINTS, PUBLIC_ACCESS, APPROVED_IMAGES, LEAST_P
 BASELINE_AVAILABILITY = "Platform baseline: production deployments with live traffic are highly available"
 BASELINE_SAFE_RELEASE = "Platform baseline: traffic and mirror splits Azure accepts"
 BASELINE_COST = "Platform baseline: compute scales to zero unless configured"
-BASELINE = (BASELINE_AVAILABILITY, BASELINE_SAFE_RELEASE, BASELINE_COST)
+BASELINE_GOVERNANCE = "Platform baseline: production governance (locks, enforced Azure Policy, Defender plans)"
+BASELINE_RECOVERABLE = "Platform baseline: deleted data stays recoverable"
+BASELINE_TAGGED = "Platform baseline: every resource carries the required tags"
+BASELINE = (
+    BASELINE_AVAILABILITY, BASELINE_SAFE_RELEASE, BASELINE_COST, BASELINE_GOVERNANCE, BASELINE_RECOVERABLE, BASELINE_TAGGED,
+)
 
-EXEMPT_KEY = "exemptResources"
-_EXEMPT_SCHEMA = {
-    "type": "array",
-    "items": {"type": "string"},
-    "default": [],
-    "description": "Pulumi or Azure names of resources this policy skips (documented exceptions).",
-}
 
 
 @dataclass(frozen=True)
@@ -86,10 +93,13 @@ class PolicyInfo:
     #: sets its own) and, there, the Microsoft document that states the rule.
     framework: str = FRAMEWORK
     source: str = ""
+    #: The policy's own enforcement level; None: the pack's (mandatory).
+    #: Low-severity checklist policies are advisory (see the module docstring).
+    enforcement: EnforcementLevel | None = None
 
     @property
     def config_schema(self) -> dict[str, dict[str, Any]]:
-        return {**{k: dict(v) for k, v in self.config.items()}, EXEMPT_KEY: dict(_EXEMPT_SCHEMA)}
+        return {**{k: copy.deepcopy(dict(v)) for k, v in self.config.items()}, EXEMPT_KEY: copy.deepcopy(EXEMPT_SCHEMA)}
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -163,11 +173,6 @@ def config_of(info: PolicyInfo, given: Mapping[str, Any] | None) -> dict[str, An
     return config
 
 
-def exempt(config: Mapping[str, Any], *names: str | None) -> bool:
-    listed = {str(n).lower() for n in config.get(EXEMPT_KEY) or []}
-    return any(n is not None and n.lower() in listed for n in names)
-
-
 ResourceCheck = Callable[[Resource, dict[str, Any]], Iterable[str]]
 
 
@@ -199,8 +204,9 @@ def resource_policy(
             config = config_of(info, args.get_config())
             if exempt(config, resource.name, resource.arm_name):
                 return
+            lapse = lapsed(config, resource.name, resource.arm_name)
             for message in check(resource, config):
-                report_violation(message, None)
+                report_violation(message + (lapse.lapse_note() if lapse else ""), None)
         except UnknownValueError:  # pragma: no cover - normalize() already turned unknowns into markers
             return
 
@@ -213,7 +219,16 @@ def resource_policy(
         remediation_steps=info.remediation,
         framework=_framework(info),
         tags=["azml", *info.tags],
+        enforcement_level=info.enforcement,
     )
+
+
+def _lapse_note(stack: Stack, config: Mapping[str, Any], urn: str) -> str:
+    """A stack check skips resources whose acceptance is in force (``exempt``);
+    a violation of one whose acceptance lapsed says so."""
+    resource = stack.by_urn.get(urn)
+    lapse = lapsed(config, resource.name, resource.arm_name) if resource is not None else None
+    return lapse.lapse_note() if lapse else ""
 
 
 StackCheck = Callable[[Stack, dict[str, Any]], Iterable[tuple[str, str]]]
@@ -232,7 +247,7 @@ def stack_policy(
             config = config_of(info, args.get_config())
             stack = Stack(args.resources)
             for urn, message in check(stack, config):
-                report_violation(message, urn)
+                report_violation(message + _lapse_note(stack, config, urn), urn)
         except UnknownValueError:  # pragma: no cover - normalize() already turned unknowns into markers
             return
 
@@ -245,6 +260,7 @@ def stack_policy(
         remediation_steps=info.remediation,
         framework=_framework(info),
         tags=["azml", *info.tags],
+        enforcement_level=info.enforcement,
     )
 
 
