@@ -75,8 +75,21 @@ ZONE_GROUP = "azure-native:network:PrivateDnsZoneGroup"
 PRIVATE_ZONE = "azure-native:privatedns:PrivateZone"
 DIAGNOSTICS = "azure-native:monitor:DiagnosticSetting"
 METRIC_ALERT = "azure-native:monitor:MetricAlert"
+BLOB_SERVICE = "azure-native:storage:BlobServiceProperties"
+APP_INSIGHTS = "azure-native:applicationinsights:Component"
+LOG_ANALYTICS = "azure-native:operationalinsights:Workspace"
+SYSTEM_TOPIC = "azure-native:eventgrid:SystemTopic"
 BATCH_DEPLOYMENT = "azure-native:machinelearningservices:BatchDeployment"
+NSG = "azure-native:network:NetworkSecurityGroup"
+SUBNET = "azure-native:network:Subnet"
+VNET = "azure-native:network:VirtualNetwork"
+VNET_LINK = "azure-native:privatedns:VirtualNetworkLink"
+PUBLIC_IP = "azure-native:network:PublicIPAddress"
 OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+KEY_VAULT_ADMINISTRATOR = "00482a5a-887f-4fb3-b363-3b7fe8e74483"
+LOCK = "azure-native:authorization:ManagementLockByScope"
+POLICY_ASSIGNMENT = "azure-native:authorization:PolicyAssignment"
+PRICING = "azure-native:security:Pricing"
 FOREIGN_ENVIRONMENT = (
     "/subscriptions/x/resourceGroups/y/providers/Microsoft.MachineLearningServices/workspaces/other/environments/e/versions/1"
 )
@@ -225,7 +238,7 @@ def workspace_storage(plan: Plan) -> PlannedResource:
 
 def test_pack_exports_name_and_policies() -> None:
     assert PACK_NAME == "azml-security-checklist"
-    assert len(ALL_POLICIES) == len(POLICIES) == len(POLICY_INFO) == 41
+    assert len(ALL_POLICIES) == len(POLICIES) == len(POLICY_INFO) == 71
     assert set(POLICY_INFO) == set(POLICIES)
 
 
@@ -281,7 +294,8 @@ def test_readme_documents_every_policy_and_the_dev_relaxations() -> None:
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_config_files_name_existing_policies_valid_levels_and_valid_properties(stack: str) -> None:
     config = load_config(stack)
-    assert config.get("all") in LEVELS
+    # No "all": it would override the advisory level low-severity policies declare.
+    assert "all" not in config
     for name, entry in config.items():
         if name == "all":
             continue
@@ -297,9 +311,12 @@ def test_config_files_name_existing_policies_valid_levels_and_valid_properties(s
         jsonschema.Draft7Validator({"type": "object", "properties": schema}).validate(properties)
 
 
-def test_prod_enforces_everything() -> None:
+def test_prod_enforces_everything_but_low_severity_advice() -> None:
     levels = {name: level for name, (level, _) in effective_config("prod").items()}
-    assert set(levels.values()) == {"mandatory"}
+    advisory = {name for name, info in POLICY_INFO.items() if info.severity == Severity.LOW}
+    assert advisory == {"azml-compute-scale-to-zero"}
+    assert {name for name, level in levels.items() if level == "advisory"} == advisory
+    assert {level for name, level in levels.items() if name not in advisory} == {"mandatory"}
 
 
 def test_main_only_builds_the_policy_pack() -> None:
@@ -348,8 +365,25 @@ def test_untouched_plans_under_defaults_only(dev_plan: Plan) -> None:
     assert by_level(evaluate(dev_plan, None), "mandatory") == {
         ("azml-workspace-hbi", "mlw"),
         ("azml-deployment-min-instances", "credit-risk-endpoint-blue"),
-        # The stack configs exempt the function host storage (Event Grid delivery: README).
+        ("azml-keyvault-soft-delete", "kv"),
+        # Risk acceptances of the stack configs (dated, with reasons: README).
         ("azml-storage-public-network-disabled", "st-fn"),
+        ("azml-registry-quarantine", "cr"),
+        # Governance dev relaxes (no locks, one audit-only policy, no Defender plan: policies/README.md).
+        ("azml-governance-locks", "kv"),
+        ("azml-governance-locks", "st"),
+        ("azml-governance-workspace-protected", "mlw"),
+        ("azml-governance-policy-assignments", "policy-ml-workspace-no-public-network"),
+        ("azml-governance-policy-assignments", "rg"),
+        ("azml-governance-defender-plans", "rg"),
+        # Data protection and the scan gate dev relaxes (week-long soft delete, Defender left to prod),
+        # and App Insights' local auth, a dated acceptance in both stacks (policies/README.md).
+        ("azml-storage-blob-soft-delete", "st"),
+        ("azml-storage-blob-soft-delete", "st-fn"),
+        ("azml-storage-container-soft-delete", "st"),
+        ("azml-storage-container-soft-delete", "st-fn"),
+        ("azml-registry-vulnerability-assessment", "cr"),
+        ("azml-appinsights-local-auth-disabled", "appi"),
     }
 
 
@@ -359,7 +393,8 @@ def test_only_the_function_host_storage_keeps_its_public_endpoint(stack: str, re
     lets only trusted services through its firewall."""
     plan: Plan = request.getfixturevalue(f"{stack}_plan")
     config = json.loads((PACK_DIR / f"config.{stack}.json").read_text())
-    assert config["azml-storage-public-network-disabled"] == {"exemptResources": ["st-fn"]}
+    (acceptance,) = config["azml-storage-public-network-disabled"]["exemptResources"]
+    assert acceptance["resource"] == "st-fn" and "Event Grid" in acceptance["reason"]
     host = one(plan, STORAGE, "st-fn")
     assert host.inputs["publicNetworkAccess"] == "Enabled"
     assert host.inputs["networkRuleSet"] == {"defaultAction": "Deny", "bypass": "AzureServices", "ipRules": [], "virtualNetworkRules": []}
@@ -404,14 +439,14 @@ def _set_workspace_storage(path: str, value: Any) -> Mutation:
     return lambda plan: put(workspace_storage(plan).inputs, path, value)
 
 
-def _add_owner_assignment(scope: str) -> Mutation:
+def _add_owner_assignment(scope: str, role: str = OWNER) -> Mutation:
     def mutate(plan: Plan) -> None:
         template = plan.of_type(ROLE_ASSIGNMENT)[0]
         added = copy.deepcopy(template)
         added.name = "ra-break-glass"
         added.urn = template.urn.rsplit("::", 1)[0] + "::ra-break-glass"
         added.inputs.update(
-            roleDefinitionId=f"/subscriptions/00000000-0000-4000-8000-000000000001/providers/Microsoft.Authorization/roleDefinitions/{OWNER}",
+            roleDefinitionId=f"/subscriptions/00000000-0000-4000-8000-000000000001/providers/Microsoft.Authorization/roleDefinitions/{role}",
             scope=scope.format(sub="00000000-0000-4000-8000-000000000001"),
         )
         added.property_dependencies = {}
@@ -444,6 +479,11 @@ def _env_var(name: str, value: Any) -> Mutation:
     return lambda plan: one(plan, ONLINE_DEPLOYMENT).inputs["properties"]["environmentVariables"].update({name: value})
 
 
+def _keyed_dead_letter(plan: Plan) -> None:
+    inputs = one(plan, "azure-native:eventgrid:SystemTopicEventSubscription").inputs
+    inputs["deadLetterDestination"] = inputs.pop("deadLetterWithResourceIdentity")["deadLetterDestination"]
+
+
 def _traffic(traffic: dict[str, int], mirror: dict[str, int] | None = None, deployments: list[str] | None = None) -> Mutation:
     def mutate(plan: Plan) -> None:
         routing = one(plan, ROUTING, "credit-risk-endpoint-traffic")
@@ -465,7 +505,39 @@ def _lineage_tags(name: str, version: str) -> Mutation:
 
 
 def _add_wildcard_action(plan: Plan) -> None:
-    one(plan, ROLE_DEFINITION).inputs["permissions"][0]["actions"].append("*")
+    one(plan, ROLE_DEFINITION).inputs["permissions"][0]["actions"].append("*/read")
+
+
+def _add_action(action: str) -> Mutation:
+    return lambda plan: one(plan, ROLE_DEFINITION).inputs["permissions"][0]["actions"].append(action)
+
+
+def _add_copy(plan: Plan, type_token: str, name: str, **inputs: Any) -> None:
+    template = one(plan, type_token)
+    added = copy.deepcopy(template)
+    added.name, added.urn = name, template.urn.rsplit("::", 1)[0] + "::" + name
+    added.inputs.update(inputs)
+    plan.resources.append(added)
+
+
+def _unprotect_workspace(plan: Plan) -> None:
+    one(plan, WORKSPACE).options["protect"] = False
+
+
+def _add_nsg_rule(**fields: Any) -> Mutation:
+    """An inbound rule (HTTPS from the VNet unless ``fields`` say otherwise) added to the training subnet's NSG."""
+    rule = {"name": "added", "priority": 100, "direction": "Inbound", "access": "Allow", "protocol": "Tcp",
+            "sourceAddressPrefix": "VirtualNetwork", "sourcePortRange": "*", "destinationAddressPrefix": "VirtualNetwork",
+            "destinationPortRange": "443", **fields}
+    return lambda plan: one(plan, NSG, "nsg-training").inputs["securityRules"].append(rule)
+
+
+def _add_public_ip(plan: Plan) -> None:
+    template = one(plan, PUBLIC_IP, "pip-nat")
+    added = copy.deepcopy(template)
+    added.name, added.urn = "pip-vm", template.urn.replace("::pip-nat", "::pip-vm")
+    added.inputs["publicIpAddressName"] = "pip-azml-prd-vm"
+    plan.resources.append(added)
 
 
 @dataclass(frozen=True)
@@ -499,7 +571,7 @@ CASES: dict[str, Case] = {
     "prod workspace not HBI": Case("prod", _set(WORKSPACE, "hbiWorkspace", False), "azml-workspace-hbi"),
     "confidential data in dev": Case(
         "dev",
-        _set(WORKSPACE, "tags", {"data-classification": "confidential"}),
+        _set(WORKSPACE, "tags.data-classification", "confidential"),
         "azml-workspace-hbi",
     ),
     "datastores with keys": Case(
@@ -620,14 +692,48 @@ CASES: dict[str, Case] = {
     "owner at subscription": Case(
         "prod",
         _add_owner_assignment("/subscriptions/{sub}"),
-        "azml-rbac-no-privileged-subscription-roles",
+        "azml-rbac-no-privileged-admin-roles",
     ),
     "owner at management group": Case(
         "prod",
         _add_owner_assignment("/providers/Microsoft.Management/managementGroups/corp"),
-        "azml-rbac-no-privileged-subscription-roles",
+        "azml-rbac-no-privileged-admin-roles",
+    ),
+    "owner on the resource group": Case(
+        "prod",
+        _add_owner_assignment("/subscriptions/{sub}/resourceGroups/rg-azml-prd-westeurope"),
+        "azml-rbac-no-privileged-admin-roles",
+    ),
+    "key vault administrator on the resource group": Case(
+        "prod",
+        _add_owner_assignment("/subscriptions/{sub}/resourceGroups/rg-azml-prd-westeurope", KEY_VAULT_ADMINISTRATOR),
+        "azml-rbac-no-wide-data-roles",
+    ),
+    "persona granted to a user": Case(
+        "prod",
+        _set(ROLE_ASSIGNMENT, "principalType", "User", "ra-reader-5c1e6f0a-2b3d-4e4f-8a5b-6c7d8e9f0a1b"),
+        "azml-rbac-personas-are-groups",
     ),
     "wildcard custom role": Case("prod", _add_wildcard_action, "azml-rbac-custom-role-least-privilege"),
+    "custom role writes role assignments": Case(
+        "prod", _add_action("Microsoft.Authorization/roleAssignments/write"), "azml-rbac-custom-role-no-authorization-writes"
+    ),
+    "custom role reconfigures storage": Case(
+        "prod", _add_action("Microsoft.Storage/storageAccounts/write"), "azml-rbac-custom-role-no-storage-writes"
+    ),
+    "vault lock removed": Case("prod", _drop(LOCK, "lock-key-vault"), "azml-governance-locks"),
+    "workspace unprotected": Case("prod", _unprotect_workspace, "azml-governance-workspace-protected"),
+    "policy not enforced": Case(
+        "prod",
+        _set(POLICY_ASSIGNMENT, "enforcementMode", "DoNotEnforce", "policy-storage-no-public-network"),
+        "azml-governance-policy-assignments",
+    ),
+    "another defender plan set to free": Case(
+        "prod",
+        lambda plan: _add_copy(plan, PRICING, "defender-storage", pricingName="StorageAccounts", pricingTier="Free"),
+        "azml-governance-defender-plans",
+    ),
+    "activity log export removed": Case("prod", _drop(DIAGNOSTICS, "activity-log"), "azml-governance-activity-log-export"),
     "vault without private endpoint": Case(
         "prod",
         _drop(PRIVATE_ENDPOINT, "pe-kv-vault"),
@@ -684,17 +790,60 @@ CASES: dict[str, Case] = {
         _set(ENVIRONMENT, "properties.image", "crsomeoneelse.azurecr.io/scoring:1.0.0"),
         "azml-approved-images",
     ),
-    "latest tag when pinned images required": Case(
+    "floating latest tag": Case(
         "prod",
-        lambda plan: None,
+        _set(ENVIRONMENT, "properties.image", "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"),
         "azml-approved-images",
-        {"azml-approved-images": {"allowLatestTag": False}},
     ),
     "environment from another workspace": Case(
         "prod",
         _set(ONLINE_DEPLOYMENT, "properties.environmentId", FOREIGN_ENVIRONMENT),
         "azml-approved-images",
     ),
+    # Identity, data protection, supply chain (more cases: tests/test_pack_data_protection.py, test_pack_supply_chain.py).
+    "host storage blob soft delete off": Case(
+        "prod", _set(BLOB_SERVICE, "deleteRetentionPolicy.enabled", False, "st-fn-blob"), "azml-storage-blob-soft-delete"
+    ),
+    "host storage container soft delete off": Case(
+        "prod", _set(BLOB_SERVICE, "containerDeleteRetentionPolicy.enabled", False, "st-fn-blob"), "azml-storage-container-soft-delete"
+    ),
+    "cross-tenant replication": Case(
+        "prod", _set(STORAGE, "allowCrossTenantReplication", True, "st-fn"), "azml-storage-cross-tenant-replication-disabled"
+    ),
+    "app insights local auth without its acceptance": Case(
+        "prod",
+        lambda plan: None,
+        "azml-appinsights-local-auth-disabled",
+        {"azml-appinsights-local-auth-disabled": {"exemptResources": []}},
+    ),
+    "entra-only app insights with key-only writers": Case("prod", _set(APP_INSIGHTS, "disableLocalAuth", True), "azml-appinsights-entra-writers"),
+    "log analytics shared keys": Case(
+        "prod", _set(LOG_ANALYTICS, "features.disableLocalAuth", False), "azml-log-analytics-local-auth-disabled"
+    ),
+    "event grid topic without identity": Case("prod", _set(SYSTEM_TOPIC, "identity", None), "azml-eventgrid-managed-identity"),
+    "event grid dead letters with keys": Case("prod", _keyed_dead_letter, "azml-eventgrid-identity-delivery"),
+    "v1 legacy mode": Case("prod", _set(WORKSPACE, "v1LegacyMode", True), "azml-workspace-v1-legacy-mode-disabled"),
+    "vault without owner tag": Case("prod", _set(VAULT, "tags.owner", ""), "azml-required-tags"),
+    "registry export enabled": Case("prod", _set(REGISTRY, "policies.exportPolicy.status", "enabled"), "azml-registry-export-disabled"),
+    "registry scanning off": Case(
+        "prod", _set(PRICING, "extensions.0.isEnabled", "False"), "azml-registry-vulnerability-assessment"
+    ),
+    # Network (more cases, spellings and quiet variations: tests/test_pack_network_security.py).
+    "https open to the internet": Case("prod", _add_nsg_rule(sourceAddressPrefix="Internet"), "azml-nsg-no-inbound-from-anywhere"),
+    "rdp open to the vnet": Case("prod", _add_nsg_rule(destinationPortRange="3389"), "azml-nsg-management-ports-closed"),
+    "no outbound management deny": Case("prod", _set(NSG, "securityRules", [], "nsg-training"), "azml-nsg-lateral-traversal"),
+    "deny-all inbound first": Case(
+        "prod",
+        _add_nsg_rule(access="Deny", protocol="*", sourceAddressPrefix="*", destinationAddressPrefix="*", destinationPortRange="*"),
+        "azml-nsg-no-deny-all-inbound-first",
+    ),
+    "subnet without nsg": Case("prod", _set(SUBNET, "networkSecurityGroup", None, "snet-training"), "azml-subnet-nsg"),
+    "default outbound access on": Case(
+        "prod", _set(SUBNET, "defaultOutboundAccess", True, "snet-inference"), "azml-subnet-default-outbound-disabled"
+    ),
+    "single public dns server": Case("prod", _set(VNET, "dhcpOptions", {"dnsServers": ["8.8.8.8"]}), "azml-vnet-dns-servers"),
+    "public ip beside the nat": Case("prod", _add_public_ip, "azml-public-ip-nat-only"),
+    "zone not linked to the vnet": Case("prod", _drop(VNET_LINK, "link-vaultcore-azure-net"), "azml-private-dns-zone-vnet-links"),
 }
 
 
@@ -718,10 +867,13 @@ ALLOWED_CASES: list[tuple[str, str, Mutation]] = [
     ("prod", "key vault reference", _env_var("API_KEY", "${{keyvault:https://kv-azml-prd-3d136e.vault.azure.net/secrets/api-key/1}}")),
     ("prod", "connection reference", _env_var("OPENAI_API_KEY", "${{azureml://connections/aoai/credentials/key}}")),
     ("prod", "harmless variable", _env_var("LOG_LEVEL", "info")),
-    ("prod", "image from the stack registry", _set(ENVIRONMENT, "properties.image", "crazmlprd3d136e.azurecr.io/credit-risk/scoring:1.4.2")),
+    ("prod", "image from the stack registry", _set(ENVIRONMENT, "properties.image", "crazmlprd3d136e.azurecr.io/credit-risk/scoring@sha256:" + "0f" * 32)),
     ("prod", "curated environment", _set(ONLINE_DEPLOYMENT, "properties.environmentId", "azureml://registries/azureml/environments/sklearn-1.5/versions/7")),
     ("prod", "true lineage tags", _lineage_tags("credit-risk", "3")),
-    ("prod", "owner on the resource group", _add_owner_assignment("/subscriptions/{sub}/resourceGroups/rg-azml-prd-westeurope")),
+    ("prod", "key vault administrator on the vault", _add_owner_assignment(
+        "/subscriptions/{sub}/resourceGroups/rg-azml-prd-westeurope/providers/Microsoft.KeyVault/vaults/kv-azml-prd-3d136e",
+        KEY_VAULT_ADMINISTRATOR,
+    )),
     ("prod", "no live traffic", _traffic({"blue": 0})),
     # prod also alerts on the 5xx share from the traffic log: the metric alert alone may go.
     ("prod", "log alert covers errors", _drop(METRIC_ALERT, "credit-risk-endpoint-server-errors")),
@@ -863,8 +1015,12 @@ def test_policies_ignore_other_resource_types_and_versioned_tokens(prod_plan: Pl
 def test_exempt_resources_are_skipped(prod_plan: Plan) -> None:
     plan = _without_host_storage_audit(prod_plan)
     assert by_level(evaluate(plan, "prod"), "mandatory") == {("azml-diagnostic-settings", "st-fn")}
-    exempt = {"azml-diagnostic-settings": {"exemptResources": ["stfnazmlprd3d136e"]}}
+    accepted = {"resource": "stfnazmlprd3d136e", "reason": "audit logs wired up in the next release", "expires": "2999-12-31"}
+    exempt = {"azml-diagnostic-settings": {"exemptResources": [accepted]}}
     assert by_level(evaluate(plan, "prod", exempt), "mandatory") == set()
+    # A bare name (no reason, no date) is not a risk acceptance: it exempts nothing.
+    bare = {"azml-diagnostic-settings": {"exemptResources": ["stfnazmlprd3d136e"]}}
+    assert by_level(evaluate(plan, "prod", bare), "mandatory") == {("azml-diagnostic-settings", "st-fn")}
 
 
 # --------------------------------------------------------------------------- the pack as the CLI runs it
@@ -914,7 +1070,8 @@ def test_the_pack_serves_its_policies_over_grpc_as_the_cli_launches_it(prod_plan
             for name, policy in served.items():
                 meta = POLICY_INFO[name]
                 assert json_format.MessageToDict(policy.configSchema.properties) == json.loads(json.dumps(meta.config_schema))
-                assert policy.enforcementLevel == analyzer_pb2.MANDATORY
+                expected_level = meta.enforcement.value if meta.enforcement else "mandatory"
+                assert policy.enforcementLevel == _LEVEL[expected_level]
                 assert policy.severity == _SEVERITY[meta.severity]
                 assert policy.remediation_steps == meta.remediation and policy.description == meta.description
                 assert policy.framework.reference == meta.checklist

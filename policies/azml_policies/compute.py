@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from pulumi_policy import Severity
+from pulumi_policy import EnforcementLevel, Severity
 
 from . import checks
 from .azure import COMPUTE
-from .checks import expect_bool, expect_value, info_for, resource_policy
+from .checks import expect_bool, info_for, resource_policy
 from .topology import Resource
-from .values import UNKNOWN, as_number, get, known, same, show
+from .values import MISSING, UNKNOWN, as_number, get, known, same, show
 
 CLUSTER = "AmlCompute"
 INSTANCE = "ComputeInstance"
@@ -68,11 +68,34 @@ local_auth_disabled = resource_policy(
 )
 
 
+_CLUSTER_SSH = "properties.properties.remoteLoginPortPublicAccess"
+_INSTANCE_SSH = "properties.properties.sshSettings.sshPublicAccess"
+
+
 def _ssh(compute: Resource, _config: dict[str, Any]) -> Iterator[str]:
+    """What Azure does when the setting is left out decides whether unset passes
+    (REST spec, machinelearningservices mfe.json): a cluster's
+    remoteLoginPortPublicAccess defaults to NotSpecified — "closed on all nodes
+    of the cluster if VNet is defined, else is open all public nodes", fixed
+    at creation — so a cluster must say Disabled; an instance's
+    sshSettings.sshPublicAccess defaults to Disabled ("the public ssh port is
+    closed on this instance"), so unset passes and only Enabled fails."""
     if _is(compute, CLUSTER):
-        yield from expect_value(compute, "properties.properties.remoteLoginPortPublicAccess", "Disabled", azure_default="NotSpecified")
+        value = compute.get(_CLUSTER_SSH)
+        if value is UNKNOWN or same(value, "Disabled"):
+            return
+        if value is MISSING:
+            found = "not set (Azure then uses NotSpecified: SSH open on every node of a cluster without a subnet)"
+        elif same(value, "Enabled"):
+            found = "'Enabled' (SSH open on every node)"
+        else:
+            found = f"{show(value)} (SSH open on every node of a cluster without a subnet)"
+        yield f"{compute.label}: {_CLUSTER_SSH} is {found}; must be 'Disabled'"
     elif _is(compute, INSTANCE):
-        yield from expect_value(compute, "properties.properties.sshSettings.sshPublicAccess", "Disabled", azure_default="Disabled")
+        value = compute.get(_INSTANCE_SSH)
+        if value is UNKNOWN or value is MISSING or same(value, "Disabled"):
+            return  # unset: Azure's default is Disabled
+        yield f"{compute.label}: {_INSTANCE_SSH} is {show(value)} (SSH open to the instance); must be 'Disabled' or unset"
 
 
 ssh_disabled = resource_policy(
@@ -81,8 +104,9 @@ ssh_disabled = resource_policy(
         "Compute nodes do not open SSH to the outside.",
         checks.PUBLIC_ACCESS,
         Severity.HIGH,
-        "Set properties.properties.remoteLoginPortPublicAccess: 'Disabled' on clusters "
-        "(properties.properties.sshSettings.sshPublicAccess: 'Disabled' on instances).",
+        "Set properties.properties.remoteLoginPortPublicAccess: 'Disabled' on clusters (unset means NotSpecified, "
+        "which opens SSH on nodes without a subnet); on instances leave properties.properties.sshSettings."
+        "sshPublicAccess unset or 'Disabled'.",
         ("properties.properties.remoteLoginPortPublicAccess", "properties.properties.sshSettings.sshPublicAccess"),
         tags=("network",),
     ),
@@ -126,6 +150,9 @@ scale_to_zero = resource_policy(
             },
         },
         tags=("cost",),
+        # Low severity, so advisory: warm nodes cost money, they open nothing. A stack that wants
+        # it to block sets {"enforcementLevel": "mandatory"} for it in its policy config.
+        enforcement=EnforcementLevel.ADVISORY,
     ),
     _scale_to_zero,
 )

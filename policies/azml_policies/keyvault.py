@@ -69,7 +69,8 @@ soft_delete = resource_policy(
                 "type": "integer",
                 "minimum": 7,
                 "maximum": 90,
-                "default": 7,
+                # Strictest by default (prod): Azure's maximum; dev lowers it in config.dev.json.
+                "default": 90,
                 "description": "Minimum soft-delete retention in days.",
             }
         },

@@ -105,7 +105,9 @@ quarantine = resource_policy(
         config={
             "required": {
                 "type": "boolean",
-                "default": False,
+                # Strictest by default: a stack without a releasing scanner accepts the risk in its
+                # config (prod: a dated exemptResources entry; dev: required false).
+                "default": True,
                 "description": "Require quarantine (only with a scanner that releases images).",
             }
         },

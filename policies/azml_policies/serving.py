@@ -45,7 +45,7 @@ auth_mode = resource_policy(
             "allowedAuthModes": {
                 "type": "array",
                 "items": {"type": "string", "enum": AUTH_MODES},
-                "default": ["AADToken", "AMLToken"],
+                "default": ["AADToken"],  # strictest (prod); dev also allows AMLToken in config.dev.json
                 "description": "Auth modes an endpoint may use.",
             }
         },

@@ -123,6 +123,21 @@ def _log_alert_kinds(stack: Stack, rule: Resource, endpoint: Resource) -> set[st
     return kinds
 
 
+# Each signal: its name in messages, and what counts as an alert on it.
+_SIGNALS = {
+    "latency": (
+        "request latency",
+        "a monitor:MetricAlert scoped to the endpoint on a latency metric (e.g. RequestLatency_P95), or a "
+        "ScheduledQueryRule whose query reads request durations from AmlOnlineEndpointTrafficLog",
+    ),
+    "errors": (
+        "error rate",
+        "a monitor:MetricAlert scoped to the endpoint on RequestsPerMinute with dimension statusCodeClass 5xx, or a "
+        "ScheduledQueryRule whose query counts failed (5xx) requests in AmlOnlineEndpointTrafficLog",
+    ),
+}
+
+
 def _endpoint_alerts(stack: Stack, config: dict[str, Any]) -> Finding:
     for endpoint in stack.of_type(ONLINE_ENDPOINT):
         if exempt(config, endpoint.name, endpoint.arm_name):
@@ -134,13 +149,14 @@ def _endpoint_alerts(stack: Stack, config: dict[str, Any]) -> Finding:
         for rule in _rules_for(stack, endpoint):
             covered |= _log_alert_kinds(stack, rule, endpoint)
         wanted = [k for k, on in (("latency", config["requireLatencyAlert"]), ("errors", config["requireErrorAlert"])) if on]
-        missing = [k for k in wanted if k not in covered]
-        if missing:
-            what = {"latency": "request latency", "errors": "error rate (5xx)"}
-            yield endpoint.urn, (
-                f"{endpoint.label}: no enabled alert on its {' or '.join(what[m] for m in missing)} "
-                "(monitor:MetricAlert scoped to the endpoint, or a ScheduledQueryRule on its traffic log)"
-            )
+        present = ", ".join(_SIGNALS[k][0] for k in ("latency", "errors") if k in covered) or "neither signal"
+        for kind in wanted:
+            if kind not in covered:
+                signal, counts = _SIGNALS[kind]
+                yield endpoint.urn, (
+                    f"{endpoint.label}: missing signal '{signal}': no enabled alert watches its {signal} "
+                    f"(alerts found cover: {present}); add {counts}"
+                )
 
 
 endpoint_alerts = stack_policy(

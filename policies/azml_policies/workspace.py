@@ -75,7 +75,8 @@ managed_network_isolation = resource_policy(
             "allowedIsolationModes": {
                 "type": "array",
                 "items": {"type": "string", "enum": ISOLATION_MODES},
-                "default": ["AllowOnlyApprovedOutbound", "AllowInternetOutbound"],
+                # Strictest by default (prod); dev also allows AllowInternetOutbound in config.dev.json.
+                "default": ["AllowOnlyApprovedOutbound"],
                 "description": "Isolation modes a workspace may use.",
             }
         },
