@@ -14,9 +14,12 @@ from .skips import SKIPS, Skip
 TEMPLATE_PATH = Path("arm") / "template.json"
 
 
-def export_and_scan(plan: Plan, out_dir: Path, skips: Sequence[Skip] = SKIPS) -> CheckovReport:
-    """Export ``plan`` to ``out_dir/arm/template.json``, run checkov over it and write
-    ``out_dir/checkov.sarif`` (and ``out_dir/checkov.json``, the curated report).
+def export_and_scan(
+    plan: Plan, out_dir: Path, skips: Sequence[Skip] = SKIPS, *, stack_file: Path | None = None
+) -> CheckovReport:
+    """Export ``plan`` to ``out_dir/arm/template.json``, run checkov over it (and its
+    secrets checks over ``stack_file`` too: a stack file holds no plain secret)
+    and write ``out_dir/checkov.sarif`` (and ``out_dir/checkov.json``, the curated report).
 
     Raises :class:`azml.arm.checkov.CheckovNotInstalled` when checkov is missing
     and :class:`azml.arm.checkov.CheckovError` when it cannot run; failed
@@ -27,7 +30,8 @@ def export_and_scan(plan: Plan, out_dir: Path, skips: Sequence[Skip] = SKIPS) ->
     template, index = export_resources(plan)
     path = out_dir / TEMPLATE_PATH
     write_atomically(path, render_template(template))
-    return run_checkov(path, out_dir, skips, stack=environment_of(plan), index=index)
+    secrets_in = (stack_file,) if stack_file is not None else ()
+    return run_checkov(path, out_dir, skips, stack=environment_of(plan), index=index, secrets_in=secrets_in)
 
 
 def environment_of(plan: Plan) -> str:

@@ -5,7 +5,8 @@ virtualenv, ``<project>/.venv-checkov`` (built by ``make`` from
 ``requirements-checkov.lock``); ``AZML_CHECKOV`` may name another executable.
 We run::
 
-    checkov -f template.json --framework arm --external-checks-dir checkov_checks \
+    checkov -f template.json [-f Pulumi.<stack>.yaml] --framework arm secrets \
+            --external-checks-dir checkov_checks \
             -o json -o sarif --output-file-path <dir> --skip-download --soft-fail
 
 read the JSON, apply the curated skips of :mod:`azml.arm.skips` (a matching
@@ -14,6 +15,15 @@ failure becomes a skipped result with its reason) and write
 ``--skip-download`` keeps checkov offline (no platform metadata, so built-in
 checks carry no guideline link); ``--soft-fail`` makes a non-zero exit mean
 that checkov itself broke, not that a check failed.
+
+The ``secrets`` framework (detect-secrets plugins: private keys, Azure storage
+keys, AWS keys, JWTs, basic-auth URLs, keyword plus entropy, ...; ids
+``CKV_SECRET_*``) runs offline: without a platform API key checkov uses only
+its bundled detectors. It scans the template and, from ``azml plan``, the
+stack file (``secure:`` values there are ciphertext and match no detector). A
+secret's result names the ARM resource whose object holds the line (or the
+stack file), so skips and plan resources apply to it as to any other result;
+checkov prints only a masked prefix of the secret itself.
 """
 
 from __future__ import annotations
@@ -76,6 +86,7 @@ class CheckRecord:
     reason: str | None = None  # why it is skipped
     urn: str | None = None  # the plan resource behind it, when known
     pulumi_name: str | None = None
+    framework: str = "arm"  # or "secrets"
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -86,6 +97,8 @@ class CheckRecord:
             "file": self.file_path,
             "lines": list(self.file_line_range),
         }
+        if self.framework != "arm":
+            document["framework"] = self.framework
         if self.urn:
             document["urn"] = self.urn
             document["pulumiName"] = self.pulumi_name
@@ -147,7 +160,7 @@ class CheckovReport:
     def summary_lines(self) -> list[str]:
         counts = self.summary()
         lines = [
-            f"checkov {self.checkov_version} on the ARM export: {counts['passed']} passed, "
+            f"checkov {self.checkov_version} on the ARM export: {counts['passed']} passed, "  # arm and secrets checks
             f"{counts['failed']} failed, {counts['skipped']} skipped ({counts['resources']} resources)"
         ]
         lines += [f"    FAILED {line}" for line in self.failure_lines()]
@@ -186,16 +199,47 @@ def _template_stack(template_path: Path) -> str | None:
     return stack if isinstance(stack, str) else None
 
 
+FRAMEWORKS = ("arm", "secrets")
+
+
 def _reports(document: Any) -> list[dict[str, Any]]:
     """checkov writes one report object per framework, or a list of them."""
     reports = document if isinstance(document, list) else [document]
-    return [r for r in reports if isinstance(r, dict) and r.get("check_type", "arm") == "arm"]
+    return [r for r in reports if isinstance(r, dict) and r.get("check_type", "arm") in FRAMEWORKS]
+
+
+def _locate_secrets(
+    records: Iterable[CheckRecord], template_path: Path, index: Sequence[ExportedResource] | None
+) -> None:
+    """checkov names a secret by a hash of its value; name it by where it is instead: the ARM resource whose
+    object holds the line (its checkov id, and its plan resource when ``index`` is given), or the scanned
+    file (the stack file)."""
+    text = template_path.read_text()
+    try:
+        resources = json.loads(text).get("resources") or []
+    except (ValueError, AttributeError):
+        resources = []
+    ranges = list(zip(resource_line_ranges(text), resources, index or [None] * len(resources)))
+    for record in records:
+        if Path(record.file_path).name != template_path.name:
+            record.resource = Path(record.file_path).name
+            continue
+        line = record.file_line_range[0]
+        for (first, last), resource, entry in ranges:
+            if first <= line <= last and isinstance(resource, dict):
+                record.resource = f"{resource.get('type')}.{resource.get('name')}"
+                if entry is not None:
+                    record.urn, record.pulumi_name = entry.urn, entry.pulumi_name
+                break
+        else:
+            record.resource = template_path.name
 
 
 def _record(raw: dict[str, Any], result: str) -> CheckRecord:
     first, last = (list(raw.get("file_line_range") or [0, 0]) + [0, 0])[:2]
     severity = raw.get("severity")
     return CheckRecord(
+        framework=str(raw.get("check_type") or "arm"),
         check_id=str(raw.get("check_id")),
         check_name=str(raw.get("check_name") or ""),
         result=result,
@@ -256,12 +300,14 @@ def run_checkov(
     stack: str | None = None,
     index: Sequence[ExportedResource] | None = None,
     external_checks_dir: Path | None = CUSTOM_CHECKS_DIR,
+    secrets_in: Sequence[Path] = (),
 ) -> CheckovReport:
     """Run checkov on ``template_path``; write ``out_dir/checkov.sarif`` and return the curated report.
 
     ``stack`` selects stack-specific skips (default: the template's
     ``metadata.stack``); ``index`` (from :func:`azml.arm.export.export_resources`)
-    ties each result to the plan resource it came from.
+    ties each result to the plan resource it came from; ``secrets_in`` are
+    more files (the stack file) for the secrets framework alone.
     """
     executable = checkov_executable()
     template_path = Path(template_path).resolve()
@@ -280,7 +326,8 @@ def run_checkov(
         command = [
             str(executable),
             "-f", str(template_path),
-            "--framework", "arm",
+            *[argument for path in secrets_in for argument in ("-f", str(Path(path).resolve()))],
+            "--framework", *FRAMEWORKS,
             "-o", "json",
             "-o", "sarif",
             "--output-file-path", raw_dir,
@@ -326,10 +373,18 @@ def run_checkov(
         report.checkov_version = str(summary.get("checkov_version") or report.checkov_version)
         report.resource_count += int(summary.get("resource_count") or 0)
         results = raw_report.get("results") or {}
-        report.passed += [_record(raw, "passed") for raw in results.get("passed_checks") or []]
-        report.skipped += [_record(raw, "skipped") for raw in results.get("skipped_checks") or []]
-        for raw in results.get("failed_checks") or []:
-            record = _record(raw, "failed")
+        framework = str(raw_report.get("check_type") or "arm")
+        records = {
+            outcome: [_record(raw, outcome) for raw in results.get(f"{outcome}_checks") or []]
+            for outcome in ("passed", "skipped", "failed")
+        }
+        for record in (r for group in records.values() for r in group):
+            record.framework = framework
+        if framework == "secrets":
+            _locate_secrets([r for group in records.values() for r in group], template_path, index)
+        report.passed += records["passed"]
+        report.skipped += records["skipped"]
+        for record in records["failed"]:
             skip = find_skip(tuple(skips), record.check_id, record.resource, stack)
             if skip is None:
                 report.failed.append(record)
@@ -342,7 +397,8 @@ def run_checkov(
         report.parsing_errors += [str(e) for e in errors]
     report.unused_skips = [skip for skip in skips if id(skip) not in used and (not skip.stacks or stack in skip.stacks)]
     if index is not None:
-        _attach_resources([*report.passed, *report.failed, *report.skipped], template_path.read_text(), index)
+        arm = [r for r in (*report.passed, *report.failed, *report.skipped) if r.framework == "arm"]
+        _attach_resources(arm, template_path.read_text(), index)
     for group in (report.passed, report.failed, report.skipped):
         group.sort(key=lambda r: (r.file_line_range[0], r.check_id))
 
