@@ -234,9 +234,12 @@ def checkov(
     """Export a preview (or plan) as an ARM template and scan it with checkov.
 
     Writes DIR/arm/template.json, DIR/checkov.sarif and DIR/checkov.json; exits 1
-    when a check fails that the curated skip list (azml.arm.skips) does not cover."""
+    when a check fails that the curated skip list (azml.arm.skips) does not
+    cover, or when a skip of the list is past its expiry date."""
     from .arm.api_versions import ApiVersionError
-    from .arm.bridge import export_and_scan
+    from .arm.bridge import environment_of, export_and_scan
+    from .arm.skips import SKIPS
+    from .policy.acceptances import Ledger, from_skips
     from .arm.checkov import CheckovError
     from .arm.preview import PlanDocumentError, plan_from_plan_json, plan_from_preview
     from .plan.arm import UnknownResourceType
@@ -268,8 +271,10 @@ def checkov(
         f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped (documented)"
     )
     typer.echo(f"Wrote {target / 'arm' / 'template.json'}, {report.sarif} and {target / 'checkov.json'}")
-    if not report.ok:
-        _fail(EXIT_PROGRAM_ERROR, report.failure_lines())
+    # The skips are risk acceptances: one past its date fails the scan as it fails azml plan.
+    expired = Ledger(from_skips(SKIPS, environment_of(result))).failure_lines()
+    if not report.ok or expired:
+        _fail(EXIT_PROGRAM_ERROR, [*(report.failure_lines() if not report.ok else []), *expired])
 
 
 def main() -> None:

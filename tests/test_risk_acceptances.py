@@ -236,3 +236,15 @@ def test_azml_plan_lists_warns_and_fails_on_an_expired_acceptance(
     # The pack (its own process, real clock) checks st-fn again: the violation says why.
     (violation,) = [v for v in document["policy"]["violations"] if v["policy"] == PUBLIC]
     assert "expired on 2020-01-01" in violation["message"]
+
+
+def test_azml_checkov_fails_on_an_expired_skip(tmp_path: Path, prod_plan: Plan, monkeypatch: pytest.MonkeyPatch) -> None:
+    from azml.cli import app
+
+    monkeypatch.setattr(ledger_module, "utc_today", lambda: dt.date(2999, 1, 1))
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(prod_plan.to_json()))
+    result = CliRunner().invoke(app, ["checkov", "--plan-json", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    for skip in (s for s in SKIPS if not s.stacks or "prod" in s.stacks):
+        assert f"risk acceptance {skip.check_id} on {', '.join(skip.resources)} (checkov) expired on {skip.expires}" in result.output
