@@ -14,6 +14,28 @@ from azml.naming import Names
 from .private_link import PRIVATE_DNS_ZONES
 
 
+#: Outbound RDP and WinRM from the subnet's hosts to the rest of the VNet are
+#: denied: "Management protocols originating from application workload hosts
+#: should be blocked" (PSRule Azure.NSG.LateralTraversal, which passes once RDP
+#: or SSH is denied; https://learn.microsoft.com/azure/security/fundamentals/network-best-practices#logically-segment-subnets).
+#: Nothing on the platform manages Windows hosts: Azure ML computes are Linux,
+#: private endpoints never initiate connections, the function app calls HTTPS.
+#: SSH stays open inside the VNet for Azure ML compute nodes whose SSH access
+#: is enabled. Priority 4000 leaves room for any rule that must come first.
+LATERAL_MANAGEMENT_DENY: dict[str, object] = {
+    "name": "deny-management-outbound",
+    "description": "No RDP or WinRM sessions from this subnet's hosts to other hosts in the VNet.",
+    "priority": 4000,
+    "direction": "Outbound",
+    "access": "Deny",
+    "protocol": "*",
+    "source_address_prefix": "VirtualNetwork",
+    "source_port_range": "*",
+    "destination_address_prefix": "VirtualNetwork",
+    "destination_port_ranges": ["3389", "5985-5986"],
+}
+
+
 @dataclass(frozen=True)
 class NetworkArgs:
     """Inputs of :class:`Network`.
@@ -69,8 +91,9 @@ class Network(pulumi.ComponentResource):
                 location=args.location,
                 # Azure's default rules already deny inbound internet traffic and
                 # allow VNet-internal flows, which is all private endpoints and
-                # no-public-IP compute need.
-                security_rules=[],
+                # no-public-IP compute need; the one custom rule stops hosts here
+                # from opening management sessions to their neighbours.
+                security_rules=[LATERAL_MANAGEMENT_DENY],
                 tags=tags,
                 opts=child,
             )

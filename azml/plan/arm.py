@@ -31,6 +31,9 @@ ARM_TYPES: dict[str, ArmType] = {
     "azure-native:network:NetworkSecurityGroup": ArmType(
         "Microsoft.Network/networkSecurityGroups", "networkSecurityGroupName"
     ),
+    "azure-native:network:SecurityRule": ArmType(
+        "Microsoft.Network/networkSecurityGroups/securityRules", "securityRuleName", ("networkSecurityGroupName",)
+    ),
     "azure-native:network:PrivateEndpoint": ArmType("Microsoft.Network/privateEndpoints", "privateEndpointName"),
     "azure-native:network:PublicIPAddress": ArmType("Microsoft.Network/publicIPAddresses", "publicIpAddressName"),
     "azure-native:network:NatGateway": ArmType("Microsoft.Network/natGateways", "natGatewayName"),

@@ -29,6 +29,16 @@ REGISTRY = "azure-native:containerregistry:Registry"
 PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
 PRIVATE_DNS_ZONE_GROUP = "azure-native:network:PrivateDnsZoneGroup"
 PRIVATE_ZONE = "azure-native:privatedns:PrivateZone"
+VIRTUAL_NETWORK_LINK = "azure-native:privatedns:VirtualNetworkLink"
+VIRTUAL_NETWORK = "azure-native:network:VirtualNetwork"
+SUBNET = "azure-native:network:Subnet"
+NSG = "azure-native:network:NetworkSecurityGroup"
+SECURITY_RULE = "azure-native:network:SecurityRule"
+PUBLIC_IP = "azure-native:network:PublicIPAddress"
+NAT_GATEWAY = "azure-native:network:NatGateway"
+APP_INSIGHTS = "azure-native:applicationinsights:Component"
+LOG_ANALYTICS = "azure-native:operationalinsights:Workspace"
+SYSTEM_TOPIC = "azure-native:eventgrid:SystemTopic"
 DIAGNOSTIC_SETTING = "azure-native:monitor:DiagnosticSetting"
 METRIC_ALERT = "azure-native:monitor:MetricAlert"
 SCHEDULED_QUERY_RULE = "azure-native:monitor:ScheduledQueryRule"
@@ -48,6 +58,7 @@ def base_type(type_token: str) -> str:
 
 
 _MLS = "providers/Microsoft.MachineLearningServices/workspaces"
+_VNETS = "providers/Microsoft.Network/virtualNetworks"
 
 # type -> path segments of its ARM id after the resource group, each with the
 # property keys (inputs first, then the output form) that hold its name.
@@ -57,7 +68,16 @@ ARM_PATHS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     STORAGE_ACCOUNT: (("providers/Microsoft.Storage/storageAccounts", ("accountName", "name")),),
     REGISTRY: (("providers/Microsoft.ContainerRegistry/registries", ("registryName", "name")),),
     WEB_APP: (("providers/Microsoft.Web/sites", ("name",)),),
+    APP_INSIGHTS: (("providers/Microsoft.Insights/components", ("resourceName", "name")),),
+    LOG_ANALYTICS: (("providers/Microsoft.OperationalInsights/workspaces", ("workspaceName", "name")),),
+    SYSTEM_TOPIC: (("providers/Microsoft.EventGrid/systemTopics", ("systemTopicName", "name")),),
     PRIVATE_ENDPOINT: (("providers/Microsoft.Network/privateEndpoints", ("privateEndpointName", "name")),),
+    PRIVATE_ZONE: (("providers/Microsoft.Network/privateDnsZones", ("privateZoneName", "name")),),
+    VIRTUAL_NETWORK: ((_VNETS, ("virtualNetworkName", "name")),),
+    SUBNET: ((_VNETS, ("virtualNetworkName",)), ("subnets", ("subnetName", "name"))),
+    NSG: (("providers/Microsoft.Network/networkSecurityGroups", ("networkSecurityGroupName", "name")),),
+    PUBLIC_IP: (("providers/Microsoft.Network/publicIPAddresses", ("publicIpAddressName", "name")),),
+    NAT_GATEWAY: (("providers/Microsoft.Network/natGateways", ("natGatewayName", "name")),),
     ONLINE_ENDPOINT: ((_MLS, ("workspaceName",)), ("onlineEndpoints", ("endpointName", "name"))),
     BATCH_ENDPOINT: ((_MLS, ("workspaceName",)), ("batchEndpoints", ("endpointName", "name"))),
     ONLINE_DEPLOYMENT: (

@@ -1,7 +1,8 @@
 """Stack policies on private networking: every workspace, Key Vault,
 container registry and storage account has private endpoints for the right
-group ids, and every private endpoint registers its records in the private
-DNS zones of those group ids.
+group ids, every private endpoint registers its records in the private
+DNS zones of those group ids, and every zone so used is linked to the
+endpoint's virtual network.
 
 Links between resources are read by :class:`~azml_policies.topology.Stack`
 (known ids, or recorded dependencies while ids are unknown). A check that
@@ -22,6 +23,8 @@ from .azure import (
     REGISTRY,
     STORAGE_ACCOUNT,
     VAULT,
+    VIRTUAL_NETWORK,
+    VIRTUAL_NETWORK_LINK,
     WORKSPACE,
     arm_id,
     segment_after,
@@ -261,8 +264,8 @@ private_dns_zone_groups = stack_policy(
         severity=Severity.HIGH,
         remediation=(
             "Give the private endpoint a network:PrivateDnsZoneGroup whose privateDnsZoneConfigs link every zone "
-            "of its group id (privatelink.api.azureml.ms and privatelink.notebooks.azure.net for a workspace), each "
-            "zone linked to the VNet."
+            "of its group id (privatelink.api.azureml.ms and privatelink.notebooks.azure.net for a workspace); "
+            "components/private_link.py builds both from the zone ids it is given."
         ),
         resource_types=(PRIVATE_ENDPOINT, PRIVATE_DNS_ZONE_GROUP, PRIVATE_ZONE),
         properties=(
@@ -286,4 +289,85 @@ private_dns_zone_groups = stack_policy(
     _dns_zone_groups,
 )
 
-POLICIES = [private_endpoints, private_dns_zone_groups]
+# --------------------------------------------------------------------------- zone links to the VNet
+
+
+def _vnets_of(stack: Stack, pe: Resource) -> set[str]:
+    """The name of the VNet the private endpoint sits in: from its subnet id,
+    else from the subnet resource it depends on, else every VNet of the stack."""
+    name = segment_after(pe.get("subnet.id"), "virtualNetworks")
+    if name:
+        return {name.lower()}
+    subnets = [s for s in stack.with_urns(pe.property_dependencies.get("subnet", ())) if isinstance(s.get("virtualNetworkName"), str)]
+    if subnets:
+        return {s.get("virtualNetworkName").lower() for s in subnets}
+    return {v.arm_name.lower() for v in stack.of_type(VIRTUAL_NETWORK) if v.arm_name}
+
+
+def _linked_vnets(stack: Stack, zone: Resource) -> tuple[set[str], bool]:
+    """The VNets the zone's virtual network links point at, and whether some link's target is unknown."""
+    names: set[str] = set()
+    unknown = False
+    for link in stack.children(zone, (VIRTUAL_NETWORK_LINK,), "privateZoneName"):
+        target = segment_after(link.get("virtualNetwork.id"), "virtualNetworks")
+        if target:
+            names.add(target.lower())
+            continue
+        found = [v.arm_name.lower() for v in stack.of_type(VIRTUAL_NETWORK) if v.arm_name and link.depends_on(v, "virtualNetwork")]
+        names |= set(found)
+        unknown = unknown or not found
+    return names, unknown
+
+
+def _zone_vnet_links(stack: Stack, config: dict[str, Any]) -> Finding:
+    zones = {name: zone for zone in stack.of_type(PRIVATE_ZONE) if (name := _zone_name(zone))}
+    needed: dict[str, dict[str, list[str]]] = {}  # zone -> VNet -> private endpoints resolving there
+    for pe in stack.of_type(PRIVATE_ENDPOINT):
+        for group in _zone_groups_of(stack, pe):
+            for zone_name in _zones_of(stack, group)[0]:
+                for vnet in _vnets_of(stack, pe):
+                    needed.setdefault(zone_name, {}).setdefault(vnet, []).append(pe.arm_name or pe.name)
+    for zone_name, vnets in needed.items():
+        zone = zones.get(zone_name)
+        if zone is None or exempt(config, zone.name, zone.arm_name):
+            continue  # a zone outside the stack (a hub's) is linked where it lives
+        linked, unknown = _linked_vnets(stack, zone)
+        missing = sorted(v for v in vnets if v not in linked)
+        if missing and not unknown:
+            users = sorted({pe for v in missing for pe in vnets[v]})
+            yield zone.urn, (
+                f"{zone.label}: no privatedns:VirtualNetworkLink to VNet {', '.join(missing)} (linked: "
+                f"{', '.join(sorted(linked)) or 'none'}); the records of {', '.join(users)} in this zone do not resolve "
+                "from that VNet, so clients there reach the public endpoint or nothing"
+            )
+
+
+private_dns_zone_vnet_links = stack_policy(
+    PolicyInfo(
+        name="azml-private-dns-zone-vnet-links",
+        description=(
+            "Every private DNS zone a private endpoint's zone group uses is linked (privatedns:VirtualNetworkLink) to "
+            "the VNet the endpoint sits in."
+        ),
+        checklist=checks.PRIVATE_ENDPOINTS,
+        severity=Severity.HIGH,
+        remediation=(
+            "Create a privatedns:VirtualNetworkLink from the zone to the VNet (components/network.py links every zone "
+            "it creates): a private DNS zone answers only in the virtual networks linked to it, so an endpoint's "
+            "records resolve nowhere else (https://learn.microsoft.com/azure/private-link/private-endpoint-dns-integration)."
+        ),
+        resource_types=(PRIVATE_ZONE, VIRTUAL_NETWORK_LINK, PRIVATE_DNS_ZONE_GROUP, PRIVATE_ENDPOINT, VIRTUAL_NETWORK),
+        properties=(
+            "VirtualNetworkLink.privateZoneName",
+            "VirtualNetworkLink.virtualNetwork.id",
+            "PrivateDnsZoneGroup.privateDnsZoneConfigs[].privateDnsZoneId",
+            "PrivateEndpoint.subnet.id",
+            "VirtualNetwork.virtualNetworkName",
+        ),
+        kind="stack",
+        tags=("network", "dns"),
+    ),
+    _zone_vnet_links,
+)
+
+POLICIES = [private_endpoints, private_dns_zone_groups, private_dns_zone_vnet_links]
