@@ -14,6 +14,7 @@ from __future__ import annotations
 from . import (  # isort: skip
     compute,
     keyvault,
+    network_security,
     rbac,
     registry,
     secret_values,
@@ -23,6 +24,7 @@ from . import (  # isort: skip
     stack_monitoring,
     stack_serving,
     storage,
+    virtual_network,
     workspace,
 )
 from .checks import BASELINE, CHECKLIST, POLICY_INFO, PolicyInfo, config_of
@@ -38,6 +40,8 @@ ALL_POLICIES = [
     *serving.POLICIES,
     *secret_values.POLICIES,
     *rbac.POLICIES,
+    *network_security.POLICIES,
+    *virtual_network.POLICIES,
     *stack_network.POLICIES,
     *stack_audit.POLICIES,
     *stack_monitoring.POLICIES,
