@@ -13,9 +13,12 @@ from __future__ import annotations
 # follow in the order of ALL_POLICIES.
 from . import (  # isort: skip
     compute,
+    governance,
+    governance_monitoring,
     keyvault,
     network_security,
     rbac,
+    rbac_roles,
     registry,
     secret_values,
     serving,
@@ -40,12 +43,15 @@ ALL_POLICIES = [
     *serving.POLICIES,
     *secret_values.POLICIES,
     *rbac.POLICIES,
+    *rbac_roles.POLICIES,
     *network_security.POLICIES,
     *virtual_network.POLICIES,
     *stack_network.POLICIES,
     *stack_audit.POLICIES,
     *stack_monitoring.POLICIES,
     *stack_serving.POLICIES,
+    *governance.POLICIES,
+    *governance_monitoring.POLICIES,
 ]
 
 __all__ = ["ALL_POLICIES", "BASELINE", "CHECKLIST", "PACK_NAME", "POLICY_INFO", "PolicyInfo", "config_of"]

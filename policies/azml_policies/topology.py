@@ -34,6 +34,8 @@ class Resource:
     property_dependencies: dict[str, frozenset[str]] = field(default_factory=dict)
     #: The ``ignoreChanges`` resource option (property paths Pulumi leaves to Azure).
     ignore_changes: tuple[str, ...] = ()
+    #: The ``protect`` resource option (Pulumi refuses to delete or replace it).
+    protect: bool = False
 
     @cached_property  # props never change once read
     def arm_name(self) -> str | None:
@@ -87,6 +89,7 @@ class Stack:
                         for key, deps in (getattr(r, "property_dependencies", None) or {}).items()
                     },
                     ignore_changes=tuple(getattr(getattr(r, "opts", None), "ignore_changes", None) or ()),
+                    protect=bool(getattr(getattr(r, "opts", None), "protect", False)),
                 )
             )
         self.by_urn = {r.urn: r for r in self.resources}
