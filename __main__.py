@@ -144,6 +144,7 @@ if config.retraining.enabled:
         dns_zone_ids=net.dns_zone_ids,
         action_group_id=ops.action_group_id,
         tags=tags,
+        storage=config.storage,
     ))  # fmt: skip
 
 pulumi.export("resourceGroupName", group.name)

@@ -106,18 +106,28 @@ def locked_down_storage_account(
     )
 
 
-def storage_account(names: Names, config: StorageConfig, at: Placement) -> storage.StorageAccount:
-    account = locked_down_storage_account("st", names.storage_account, config.sku, at)
-    storage.BlobServiceProperties(
-        "st-blob",
+def recoverable_blobs(
+    logical_name: str, account: storage.StorageAccount, config: StorageConfig, at: Placement, *, versioning: bool
+) -> storage.BlobServiceProperties:
+    """The account's blob service with soft delete on blobs and containers
+    (the stack's ``azml:storage`` retention): every account of the stack
+    keeps deleted data recoverable (PSRule Azure.Storage.SoftDelete and
+    Azure.Storage.ContainerSoftDelete; policy azml-storage-blob-soft-delete)."""
+    return storage.BlobServiceProperties(
+        logical_name,
         account_name=account.name,
         resource_group_name=at.resource_group_name,
         blob_services_name="default",
-        is_versioning_enabled=config.versioning,
+        is_versioning_enabled=versioning,
         delete_retention_policy={"enabled": True, "days": config.blob_soft_delete_days},
         container_delete_retention_policy={"enabled": True, "days": config.container_soft_delete_days},
         opts=at.opts,
     )
+
+
+def storage_account(names: Names, config: StorageConfig, at: Placement) -> storage.StorageAccount:
+    account = locked_down_storage_account("st", names.storage_account, config.sku, at)
+    recoverable_blobs("st-blob", account, config, at, versioning=config.versioning)
     storage.FileServiceProperties(
         "st-file",
         account_name=account.name,

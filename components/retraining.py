@@ -28,9 +28,10 @@ import pulumi
 from pulumi_azure_native import eventgrid, monitor, storage, web
 
 from azml.config.retraining import RetrainingConfig
+from azml.config.schema import StorageConfig
 from azml.naming import Names
 
-from .dependencies import Placement, locked_down_storage_account
+from .dependencies import Placement, locked_down_storage_account, recoverable_blobs
 from .diagnostics import send_to_log_analytics
 from .private_link import private_endpoint
 from .roles import assign_role
@@ -74,6 +75,9 @@ class RetrainingArgs:
     #: Receives the dead-letter / failed-delivery alerts (None: no alerts).
     action_group_id: pulumi.Input[str] | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: The stack's data-protection settings (``azml:storage``): the host
+    #: account's blob and container soft delete use the same retention.
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
 
 class Retraining(pulumi.ComponentResource):
@@ -94,6 +98,11 @@ class Retraining(pulumi.ComponentResource):
         )
 
         host = _host_storage(names.function_storage, config.host_storage_sku, at)
+        # Dead letters are the only copy of an event Event Grid gave up on, and
+        # the package container holds the running code: deleted blobs and
+        # containers stay recoverable like the workspace account's (no
+        # versioning: every deploy overwrites the package).
+        recoverable_blobs("st-fn-blob", host, args.storage, at, versioning=False)
         queue = storage.Queue(
             "events-queue",
             queue_name=EVENTS_QUEUE,
