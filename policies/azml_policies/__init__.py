@@ -13,8 +13,10 @@ from __future__ import annotations
 # follow in the order of ALL_POLICIES.
 from . import (  # isort: skip
     compute,
+    data_protection,
     governance,
     governance_monitoring,
+    identity,
     keyvault,
     network_security,
     rbac,
@@ -27,6 +29,7 @@ from . import (  # isort: skip
     stack_monitoring,
     stack_serving,
     storage,
+    supply_chain,
     virtual_network,
     workspace,
 )
@@ -52,6 +55,9 @@ ALL_POLICIES = [
     *stack_serving.POLICIES,
     *governance.POLICIES,
     *governance_monitoring.POLICIES,
+    *data_protection.POLICIES,
+    *identity.POLICIES,
+    *supply_chain.POLICIES,
 ]
 
 __all__ = ["ALL_POLICIES", "BASELINE", "CHECKLIST", "PACK_NAME", "POLICY_INFO", "PolicyInfo", "config_of"]

@@ -1,6 +1,6 @@
 """Stack policies on what online and batch endpoints serve: traffic splits
-Azure accepts, enough instances behind every deployment with live traffic,
-and serving images and environments from approved sources only.
+Azure accepts and enough instances behind every deployment with live traffic
+(what they serve, images and environments, is supply_chain.py's).
 
 Endpoints, deployments and their routings are linked through
 :mod:`~azml_policies.routing` and :class:`~azml_policies.topology.Stack`
@@ -15,15 +15,7 @@ from typing import Any, Iterator
 from pulumi_policy import Severity
 
 from . import checks
-from .azure import (
-    AUTOSCALE_SETTING,
-    BATCH_DEPLOYMENT,
-    ENDPOINT_ROUTING,
-    ENVIRONMENT_VERSION,
-    ONLINE_DEPLOYMENT,
-    ONLINE_ENDPOINT,
-    REGISTRY,
-)
+from .azure import AUTOSCALE_SETTING, ENDPOINT_ROUTING, ONLINE_DEPLOYMENT, ONLINE_ENDPOINT
 from .checks import Finding, PolicyInfo, exempt, stack_policy
 from .routing import deployments_of, enabled, endpoint_of_routing, named, traffic_shares
 from .topology import Resource, Stack
@@ -212,121 +204,4 @@ deployment_min_instances = stack_policy(
     _min_instances,
 )
 
-# --------------------------------------------------------------------------- approved images
-
-
-def _registry_hosts(stack: Stack) -> set[str]:
-    hosts: set[str] = set()
-    for registry in stack.of_type(REGISTRY):
-        login = registry.get("loginServer")
-        if isinstance(login, str) and login:
-            hosts.add(login.lower().rstrip("/") + "/")
-        name = registry.arm_name
-        if name:
-            hosts.add(f"{name.lower()}.azurecr.io/")
-    return hosts
-
-
-def _floating(image: str) -> bool:
-    if "@sha256:" in image:
-        return False
-    last = image.rsplit("/", 1)[-1]
-    return ":" not in last or last.rsplit(":", 1)[-1] == "latest"
-
-
-def _approved_images(stack: Stack, config: dict[str, Any]) -> Finding:
-    prefixes = [p.lower() for p in config["allowedImagePrefixes"]]
-    if config["allowStackRegistries"]:
-        prefixes += sorted(_registry_hosts(stack))
-    allowed = "; ".join(prefixes) or "none"
-    environments = stack.of_type(ENVIRONMENT_VERSION)
-    for env in environments:
-        if exempt(config, env.name):
-            continue
-        image = env.get("properties.image")
-        if isinstance(image, str):
-            if not image.lower().startswith(tuple(prefixes)):
-                yield env.urn, f"{env.label}: properties.image {image!r} is not from an approved registry ({allowed})"
-            elif not config["allowLatestTag"] and _floating(image):
-                yield env.urn, f"{env.label}: properties.image {image!r} floats (latest or no tag); pin a version tag or digest"
-        elif image is MISSING and isinstance(env.get("properties.build"), dict) and not config["allowDockerBuild"]:
-            yield env.urn, (
-                f"{env.label}: built from a Docker build context (properties.build); its base image cannot be "
-                "verified — build the image in CI and reference it with properties.image"
-            )
-    env_prefixes = tuple(p.lower() for p in config["allowedEnvironmentPrefixes"])
-    for deployment in stack.of_type(ONLINE_DEPLOYMENT, BATCH_DEPLOYMENT):
-        if exempt(config, deployment.name, deployment.arm_name):
-            continue
-        env_id = deployment.get("properties.environmentId")
-        if not isinstance(env_id, str):
-            continue  # unknown or unset: the environment (if declared here) is checked above
-        if env_id.lower().startswith(env_prefixes):
-            continue
-        if any(env.type == ENVIRONMENT_VERSION for env in stack.links(deployment, "properties.environmentId")):
-            continue
-        yield deployment.urn, (
-            f"{deployment.label}: properties.environmentId {env_id!r} is neither an environment declared in this "
-            f"stack nor under an approved prefix ({', '.join(config['allowedEnvironmentPrefixes']) or 'none'})"
-        )
-
-
-approved_images = stack_policy(
-    PolicyInfo(
-        name="azml-approved-images",
-        description=(
-            "Serving environments use images from approved registries only: Microsoft's Azure ML base images or "
-            "this stack's own registry."
-        ),
-        checklist=checks.APPROVED_IMAGES,
-        severity=Severity.HIGH,
-        remediation=(
-            "Build serving images in CI, push them to the stack's registry and reference them as "
-            "environment.image (repository:tag), or use an approved mcr.microsoft.com/azureml/ base image with a "
-            "conda spec; reference only environments declared in the stack."
-        ),
-        resource_types=(ENVIRONMENT_VERSION, REGISTRY, ONLINE_DEPLOYMENT, BATCH_DEPLOYMENT),
-        properties=(
-            "EnvironmentVersion.properties.image",
-            "EnvironmentVersion.properties.build",
-            "Registry.registryName",
-            "Registry.loginServer",
-            "OnlineDeployment.properties.environmentId",
-            "BatchDeployment.properties.environmentId",
-        ),
-        config={
-            "allowedImagePrefixes": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": ["mcr.microsoft.com/azureml/"],
-                "description": "Image prefixes (registry host and path) that are approved.",
-            },
-            "allowStackRegistries": {
-                "type": "boolean",
-                "default": True,
-                "description": "Images from container registries declared in this stack (<name>.azurecr.io/) are approved.",
-            },
-            "allowedEnvironmentPrefixes": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": ["azureml://registries/azureml/"],
-                "description": "environmentId prefixes approved without an environment in the stack (curated environments).",
-            },
-            "allowLatestTag": {
-                "type": "boolean",
-                "default": True,
-                "description": "Tolerate images tagged latest or untagged (they can change after scanning).",
-            },
-            "allowDockerBuild": {
-                "type": "boolean",
-                "default": False,
-                "description": "Tolerate environments built from a Docker context (base image unverifiable).",
-            },
-        },
-        kind="stack",
-        tags=("serving", "supply-chain"),
-    ),
-    _approved_images,
-)
-
-POLICIES = [traffic_split_valid, deployment_min_instances, approved_images]
+POLICIES = [traffic_split_valid, deployment_min_instances]
