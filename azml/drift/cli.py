@@ -78,13 +78,31 @@ def drift(
     stack: Annotated[Optional[str], typer.Option("--stack", help="Stack tag of the MLflow run and the report.")] = None,
     endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="Endpoint tag of the MLflow run and the report.")] = None,
     deployment: Annotated[Optional[str], typer.Option("--deployment", help="Deployment tag of the MLflow run and the report.")] = None,
+    progress: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress of a streamed run on stderr (default: when stderr is a terminal; forced on, a line every 10 s).",
+            show_default=False,
+        ),
+    ] = None,
+    temp_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--temp-dir",
+            help="Directory of the streamed run's unlinked temporary file, 8 bytes per numeric value (default: $TMPDIR or /tmp).",
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Compare a current sample with a reference, feature by feature: PSI over the
     reference's quantile bins (categories for text and boolean columns) and the
     two-sample KS test. Writes drift.json, drift.md and drift.html; exits 3 when a
     feature's PSI is above the threshold, 2 on bad input."""
     from .engine import compute_drift
+    from .progress import ProgressLine
     from .reader import DriftInputError
+    from .spill import SpillError, usable_directory
     from .report import to_html, to_json_text, to_markdown, to_text
     from ..files import write_atomically
 
@@ -98,6 +116,8 @@ def drift(
     problem = _out_problem(out)
     if problem:
         fail(EXIT_INVALID_INPUT, [f"--out {out}: {problem}; nothing was written"])
+    if temp_dir is not None and (problem := usable_directory(temp_dir)):
+        fail(EXIT_INVALID_INPUT, [f"--temp-dir {temp_dir}: {problem}; nothing was written"])
     uri = None
     if log:
         from ..release.tracking import check_reachable, check_tracking_uri, resolve_tracking_uri
@@ -109,6 +129,9 @@ def drift(
         except CommandError as error:
             fail(error.exit_code, [f"{error}; nothing was written"])
 
+    # Progress goes to stderr only (stdout may be the JSON report): by default when
+    # stderr is a terminal, redrawn in place; --progress forces it into logs as well.
+    shown = ProgressLine(sys.stderr) if (sys.stderr.isatty() if progress is None else progress) else None
     try:
         report = compute_drift(
             reference,
@@ -117,9 +140,16 @@ def drift(
             default_threshold=threshold,
             bins=bins,
             chunk_rows=chunk_rows,
+            progress=shown,
+            temp_dir=temp_dir,
         )
     except DriftInputError as error:
         fail(EXIT_INVALID_INPUT, [str(error)])
+    except SpillError as error:
+        fail(EXIT_PROGRAM_ERROR, [f"{error}; nothing was written"])
+    finally:
+        if shown is not None:
+            shown.close()
     metadata: dict[str, str] = {"generatedAt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     for key, value in (("stack", stack), ("endpoint", endpoint), ("deployment", deployment)):
         if value:

@@ -1,9 +1,9 @@
 """compute_drift: PSI and KS of every feature of a current sample against a reference.
 
 Two paths give bit-identical results: when both inputs fit in one chunk they
-are sorted in memory (one thread per feature); otherwise both are streamed
-chunk by chunk (see :mod:`azml.drift.streaming`) as often as the exact
-refinement needs.
+are sorted in memory (one thread per feature); otherwise each input is read
+once, chunk by chunk, and numeric features are sorted externally and merged one
+key range at a time (see :mod:`azml.drift.external`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +22,15 @@ import pyarrow as pa
 from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
 from .ks import ks_pvalue, ks_statistic_sorted
 from .psi import EPSILON, bin_labels, numeric_bin_counts, psi, quantile_ranks, shares
+from .spill import SpillFile
 from .reader import CATEGORICAL, NUMERIC, DriftInputError, as_float64, category_counts, open_source, resolve_features
-from .streaming import NumericStream, from_key, to_keys
+from .external import NumericRuns, from_key
+from .progress import MERGING, READING, Progress, ProgressCallback
 
+#: Streamed path: rows per read batch, and batches read ahead of the one being taken
+#: apart (what a batch costs in memory does not grow with --chunk-rows).
+READ_ROWS = 1 << 18
+IN_FLIGHT = 2
 UNSEEN = "(unseen)"
 MISSING = "(missing)"
 
@@ -128,10 +135,16 @@ def compute_drift(
     default_threshold: float = DEFAULT_THRESHOLD,
     bins: int = DEFAULT_BINS,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: ProgressCallback | None = None,
+    temp_dir: str | os.PathLike[str] | None = None,
 ) -> DriftReport:
     """PSI and KS per feature of ``current`` against ``reference`` (paths, DataFrames or
     pyarrow Tables). A feature has drifted when its PSI exceeds its threshold
-    (``thresholds[name]``, else ``default_threshold``). Raises DriftInputError."""
+    (``thresholds[name]``, else ``default_threshold``). Inputs longer than
+    ``chunk_rows`` rows are streamed: ``progress`` then receives
+    :class:`~azml.drift.progress.Progress` events, and numeric values are spilled to an
+    unlinked file in ``temp_dir`` (default: the system's, $TMPDIR), 8 bytes per value.
+    Raises DriftInputError (bad input) or OSError (the spill file cannot be written)."""
     if not isinstance(bins, int) or bins < 2:
         raise DriftInputError(f"bins must be an integer >= 2, got {bins!r}")
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
@@ -147,7 +160,7 @@ def compute_drift(
         results = _in_memory(ref_table, cur_table, kinds, bins)
         streamed = False
     else:
-        results = _streamed(ref_source, cur_source, kinds, bins, chunk_rows)
+        results = _streamed(ref_source, cur_source, kinds, bins, chunk_rows, progress, temp_dir)
         streamed = True
     items = tuple(_feature(name, kinds[name], limits[name], results[name]) for name in columns)
     for source, side in ((ref_source, 0), (cur_source, 1)):
@@ -230,14 +243,17 @@ def _in_memory(ref: pa.Table, cur: pa.Table, kinds: dict[str, str], bins: int) -
     return results
 
 
-def _streamed(ref_source, cur_source, kinds: dict[str, str], bins: int, chunk_rows: int):  # type: ignore[no-untyped-def]
+def _streamed(ref_source, cur_source, kinds: dict[str, str], bins: int, chunk_rows: int, progress, temp_dir):  # type: ignore[no-untyped-def]
+    """Each input read once: categories counted, numeric values spilled as sorted runs;
+    then each numeric feature merged exactly (see :mod:`azml.drift.external`)."""
     rows, missing = {n: [0, 0] for n in kinds}, {n: [0, 0] for n in kinds}
     counts: dict[str, list[dict[str, int]]] = {n: [{}, {}] for n, k in kinds.items() if k == CATEGORICAL}
     numeric = [n for n, k in kinds.items() if k == NUMERIC]
-    streams: dict[str, NumericStream] = {}
-    # Pass 1: rows, missing values, categories, and the root histograms.
-    for side, source in enumerate((ref_source, cur_source)):
-        for batch in source.batches(list(kinds), chunk_rows):
+    results: dict[str, _Numeric | _Categorical] = {}
+    with SpillFile(temp_dir) as spill:
+        runs = {name: NumericRuns(spill, chunk_rows) for name in numeric}
+
+        def take(batch: pa.RecordBatch, side: int) -> None:
             for name in kinds:
                 column = batch.column(name)
                 rows[name][side] += batch.num_rows
@@ -247,37 +263,45 @@ def _streamed(ref_source, cur_source, kinds: dict[str, str], bins: int, chunk_ro
                     target = counts[name][side]
                     for label, count in found.items():
                         target[label] = target.get(label, 0) + count
-                    continue
-                values = as_float64(column)
-                valid = values[~np.isnan(values)]
-                missing[name][side] += len(values) - len(valid)
-                stream = streams.setdefault(name, NumericStream([]))
-                stream.feed_root(to_keys(valid), side)
-    for name in numeric:
-        stream = streams.setdefault(name, NumericStream([]))
-        stream.ranks = quantile_ranks(stream.n[0], bins)
-        stream.finish_root()
-    # Refinement passes, each over the features that still need one.
-    while True:
-        active = [name for name in numeric if streams[name].active]
-        if not active:
-            break
-        for name in active:
-            streams[name].start_pass()
-        for side, source in enumerate((ref_source, cur_source)):
-            for batch in source.batches(active, chunk_rows):
-                for name in active:
-                    values = as_float64(batch.column(name))
-                    streams[name].feed(to_keys(values[~np.isnan(values)]), side)
-        for name in active:
-            streams[name].finish_pass()
-    results: dict[str, _Numeric | _Categorical] = {}
-    for name in kinds:
-        if name in counts:
-            results[name] = _Categorical(rows[name], missing[name], counts[name])
-        else:
-            keys, le_ref, le_cur, d = streams[name].result()
-            results[name] = _Numeric(rows[name], missing[name], [from_key(k) for k in keys], le_ref, le_cur, d)
+                else:
+                    runs[name].add(as_float64(column), side)
+
+        # A worker thread takes each chunk while this one reads (parses) the next:
+        # at most IN_FLIGHT chunks wait, in order, so memory stays bounded.
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            for side, source in enumerate((ref_source, cur_source)):
+                on_batch = None
+                if progress is not None:
+                    on_batch = lambda done, share, label=source.label: progress(Progress(READING, label, share, done))  # noqa: E731
+                waiting: deque[Future[None]] = deque()
+                for batch in source.batches(list(kinds), min(chunk_rows, READ_ROWS), on_batch):
+                    waiting.append(worker.submit(take, batch, side))
+                    while len(waiting) > IN_FLIGHT or (waiting and waiting[0].done()):
+                        waiting.popleft().result()
+                while waiting:
+                    waiting.popleft().result()
+                for name in numeric:
+                    runs[name].flush(side)
+        for name in numeric:
+            runs[name].release()
+
+        def merge(name: str) -> _Numeric:
+            feature = runs[name]
+            report = None
+            if progress is not None:
+                report = lambda share: progress(Progress(MERGING, f"feature {name}", share))  # noqa: E731
+            ks = feature.n[0] > 0 and feature.n[1] > 0
+            keys, le_ref, le_cur, d = feature.solve(quantile_ranks(feature.n[0], bins), ks, report)
+            return _Numeric(rows[name], feature.missing, [from_key(k) for k in keys], le_ref, le_cur, d)
+
+        # The merge is numpy sorts and searches and positional reads, which release
+        # the GIL: one thread per feature, as many as there are CPUs.
+        workers = max(1, min(len(numeric), os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for name, result in zip(numeric, pool.map(merge, numeric)):
+                results[name] = result
+    for name in counts:
+        results[name] = _Categorical(rows[name], missing[name], counts[name])
     return results
 
 

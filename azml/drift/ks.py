@@ -43,33 +43,58 @@ FINITE_N = "finite-n"
 ASYMPTOTIC = "asymptotic"
 
 
-def ks_statistic_sorted(ref: np.ndarray, cur: np.ndarray) -> float:
-    """D of two sorted float64 samples without NaN (both non-empty).
+def ks_statistic_sorted(
+    ref: np.ndarray,
+    cur: np.ndarray,
+    *,
+    r0: int = 0,
+    c0: int = 0,
+    n_r: int | None = None,
+    n_c: int | None = None,
+    floor: float = 0.0,
+) -> float:
+    """D of two sorted samples without NaN (float64 values or their order-preserving
+    uint64 keys), or the part of it that a slice of the key range holds.
 
-    Instead of evaluating the ECDF difference at all n_r + n_c values (two
-    searches of every value, as scipy does), evaluate it exactly at a grid of
-    about 2 * GRID sample values, bound it inside each open interval between grid
-    points by the interval's counts, and evaluate exactly only at the values of
-    the intervals whose bound beats the grid's maximum.
+    With the defaults, ``ref`` and ``cur`` are whole samples (both non-empty) and the
+    result is D = max over their values x of |R(x)/n_r - C(x)/n_c|. For a slice (the
+    external merge, :mod:`azml.drift.external`), ``ref`` and ``cur`` hold the values
+    of one key range, ``r0`` / ``c0`` count the values below it and ``n_r`` / ``n_c``
+    are the whole samples' sizes: the result is max(``floor``, max over the slice's
+    values x of |(r0 + R(x))/n_r - (c0 + C(x))/n_c|), the same float expression on
+    the same integer counts as for the whole samples, so the maximum over all slices
+    is D bit for bit. ``floor`` only prunes: intervals that cannot beat it are skipped.
+
+    Instead of evaluating the ECDF difference at all values (two searches of every
+    value, as scipy does), evaluate it exactly at a grid of about 2 * GRID sample
+    values, bound it inside each open interval between grid points by the
+    interval's counts, and evaluate exactly only at the values of the intervals
+    whose bound beats the maximum so far.
     """
-    n_r, n_c = len(ref), len(cur)
-    step_r, step_c = max(1, n_r // GRID), max(1, n_c // GRID)
+    m_r, m_c = len(ref), len(cur)
+    n_r = m_r if n_r is None else n_r
+    n_c = m_c if n_c is None else n_c
+    if m_r + m_c == 0:
+        return floor
+    step_r, step_c = max(1, m_r // GRID), max(1, m_c // GRID)
     grid = np.unique(np.concatenate((ref[step_r - 1 :: step_r], cur[step_c - 1 :: step_c])))
-    r_le = np.searchsorted(ref, grid, "right")
-    c_le = np.searchsorted(cur, grid, "right")
-    best = float(np.max(np.abs(r_le / n_r - c_le / n_c)))
+    r_le = r0 + np.searchsorted(ref, grid, "right")
+    c_le = c0 + np.searchsorted(cur, grid, "right")
+    best = max(floor, float(np.max(np.abs(r_le / n_r - c_le / n_c))))
     # Open intervals (g[i-1], g[i]), i = 0..m, with g[-1] = -inf and g[m] = +inf.
-    r_start = np.concatenate(([0], r_le))
-    c_start = np.concatenate(([0], c_le))
-    r_end = np.concatenate((np.searchsorted(ref, grid, "left"), [n_r]))
-    c_end = np.concatenate((np.searchsorted(cur, grid, "left"), [n_c]))
+    r_start = np.concatenate(([r0], r_le))
+    c_start = np.concatenate(([c0], c_le))
+    r_end = np.concatenate((r0 + np.searchsorted(ref, grid, "left"), [r0 + m_r]))
+    c_end = np.concatenate((c0 + np.searchsorted(cur, grid, "left"), [c0 + m_c]))
     before = r_start / n_r - c_start / n_c
     bound = np.maximum(np.abs(before + (r_end - r_start) / n_r), np.abs(before - (c_end - c_start) / n_c))
     open_ = np.flatnonzero((bound + BOUND_SLACK > best) & ((r_end > r_start) | (c_end > c_start)))
     if open_.size == 0:
         return best
-    values = np.concatenate((_gather(ref, r_start[open_], r_end[open_]), _gather(cur, c_start[open_], c_end[open_])))
-    inside = np.searchsorted(ref, values, "right") / n_r - np.searchsorted(cur, values, "right") / n_c
+    values = np.concatenate(
+        (_gather(ref, r_start[open_] - r0, r_end[open_] - r0), _gather(cur, c_start[open_] - c0, c_end[open_] - c0))
+    )
+    inside = (r0 + np.searchsorted(ref, values, "right")) / n_r - (c0 + np.searchsorted(cur, values, "right")) / n_c
     return max(best, float(np.max(np.abs(inside))))
 
 
