@@ -1,10 +1,14 @@
 """PSRule for Azure parity (policies/psrule.yaml, docs/psrule.md): every PSRule
 rule that reads a type the stacks deploy is mapped; every check the table
 names exists and reads that rule's type; every enforced rule holds on both
-untouched plans; and no rule stays merely planned."""
+untouched plans; every accepted rule holds there only through a dated,
+unexpired risk acceptance in a stack's pack config; and no rule stays merely
+planned."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import tempfile
 from pathlib import Path
 
@@ -65,7 +69,7 @@ def test_named_checks_exist_and_read_the_rule_type() -> None:
     builtin = builtin_arm_checks()
     problems: list[str] = []
     for rule in PARITY.rules:
-        if rule.status != "enforced":
+        if rule.status not in ("enforced", "accepted"):
             continue
         for check in rule.checks:
             if check not in known:
@@ -94,7 +98,7 @@ def test_enforced_rules_hold_on_the_untouched_plans(stack: str, request: pytest.
     finding of the checklist pack (any level) or of the platform pack, and no
     checkov failure outside azml/arm/skips.py (the dated risk acceptances)."""
     plan: Plan = request.getfixturevalue(f"{stack}_plan")
-    named = {check for rule in PARITY.rules if rule.status == "enforced" for check in rule.checks}
+    named = {check for rule in PARITY.rules if rule.status in ("enforced", "accepted") for check in rule.checks}
     findings = [f"{f.policy} on {f.name}: {f.message}" for f in evaluate(plan, stack) if f.policy in named]
     findings += [f"{f.rule} on {f.name}: {f.message}" for f in run_rules(plan) if f.rule in named]
     report = checkov_reports[stack]
@@ -107,3 +111,32 @@ def test_no_rule_is_only_planned() -> None:
     the row turn enforced) or be argued not applicable."""
     planned = [f"{r.id} -> {', '.join(r.checks)}" for r in PARITY.rules if r.status == "planned"]
     assert not planned, f"{len(planned)} PSRule rules are still only planned:\n" + "\n".join(planned)
+
+
+def _dated_acceptances(policy: str) -> list[tuple[str, str, str]]:
+    """(stack, resource, expires) of every dated exemption of ``policy`` in the stacks' pack configs."""
+    found = []
+    for stack in ("dev", "prod"):
+        config = json.loads((Path(__file__).resolve().parents[1] / "policies" / f"config.{stack}.json").read_text())
+        entry = config.get(policy)
+        for exempt in (entry or {}).get("exemptResources", []) if isinstance(entry, dict) else []:
+            if isinstance(exempt, dict) and exempt.get("reason") and exempt.get("expires"):
+                found.append((stack, exempt["resource"], exempt["expires"]))
+    return found
+
+
+def test_accepted_rules_rest_on_a_dated_unexpired_acceptance() -> None:
+    """An accepted rule is violated on purpose: some stack must carry a dated
+    exemption of one of its policies that has not expired (else the row is
+    either enforced — nothing left to accept — or a plan that fails)."""
+    today = dt.date.today().isoformat()
+    accepted = [r for r in PARITY.rules if r.status == "accepted"]
+    assert accepted
+    problems = []
+    for rule in accepted:
+        acceptances = [a for check in rule.checks for a in _dated_acceptances(check)]
+        if not acceptances:
+            problems.append(f"{rule.id}: no stack accepts the risk for {', '.join(rule.checks)}; mark it enforced")
+        elif all(expires < today for _, _, expires in acceptances):
+            problems.append(f"{rule.id}: every acceptance has expired: {acceptances}")
+    assert not problems, "\n".join(problems)

@@ -2,8 +2,10 @@
 docs/psrule.md generated from it.
 
 Every PSRule rule whose resource type the stacks deploy has one row: enforced
-by named checks (policies of either pack, checkov ids), planned (the policy
-that will enforce it), or not applicable with the reason.
+by named checks (policies of either pack, checkov ids), accepted (a named
+policy enforces it, and a stack's pack config carries a dated risk acceptance
+for the resources that do not meet it yet), planned (the policy that will
+enforce it), or not applicable with the reason.
 ``python -m azml.policy.psrule`` (run by ``make docs``) rewrites the page; a
 test fails when it is out of date.
 """
@@ -22,7 +24,7 @@ from ..files import write_atomically
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "policies" / "psrule.yaml"
 PAGE = ROOT / "docs" / "psrule.md"
-STATUSES = ("enforced", "planned", "not-applicable")
+STATUSES = ("enforced", "accepted", "planned", "not-applicable")
 SEVERITIES = ("Critical", "Important", "Awareness")
 PILLARS = ("Security", "Reliability", "Cost Optimization", "Operational Excellence", "Performance Efficiency")
 RULE_DOC = "https://azure.github.io/PSRule.Rules.Azure/en/rules/{id}/"
@@ -69,8 +71,10 @@ def _problems(document: dict[str, Any]) -> list[str]:
             problems.append(f"{rule_id}: severity must be one of {SEVERITIES}")
         if entry.get("pillar") not in (None, *PILLARS):
             problems.append(f"{rule_id}: pillar must be one of {PILLARS} or null")
-        if entry.get("status") in ("enforced", "planned") and not entry.get("checks"):
+        if entry.get("status") in ("enforced", "accepted", "planned") and not entry.get("checks"):
             problems.append(f"{rule_id}: an {entry.get('status')} rule names its checks")
+        if entry.get("status") == "accepted" and not entry.get("reason"):
+            problems.append(f"{rule_id}: an accepted rule says why the risk is accepted")
         if entry.get("status") == "not-applicable" and (entry.get("checks") or not entry.get("reason")):
             problems.append(f"{rule_id}: a not-applicable rule gives a reason and names no checks")
     duplicates = [i for i, n in Counter(e.get("id") for e in document.get("rules") or []).items() if n > 1]
@@ -119,8 +123,12 @@ def render(parity: Parity | None = None) -> str:
     lines += [f"- `{entry}`" for entry in [*source.get("pillars", []), *source.get("types", [])]]
     lines += [
         "",
-        f"{len(parity.rules)} rules: {counts['enforced']} enforced, {counts['planned']} planned, "
-        f"{counts['not-applicable']} not applicable.",
+        f"{len(parity.rules)} rules: {counts['enforced']} enforced, {counts['accepted']} enforced with a dated risk "
+        f"acceptance, {counts['planned']} planned, {counts['not-applicable']} not applicable.",
+        "",
+        "An *accepted* rule is enforced by the named policy; a stack's `policies/config.<stack>.json` exempts the",
+        "resources that do not meet it yet, each with its reason and expiry date (`azml plan` lists them and fails",
+        "once one has expired).",
         "",
         "| PSRule rule | ARM types | pillar | severity | status | covered by / reason |",
         "|---|---|---|---|---|---|",
