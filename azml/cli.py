@@ -242,6 +242,7 @@ def checkov(
     from .policy.acceptances import Ledger, from_skips
     from .arm.checkov import CheckovError
     from .arm.preview import PlanDocumentError, plan_from_plan_json, plan_from_preview
+    from .jsonfile import JsonInputError, read_json
     from .plan.arm import UnknownResourceType
 
     if (preview_json is None) == (plan_json is None):
@@ -250,8 +251,11 @@ def checkov(
     source = preview_json if preview_json is not None else plan_json
     option = "--preview-json" if preview_json is not None else "--plan-json"
     try:
-        document = json.loads(source.read_text(encoding="utf-8"))
+        document = read_json(source)
         result = plan_from_preview(document) if preview_json is not None else plan_from_plan_json(document)
+    except JsonInputError as error:  # undecodable, NaN, duplicate keys, too deep, too big: one line naming the file
+        _fail(EXIT_INVALID_INPUT, [f"{option}: {error}"])
+        return
     except OSError as error:
         _fail(EXIT_INVALID_INPUT, [f"{option}: cannot read {source}: {error.strerror or error}"])
         return

@@ -312,3 +312,25 @@ def test_a_live_writers_temporary_file_is_not_touched_while_it_holds_the_lock(tm
     with locked(stack):  # the holder died (kill -9 drops the lock): its file is a leftover now
         pass
     assert not live.exists()
+
+
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        ("nan.json", b'{"resources": NaN}', "NaN is not a JSON number"),
+        ("latin1.json", b'{"a": "\xe9"}', "is not UTF-8"),
+        ("dupes.json", b'{"resources": [], "resources": []}', "resources"),
+    ],
+)
+def test_azml_checkov_refuses_a_hostile_plan_document_in_one_line(tmp_path: Path, name: str, data: bytes, message: str) -> None:
+    source = tmp_path / name
+    source.write_bytes(data)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "azml"), "checkov", "--plan-json", str(source), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: --plan-json: {source}") and message in line, line
+    assert not (tmp_path / "out").exists()

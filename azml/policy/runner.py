@@ -187,10 +187,13 @@ def shown_path(path: Path) -> str:
 def _pack_version(pack_dir: Path) -> str | None:
     """The CLI takes a Python pack's version from PulumiPolicy.yaml (the SDK
     always answers 0.0.1)."""
-    from ruamel.yaml import YAML
+    from ..yamlfile import YamlInputError, read_yaml
 
     path = pack_dir / "PulumiPolicy.yaml"
-    document = YAML(typ="safe").load(path.read_text()) if path.is_file() else None
+    try:
+        document = read_yaml(path, what="policy pack project file") if path.is_file() else None
+    except YamlInputError as error:
+        raise PolicyRunError(str(error)) from None
     version = document.get("version") if isinstance(document, dict) else None
     return str(version) if version is not None else None
 
