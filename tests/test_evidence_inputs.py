@@ -124,6 +124,8 @@ CASES = [
     Case("record-text-latency", request_log("1,1,slow,200\n0,0,12,200\n"), 2, "--latency-column 'latency_ms': data row 1 has 'slow'"),
     Case("record-status-zero", request_log("1,1,10,0\n0,0,12,200\n"), 2, "--status-column 'status_code': data row 1 has 0"),
     Case("record-missing-status", request_log("1,1,10,200\n0,0,12,\n"), 2, "--status-column 'status_code': data row 2 has an empty cell"),
+    Case("record-header-only", request_log(""), 2, "--requests: requests.csv has no request rows (only a header, or nothing); nothing was logged"),
+    Case("record-nul-latency", request_log("1,1,\x00,200\n"), 2, "--latency-column 'latency_ms': data row 1 has"),
     # Tracking URIs.
     Case("nul-in-stack-uri-evaluate", with_tracking_uri_in_stack('"sqlite:///ml\\0runs.db"', lambda env: without_tracking_uri(evaluate(env))), 2, ("\\x00", "trackingUri")),
     Case("nul-in-stack-uri-status", with_tracking_uri_in_stack('"sqlite:///ml\\0runs.db"', lambda env: ["release", "status", "prod", "--project-dir", str(env.project)]), 2, ("\\x00", "trackingUri")),

@@ -54,14 +54,16 @@ def read_table(path: Path) -> Any:
     import pandas as pd
 
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise RequestLogError(f"--requests: {path.name} must end in .csv or .parquet")
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path)
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-    except (OSError, ValueError) as error:
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except (OSError, ValueError) as error:  # UnicodeDecodeError and pandas' parser errors are ValueErrors
         raise RequestLogError(f"--requests: cannot read {path}: {str(error).splitlines()[0]}") from None
-    raise RequestLogError(f"--requests: {path.name} must end in .csv or .parquet")
+    if frame.empty:
+        # A header without rows would otherwise read as "none of the columns any metric needs".
+        raise RequestLogError(f"--requests: {path.name} has no request rows (only a header, or nothing); nothing was logged")
+    return frame
 
 
 def _same_values(left: Any, right: Any) -> Any:
