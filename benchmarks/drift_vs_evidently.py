@@ -15,7 +15,9 @@ Timed:
   ``.venv-evidently/bin/python`` because its pins clash with ours.
 
 Targets (from the issue): >= 10x faster than Evidently, >= 20 million values per
-second (both samples' values counted). Run with ``make bench-drift``.
+second (both samples' values counted). Run with ``make bench-drift``, which ends
+with the larger-than-memory row of benchmarks/drift_scaling.py (skip it with
+``--no-scaling``).
 """
 
 from __future__ import annotations
@@ -112,10 +114,19 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=ROWS)
     parser.add_argument("--repeat", type=int, default=3, help="Best of N for our timing.")
     parser.add_argument("--evidently-worker", nargs=2, metavar=("REF", "CUR"), help=argparse.SUPPRESS)
+    parser.add_argument("--no-scaling", action="store_true", help="Skip the larger-than-memory row (drift_scaling.py).")
     args = parser.parse_args()
     if args.evidently_worker:
         evidently_worker(*args.evidently_worker)
         return 0
+    code = compare(args)
+    if not args.no_scaling:
+        print("\n== Files larger than memory: benchmarks/drift_scaling.py ==")
+        code = subprocess.run([sys.executable, str(Path(__file__).with_name("drift_scaling.py"))], check=False).returncode or code
+    return code
+
+
+def compare(args: argparse.Namespace) -> int:
 
     sys.path.insert(0, str(ROOT))
     import pyarrow.parquet as pq

@@ -251,7 +251,10 @@ def _streamed(ref_source, cur_source, kinds: dict[str, str], bins: int, chunk_ro
     numeric = [n for n, k in kinds.items() if k == NUMERIC]
     results: dict[str, _Numeric | _Categorical] = {}
     with SpillFile(temp_dir) as spill:
-        runs = {name: NumericRuns(spill, chunk_rows) for name in numeric}
+        # Staggered first runs: each feature spills a run at a different point of the input.
+        runs = {
+            name: NumericRuns(spill, chunk_rows, first=chunk_rows * (i + 1) // len(numeric)) for i, name in enumerate(numeric)
+        }
 
         def take(batch: pa.RecordBatch, side: int) -> None:
             for name in kinds:
@@ -281,7 +284,7 @@ def _streamed(ref_source, cur_source, kinds: dict[str, str], bins: int, chunk_ro
                 while waiting:
                     waiting.popleft().result()
                 for name in numeric:
-                    runs[name].flush(side)
+                    runs[name].finish_side(side)
         for name in numeric:
             runs[name].release()
 

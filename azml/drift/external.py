@@ -131,11 +131,16 @@ class NumericRuns:
     """The sorted runs of one numeric feature, both sides, in a shared spill file.
 
     ``limit`` keys is both the length of a run and the most keys of both sides that
-    one merged key range may load."""
+    one merged key range may load. The first run of each side ends after ``first``
+    keys (default ``limit``): features given different ``first`` spill at different
+    times, so that the writes of one feature's run do not all come at once with the
+    others' and stall the reader."""
 
-    def __init__(self, spill: SpillFile, limit: int) -> None:
+    def __init__(self, spill: SpillFile, limit: int, first: int | None = None) -> None:
         self.spill = spill
         self.limit = max(1, limit)
+        self.first = min(self.limit, max(1, first or self.limit))
+        self._target = self.first
         self.stride = initial_stride(self.limit)
         self.runs: list[list[Run]] = [[], []]
         self.n = [0, 0]  # non-missing values per side
@@ -160,11 +165,11 @@ class NumericRuns:
                 self.missing[side] += absent
             self.n[side] += len(block)
             while len(block):
-                take = min(self.limit - self._fill, len(block))
+                take = min(self._target - self._fill, len(block))
                 to_keys(block[:take], out=self._buffer[self._fill : self._fill + take], scratch=self._scratch)
                 self._fill += take
                 block = block[take:]
-                if self._fill == self.limit:
+                if self._fill == self._target:
                     self.flush(side)
 
     def flush(self, side: int) -> None:
@@ -178,11 +183,17 @@ class NumericRuns:
         self.runs[side].append(Run(offset, len(keys), fences))
         self._fences += len(fences)
         self._fill = 0
+        self._target = self.limit
         while self._fences > MAX_FENCES:  # keep every other fence: the stride doubles
             self.stride *= 2
             for runs in self.runs:
                 runs[:] = [Run(run.offset, run.length, run.fences[1::2].copy()) for run in runs]
             self._fences = sum(len(run.fences) for runs in self.runs for run in runs)
+
+    def finish_side(self, side: int) -> None:
+        """The last run of ``side``; the other side starts with a ``first``-key run again."""
+        self.flush(side)
+        self._target = self.first
 
     def release(self) -> None:
         self._buffer = None
