@@ -2,6 +2,7 @@
 (the ``azml`` command declares its options with them at start-up)."""
 
 #: Rows per chunk; inputs with at most this many rows each take the in-memory path.
+#: Streamed, it is also the keys per sorted run and per merged key range (8 bytes each).
 DEFAULT_CHUNK_ROWS = 1 << 21
 #: Reference-quantile bins of numeric features.
 DEFAULT_BINS = 10

@@ -3,8 +3,10 @@
 An input is a CSV or Parquet file (chosen by suffix) or an in-memory
 ``pandas.DataFrame`` / ``pyarrow.Table``. Files are read in chunks of at most
 ``chunk_rows`` rows (``pyarrow.csv.open_csv`` and
-``pyarrow.parquet.ParquetFile.iter_batches``) and can be read again: the
-streaming engine makes several passes over each input.
+``pyarrow.parquet.ParquetFile.iter_batches``), after each of which the caller can
+learn how much of the input has been read (for progress). The streamed engine reads
+each input once; the in-memory path stops reading once an input has more rows than
+it takes.
 """
 
 from __future__ import annotations
