@@ -65,10 +65,14 @@ bench: $(STAMP)
 bench-policy: $(STAMP)
 	$(BIN)/python benchmarks/policy_scaling.py
 
-# Regenerate the rule table of docs/platform-rules.md from the platform-rules pack.
+# Regenerate the generated docs: the rule table of docs/platform-rules.md (and docs/psrule.md)
+# from the platform-rules pack, the checklist table of docs/security-checklist.md from the
+# checklist pack, and the config reference of docs/config.md from the stack config schema.
 .PHONY: docs
 docs: $(STAMP)
 	$(BIN)/python -m azml.policy.ruledoc
+	$(BIN)/python -m azml.policy.checklistdoc
+	$(BIN)/python -m azml.config.reference
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: $(STAMP)

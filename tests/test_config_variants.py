@@ -1,4 +1,4 @@
-"""Config choices change the plan the way the README says they do."""
+"""Config choices change the plan the way docs/config.md and docs/platform.md say they do."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ SKIPS: tuple[Skip, ...] = (
     Skip(
         "CKV_AZURE_166",
         "Program fix (prod): quarantine holds every pushed image until a scanner releases it, and no scanner "
-        "is wired up yet, so azml:registry.quarantine stays false (README). Meanwhile serving images come only "
+        "is wired up yet, so azml:registry.quarantine stays false (docs/operations.md). Meanwhile serving images come only "
         "from the private registry or approved mcr.microsoft.com/azureml base images, enforced by the policy "
         "pack. Turn quarantine on in prod together with the scanner, then drop this entry for prod.",
         resources=("Microsoft.ContainerRegistry/registries.crazml*",),

@@ -61,7 +61,7 @@ def minutes(duration: str) -> int:
 
 
 class _Rule(Model):
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="This rule exists; false removes it.")
     severity: int = Field(default=2, ge=0, le=4, description="0 critical .. 4 verbose.")
 
     @model_validator(mode="after")
@@ -72,13 +72,20 @@ class _Rule(Model):
         return self
 
 
+_METRIC_FREQUENCY = "How often Azure Monitor evaluates the metric."
+_METRIC_WINDOW = "Period the metric is aggregated over; at least the frequency."
+_LOG_FREQUENCY = "How often the log query runs."
+_LOG_WINDOW = "Period the log query reads; at least the frequency."
+_SEVERITY = "0 critical .. 4 verbose."
+
+
 class MetricRule(_Rule):
-    frequency: MetricFrequency = "PT1M"
-    window: MetricWindow = "PT5M"
+    frequency: MetricFrequency = Field(default="PT1M", description=_METRIC_FREQUENCY)
+    window: MetricWindow = Field(default="PT5M", description=_METRIC_WINDOW)
 
 
 class LatencyMetricRule(MetricRule):
-    threshold_ms: int = Field(default=350, ge=1, le=600_000)
+    threshold_ms: int = Field(default=350, ge=1, le=600_000, description="RequestLatency_P95 above this many ms alerts.")
 
 
 class ServerErrorsMetricRule(MetricRule):
@@ -86,23 +93,28 @@ class ServerErrorsMetricRule(MetricRule):
 
 
 class UtilisationRule(MetricRule):
-    frequency: MetricFrequency = "PT5M"
-    window: MetricWindow = "PT15M"
-    threshold_percent: float = Field(default=80, gt=0, le=100)
+    frequency: MetricFrequency = Field(default="PT5M", description=_METRIC_FREQUENCY)
+    window: MetricWindow = Field(default="PT15M", description=_METRIC_WINDOW)
+    threshold_percent: float = Field(
+        default=80, gt=0, le=100,
+        description="Utilisation above this percentage alerts (an absent rule: cpu 80, memory 85, disk 90).",
+    )
 
 
 class LogRule(_Rule):
-    frequency: LogFrequency = "PT5M"
-    window: LogWindow = "PT5M"
+    frequency: LogFrequency = Field(default="PT5M", description=_LOG_FREQUENCY)
+    window: LogWindow = Field(default="PT5M", description=_LOG_WINDOW)
     min_requests: int = Field(default=10, ge=1, description="Windows with fewer requests never alert.")
 
 
 class LatencyLogRule(LogRule):
-    threshold_ms: int = Field(default=350, ge=1, le=600_000)
+    threshold_ms: int = Field(
+        default=350, ge=1, le=600_000, description="p95 of TotalDurationMs per deployment above this many ms alerts."
+    )
 
 
 class ErrorRateLogRule(LogRule):
-    severity: int = Field(default=1, ge=0, le=4)
+    severity: int = Field(default=1, ge=0, le=4, description=_SEVERITY)
     threshold_percent: float = Field(default=2, gt=0, le=100, description="Share of 5xx responses.")
 
 
@@ -111,10 +123,15 @@ class AvailabilityBurnRule(LogRule):
     ``burnRate`` times faster than allowed, over the window and over its
     last twelfth (a multi-window burn-rate alert)."""
 
-    severity: int = Field(default=1, ge=0, le=4)
-    window: LogWindow = "PT1H"
-    objective_percent: float = Field(default=99.5, gt=50, lt=100)
-    burn_rate: float = Field(default=14.4, gt=0, le=1000)
+    severity: int = Field(default=1, ge=0, le=4, description=_SEVERITY)
+    window: LogWindow = Field(default="PT1H", description="Long window; the short window is its last twelfth.")
+    objective_percent: float = Field(
+        default=99.5, gt=50, lt=100, description="Availability objective: percent of requests without a 5xx."
+    )
+    burn_rate: float = Field(
+        default=14.4, gt=0, le=1000,
+        description="5xx share divided by the error budget (100 - objective) above this, in both windows, alerts.",
+    )
 
 
 def _cpu() -> UtilisationRule:
@@ -132,19 +149,36 @@ def _disk() -> UtilisationRule:
 class AlertsConfig(Model):
     """SLO alerts on online endpoints and deployments, all to one action group."""
 
-    enabled: bool = True
-    emails: list[Email] = Field(default_factory=list, description="Action group email receivers.")
+    enabled: bool = Field(default=True, description="The action group and alert rules exist.")
+    emails: list[Email] = Field(default_factory=list, description="Action group email receivers, unique.")
     action_group_short_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_ -]{1,12}$")] | None = Field(
         default=None, description="Shown in notifications; at most 12 characters. Default <prefix><env>ops."
     )
-    latency_p95: LatencyMetricRule = Field(default_factory=LatencyMetricRule)
-    server_errors: ServerErrorsMetricRule = Field(default_factory=ServerErrorsMetricRule)
-    log_latency_p95: LatencyLogRule = Field(default_factory=LatencyLogRule)
-    error_rate: ErrorRateLogRule = Field(default_factory=ErrorRateLogRule)
-    availability: AvailabilityBurnRule = Field(default_factory=AvailabilityBurnRule)
-    cpu: UtilisationRule = Field(default_factory=_cpu)
-    memory: UtilisationRule = Field(default_factory=_memory)
-    disk: UtilisationRule = Field(default_factory=_disk)
+    latency_p95: LatencyMetricRule = Field(
+        default_factory=LatencyMetricRule, description="Metric alert per endpoint on RequestLatency_P95."
+    )
+    server_errors: ServerErrorsMetricRule = Field(
+        default_factory=ServerErrorsMetricRule,
+        description="Metric alert per endpoint on RequestsPerMinute where statusCodeClass is 5xx.",
+    )
+    log_latency_p95: LatencyLogRule = Field(
+        default_factory=LatencyLogRule,
+        description="Log alert on Log Analytics: p95 of TotalDurationMs per deployment (AmlOnlineEndpointTrafficLog).",
+    )
+    error_rate: ErrorRateLogRule = Field(
+        default_factory=ErrorRateLogRule, description="Log alert: share of ResponseCode >= 500 per deployment."
+    )
+    availability: AvailabilityBurnRule = Field(
+        default_factory=AvailabilityBurnRule,
+        description="Log alert: error-budget burn rate over the window and over its last twelfth.",
+    )
+    cpu: UtilisationRule = Field(
+        default_factory=_cpu, description="Metric alert per deployment on CpuUtilizationPercentage."
+    )
+    memory: UtilisationRule = Field(
+        default_factory=_memory, description="Metric alert per deployment on CpuMemoryUtilizationPercentage."
+    )
+    disk: UtilisationRule = Field(default_factory=_disk, description="Metric alert per deployment on DiskUtilization.")
 
     @field_validator("emails")
     @classmethod

@@ -31,9 +31,9 @@ MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]
 
 
 class DashboardsConfig(Model):
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="The workbook and the activity-log export exist.")
     display_name: str | None = Field(
-        default=None, max_length=128, description="Workbook title; default 'azml <prefix>-<env> operations'."
+        default=None, max_length=128, description="Workbook title; default '<prefix>-<env> ML operations'."
     )
     time_range: TimeRange = Field(default="P1D", description="Time range the workbook opens with.")
     activity_log: bool = Field(

@@ -42,10 +42,18 @@ class PolicyAssignmentConfig(Model):
     """A policy assignment at resource-group scope: ``builtin`` (an alias from
     ``BUILTIN_POLICIES``) or ``definitionId`` (a full policy definition id)."""
 
-    builtin: str | None = None
-    definition_id: str | None = None
-    enforcement: Literal["Default", "DoNotEnforce"] = "Default"
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    builtin: str | None = Field(
+        default=None, description=f"Alias of a built-in definition: {', '.join(BUILTIN_POLICIES)}."
+    )
+    definition_id: str | None = Field(default=None, description="A full policy definition id, instead of builtin.")
+    enforcement: Literal["Default", "DoNotEnforce"] = Field(
+        default="Default", description="`DoNotEnforce`: evaluated and reported, never enforced."
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Assignment parameters; `effect` must be one the definition takes (built-ins: "
+        f"{', '.join(BUILTIN_EFFECTS)}).",
+    )
 
     @field_validator("builtin")
     @classmethod
@@ -97,9 +105,16 @@ class BudgetConfig(Model):
             "Azure refuses a past start date outside the current month, so a fixed date breaks later creates."
         ),
     )
-    thresholds: list[int] = Field(default_factory=lambda: [50, 80, 100], min_length=1, max_length=5)
-    forecast_threshold: int | None = Field(default=110, ge=1, le=1000)
-    contact_emails: list[Email] = Field(default_factory=list)
+    thresholds: list[int] = Field(
+        default_factory=lambda: [50, 80, 100], min_length=1, max_length=5,
+        description="Percentages of the amount actually spent that notify; distinct, each 1-1000.",
+    )
+    forecast_threshold: int | None = Field(
+        default=110, ge=1, le=1000, description="Percentage of the amount a forecast overrun notifies at; unset: none."
+    )
+    contact_emails: list[Email] = Field(
+        default_factory=list, description="Emails notified at each threshold, besides the action group."
+    )
 
     @field_validator("start_date")
     @classmethod
@@ -121,12 +136,24 @@ class LifecycleRule(Model):
     one of ``prefixes``. Registered models live in the workspace blob store:
     keep delete rules to logs, collected data and other disposable paths."""
 
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,256}$")]
-    prefixes: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{2,62}(/.*)?$")]] = Field(min_length=1)
-    cool_after_days: int | None = Field(default=None, ge=0, le=99999)
-    archive_after_days: int | None = Field(default=None, ge=0, le=99999)
-    delete_after_days: int | None = Field(default=None, ge=0, le=99999)
-    delete_versions_after_days: int | None = Field(default=None, ge=0, le=99999)
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,256}$")] = Field(
+        description="Rule name, unique: letters and digits."
+    )
+    prefixes: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{2,62}(/.*)?$")]] = Field(
+        min_length=1, description="Blob paths the rule applies to, as container/path."
+    )
+    cool_after_days: int | None = Field(
+        default=None, ge=0, le=99999, description="Days after last modification before a blob moves to cool."
+    )
+    archive_after_days: int | None = Field(
+        default=None, ge=0, le=99999, description="Days after last modification before a blob moves to archive."
+    )
+    delete_after_days: int | None = Field(
+        default=None, ge=0, le=99999, description="Days after last modification before a blob is deleted."
+    )
+    delete_versions_after_days: int | None = Field(
+        default=None, ge=0, le=99999, description="Days after creation before a previous blob version is deleted."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "LifecycleRule":
@@ -161,12 +188,22 @@ DefenderExtension = Literal[
 
 
 class GovernanceConfig(Model):
-    policies: list[PolicyAssignmentConfig] = Field(default_factory=list)
-    budget: BudgetConfig | None = None
-    lifecycle: list[LifecycleRule] = Field(default_factory=list)
+    policies: list[PolicyAssignmentConfig] = Field(
+        default_factory=list,
+        description="Azure Policy assignments at resource-group scope, each definition once (prod denies, dev audits).",
+    )
+    budget: BudgetConfig | None = Field(
+        default=None,
+        description="Monthly cost budget on the resource group; alerts to contactEmails and the action group.",
+    )
+    lifecycle: list[LifecycleRule] = Field(
+        default_factory=list,
+        description="Lifecycle rules on the workspace storage; keep delete rules away from registered models.",
+    )
     locks: bool = Field(
         default=False,
-        description="CanNotDelete locks on Key Vault and workspace storage; Pulumi protect on the workspace.",
+        description="CanNotDelete locks on Key Vault and workspace storage; Pulumi protect on the workspace (an "
+        "Azure lock on it would block releases).",
     )
     defender_for_containers: bool = Field(default=False, description="Defender for Containers plan on the whole subscription (billed per vCore).")
     defender_extensions: dict[DefenderExtension, bool] = Field(

@@ -100,7 +100,7 @@ def _describe(error: Mapping[str, Any]) -> str:
     if kind == "extra_forbidden":
         owner = _model_at(loc[:-1])
         allowed = (
-            ", ".join(f.alias or n for n, f in owner.model_fields.items()) if owner else "see README"
+            ", ".join(f.alias or n for n, f in owner.model_fields.items()) if owner else "see docs/config.md"
         )
         return f"{_path(loc)}: unknown key; allowed keys: {allowed}"
     if kind == "missing":

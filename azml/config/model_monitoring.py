@@ -70,23 +70,43 @@ class DriftThresholds(_Thresholds):
     """Data and prediction drift. Distances alert above the threshold; the
     statistical tests' thresholds are p-values (alert below)."""
 
-    jensen_shannon_distance: Probability | None = Field(default=None, alias="JensenShannonDistance")
-    population_stability_index: NonNegative | None = Field(default=None, alias="PopulationStabilityIndex")
-    normalized_wasserstein_distance: NonNegative | None = Field(default=None, alias="NormalizedWassersteinDistance")
-    two_sample_kolmogorov_smirnov_test: Probability | None = Field(default=None, alias="TwoSampleKolmogorovSmirnovTest")
-    pearsons_chi_squared_test: Probability | None = Field(default=None, alias="PearsonsChiSquaredTest")
+    jensen_shannon_distance: Probability | None = Field(
+        default=None, alias="JensenShannonDistance", description="Jensen-Shannon distance, all features; alert above."
+    )
+    population_stability_index: NonNegative | None = Field(
+        default=None, alias="PopulationStabilityIndex", description="Population stability index, all features; alert above."
+    )
+    normalized_wasserstein_distance: NonNegative | None = Field(
+        default=None, alias="NormalizedWassersteinDistance",
+        description="Normalized Wasserstein distance, numerical features only; alert above.",
+    )
+    two_sample_kolmogorov_smirnov_test: Probability | None = Field(
+        default=None, alias="TwoSampleKolmogorovSmirnovTest",
+        description="Two-sample Kolmogorov-Smirnov test p-value, numerical features only; alert below.",
+    )
+    pearsons_chi_squared_test: Probability | None = Field(
+        default=None, alias="PearsonsChiSquaredTest",
+        description="Pearson's chi-squared test p-value, categorical features only; alert below.",
+    )
 
 
 class DataQualityThresholds(_Thresholds):
     """Rates are fractions of rows (0..1)."""
 
-    null_value_rate: Probability | None = Field(default=None, alias="NullValueRate")
-    data_type_error_rate: Probability | None = Field(default=None, alias="DataTypeErrorRate")
-    out_of_bounds_rate: Probability | None = Field(default=None, alias="OutOfBoundsRate")
+    null_value_rate: Probability | None = Field(
+        default=None, alias="NullValueRate", description="Share of rows with a missing value; alert above."
+    )
+    data_type_error_rate: Probability | None = Field(
+        default=None, alias="DataTypeErrorRate", description="Share of values of another type than the reference's; alert above."
+    )
+    out_of_bounds_rate: Probability | None = Field(
+        default=None, alias="OutOfBoundsRate",
+        description="Share of values outside the reference's range or categories; alert above.",
+    )
 
 
 def _default_data_drift() -> DriftThresholds:
-    # PSI 0.2 is the promotion gate's drift limit (DESIGN.md); Azure's own
+    # PSI 0.2 is the promotion gate's drift limit (azml:release.gate.maxPsi); Azure's own
     # defaults are Wasserstein 0.1 (numerical) and Jensen-Shannon 0.1 (categorical).
     return DriftThresholds.model_validate(
         {"PopulationStabilityIndex": 0.2, "JensenShannonDistance": 0.1, "NormalizedWassersteinDistance": 0.1}
@@ -103,25 +123,29 @@ def _default_data_quality() -> DataQualityThresholds:
     )
 
 
+_SIGNAL_ON = "Compute this signal; false turns it off."
+_THRESHOLDS = "Metric -> threshold; only the metrics listed are computed."
+
+
 class DriftSignal(Model):
-    enabled: bool = True
-    thresholds: DriftThresholds = Field(default_factory=_default_data_drift)
+    enabled: bool = Field(default=True, description=_SIGNAL_ON)
+    thresholds: DriftThresholds = Field(default_factory=_default_data_drift, description=_THRESHOLDS)
 
 
 class PredictionDriftSignal(Model):
-    enabled: bool = True
-    thresholds: DriftThresholds = Field(default_factory=_default_prediction_drift)
+    enabled: bool = Field(default=True, description=_SIGNAL_ON)
+    thresholds: DriftThresholds = Field(default_factory=_default_prediction_drift, description=_THRESHOLDS)
 
 
 class DataQualitySignal(Model):
-    enabled: bool = True
-    thresholds: DataQualityThresholds = Field(default_factory=_default_data_quality)
+    enabled: bool = Field(default=True, description=_SIGNAL_ON)
+    thresholds: DataQualityThresholds = Field(default_factory=_default_data_quality, description=_THRESHOLDS)
 
 
 class FeatureAttributionSignal(Model):
     """Runs only when ``trainingData`` (with ``targetColumn``) is given."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description=_SIGNAL_ON)
     threshold: Probability = Field(default=0.9, description="NormalizedDiscountedCumulativeGain; alert below.")
 
 
@@ -129,9 +153,9 @@ class TrainingData(Model):
     """The registered training data asset: the reference the production data
     is compared with."""
 
-    name: AssetName
-    version: AssetVersion
-    type: Literal["mltable", "uri_folder", "uri_file"] = "mltable"
+    name: AssetName = Field(description="Registered data asset name.")
+    version: AssetVersion = Field(description="Data asset version.")
+    type: Literal["mltable", "uri_folder", "uri_file"] = Field(default="mltable", description="Data asset type.")
     target_column: Annotated[str, StringConstraints(pattern=_FEATURE.pattern)] | None = Field(
         default=None, description="Label column; feature attribution drift needs it."
     )
@@ -144,12 +168,14 @@ class MonitorFrequency(Model):
     """When monitors run (UTC unless ``timeZone``): every ``interval`` hours,
     days or weeks; daily and weekly runs start at ``hour``:``minute``."""
 
-    interval: int = Field(default=1, ge=1, le=365)
-    unit: Literal["hour", "day", "week"] = "day"
-    hour: int = Field(default=3, ge=0, le=23)
-    minute: int = Field(default=15, ge=0, le=59)
-    week_days: list[WeekDay] = Field(default_factory=lambda: ["Monday"])
-    time_zone: str = "UTC"
+    interval: int = Field(default=1, ge=1, le=365, description="Run every this many units.")
+    unit: Literal["hour", "day", "week"] = Field(default="day", description="Unit of interval.")
+    hour: int = Field(default=3, ge=0, le=23, description="Hour daily and weekly runs start at.")
+    minute: int = Field(default=15, ge=0, le=59, description="Minute daily and weekly runs start at.")
+    week_days: list[WeekDay] = Field(
+        default_factory=lambda: ["Monday"], description="Days weekly runs start on; each once."
+    )
+    time_zone: str = Field(default="UTC", description="Time zone of hour and minute.")
 
     @field_validator("week_days")
     @classmethod
@@ -167,7 +193,9 @@ class MonitorFrequency(Model):
 
 
 class MonitorCompute(Model):
-    instance_type: str = Field(default="standard_e4s_v3", description="Serverless Spark VM size.")
+    instance_type: str = Field(
+        default="standard_e4s_v3", description=f"Serverless Spark VM size: {', '.join(MONITOR_INSTANCE_TYPES)}."
+    )
     runtime_version: Literal["3.3", "3.4"] = Field(default="3.4", description="Azure Synapse Spark runtime.")
 
     @field_validator("instance_type")
@@ -183,20 +211,39 @@ class ModelMonitoringConfig(Model):
     (data collection on), comparing its collected inputs/outputs with the
     training data (or, without it, with the preceding production window)."""
 
-    enabled: bool = True
+    enabled: bool = Field(
+        default=True, description="One monitor schedule per online deployment with dataCollection on."
+    )
     endpoints: list[EndpointName] | None = Field(
         default=None, description="Online endpoints (short names) to monitor; default all."
     )
-    frequency: MonitorFrequency = Field(default_factory=MonitorFrequency)
-    task_type: Literal["Classification", "Regression"] = "Classification"
-    features: list[str] = Field(default_factory=list, description="Input features to monitor.")
-    training_data: TrainingData | None = None
-    data_drift: DriftSignal = Field(default_factory=DriftSignal)
-    prediction_drift: PredictionDriftSignal = Field(default_factory=PredictionDriftSignal)
-    data_quality: DataQualitySignal = Field(default_factory=DataQualitySignal)
-    feature_attribution_drift: FeatureAttributionSignal = Field(default_factory=FeatureAttributionSignal)
-    compute: MonitorCompute = Field(default_factory=MonitorCompute)
-    emails: list[Email] | None = Field(default=None, description="Who Azure ML notifies; default azml:alerts.emails.")
+    frequency: MonitorFrequency = Field(
+        default_factory=MonitorFrequency,
+        description="When monitors run (default daily, 03:15 UTC); the production window is one period, at least a day.",
+    )
+    task_type: Literal["Classification", "Regression"] = Field(default="Classification", description="The model's task.")
+    features: list[str] = Field(
+        default_factory=list, description="Input features to monitor (column names, unique); required when enabled."
+    )
+    training_data: TrainingData | None = Field(
+        default=None,
+        description="Reference data; without it, drift and quality compare with the preceding production window.",
+    )
+    data_drift: DriftSignal = Field(default_factory=DriftSignal, description="Data drift of the features.")
+    prediction_drift: PredictionDriftSignal = Field(
+        default_factory=PredictionDriftSignal, description="Prediction drift: the outputs against the preceding window."
+    )
+    data_quality: DataQualitySignal = Field(default_factory=DataQualitySignal, description="Data quality of the features.")
+    feature_attribution_drift: FeatureAttributionSignal = Field(
+        default_factory=FeatureAttributionSignal,
+        description="Feature attribution drift; needs trainingData.targetColumn.",
+    )
+    compute: MonitorCompute = Field(default_factory=MonitorCompute, description="Serverless Spark the monitors run on.")
+    emails: list[Email] | None = Field(
+        default=None,
+        description="Who Azure ML notifies of breached thresholds (unique, at most 499 characters in total); "
+        "default azml:alerts.emails.",
+    )
     preprocessing_component_id: (
         Annotated[str, StringConstraints(pattern=r"^azureml://registries/[^/]+/components/[^/]+/(versions|labels)/[^/]+$")]
         | None

@@ -2,7 +2,7 @@
 
 Every threshold the promotion gate, the rollback triggers and the traffic
 ladder use lives here, per stack, so dev can move faster than prod. Defaults
-are the platform's baseline (see the README's "Release controller").
+are the platform's baseline (docs/release.md, "Release controller").
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ class MetricsSource(Model):
         "`workspace`: the MLflow store of the workspace this stack deploys (azureml://..., subscription from "
         "ARM_SUBSCRIPTION_ID or AZURE_SUBSCRIPTION_ID); the release workflow always uses it (AZML_TRACKING_URI).",
     )
-    experiment: Annotated[str, StringConstraints(min_length=1, max_length=255)] = "azml-release"
+    experiment: Annotated[str, StringConstraints(min_length=1, max_length=255)] = Field(
+        default="azml-release", description="MLflow experiment of observations, verdicts and traffic changes."
+    )
     file: str | None = Field(default=None, description="Metrics file for source: file (path relative to the project).")
     azure_monitor: AzureMonitorSource | None = Field(
         default=None, description="When set, p95 latency and error rate come from Azure Monitor."
@@ -107,20 +109,31 @@ class RollbackTriggers(Model):
     critical_regression: float = Field(
         default=0.02, gt=0, le=0.5, description="A critical metric worse than the champion's by more than this (absolute)."
     )
-    critical_metrics: list[Literal["accuracy", "parityDifference"]] = Field(default_factory=lambda: ["accuracy"])
+    critical_metrics: list[Literal["accuracy", "parityDifference"]] = Field(
+        default_factory=lambda: ["accuracy"], description="Metrics whose criticalRegression rolls back."
+    )
 
 
 class ReleaseConfig(Model):
     """The release controller's control panel for one stack."""
 
-    metrics: MetricsSource = Field(default_factory=MetricsSource)
+    metrics: MetricsSource = Field(
+        default_factory=MetricsSource, description="Where champion and canary observations come from."
+    )
     window_minutes: int = Field(default=1440, ge=1, le=43_200, description="Observations younger than this are evaluated.")
-    gate: GateThresholds = Field(default_factory=GateThresholds)
-    min_samples: MinSamples = Field(default_factory=MinSamples)
-    rollback: RollbackTriggers = Field(default_factory=RollbackTriggers)
+    gate: GateThresholds = Field(
+        default_factory=GateThresholds, description="Promotion gate: every metric must pass to PROMOTE."
+    )
+    min_samples: MinSamples = Field(
+        default_factory=MinSamples, description="Sample sizes below which a metric is INCONCLUSIVE, never a pass."
+    )
+    rollback: RollbackTriggers = Field(
+        default_factory=RollbackTriggers, description="Triggers that turn the verdict into ROLLBACK."
+    )
     ladder: list[int] = Field(
         default_factory=lambda: [10, 25, 50, 100],
-        description="Canary live-traffic steps; PROMOTE moves one step up, the last step must be 100.",
+        description="Canary live-traffic steps, strictly increasing whole percentages 1..100 ending at 100; "
+        "PROMOTE moves one step up.",
     )
     verdict_max_age_minutes: int = Field(
         default=1440, ge=1, description="advance refuses a verdict older than this (evaluate again)."

@@ -78,7 +78,9 @@ class SubnetsConfig(Model):
 
 class NetworkConfig(Model):
     address_space: Cidr = Field(description="Address space of the platform virtual network.")
-    subnets: SubnetsConfig
+    subnets: SubnetsConfig = Field(
+        description="Subnets carved out of addressSpace: each /29 or larger, inside it, none overlapping."
+    )
 
     @field_validator("address_space")
     @classmethod
@@ -107,14 +109,18 @@ StorageSku = Literal[
 
 class StorageConfig(Model):
     sku: StorageSku = Field(default="Standard_LRS", description="Replication of the workspace storage account.")
-    blob_soft_delete_days: int = Field(default=7, ge=1, le=365, description="Blob soft-delete retention.")
+    blob_soft_delete_days: int = Field(
+        default=7, ge=1, le=365, description="Blob soft-delete retention in days; also applies to file shares."
+    )
     container_soft_delete_days: int = Field(default=7, ge=1, le=365, description="Container soft-delete retention.")
     versioning: bool = Field(default=True, description="Blob versioning (recover overwritten data).")
 
 
 class KeyVaultConfig(Model):
-    sku: Literal["standard", "premium"] = "standard"
-    soft_delete_retention_days: int = Field(default=90, ge=7, le=90)
+    sku: Literal["standard", "premium"] = Field(default="standard", description="`premium`: HSM-backed keys.")
+    soft_delete_retention_days: int = Field(
+        default=90, ge=7, le=90, description="Days a deleted vault and its objects stay recoverable (soft delete)."
+    )
 
 
 class RegistryConfig(Model):
@@ -125,11 +131,11 @@ class RegistryConfig(Model):
         default=False,
         description="Quarantine pushed images until a scanner releases them. Only enable with a scanner wired up.",
     )
-    zone_redundant: bool = False
+    zone_redundant: bool = Field(default=False, description="Zone-redundant registry (prod: true).")
 
 
 class WorkspaceConfig(Model):
-    friendly_name: str | None = None
+    friendly_name: str | None = Field(default=None, description="Display name of the workspace; default its name.")
     hbi: bool = Field(default=False, description="High business impact: reduces diagnostic data collected by Microsoft.")
     isolation_mode: Literal["AllowOnlyApprovedOutbound", "AllowInternetOutbound", "Disabled"] = Field(
         default="AllowOnlyApprovedOutbound",
@@ -139,7 +145,9 @@ class WorkspaceConfig(Model):
         ),
     )
     image_build_compute: str | None = Field(
-        default=None, description="Compute cluster that builds environment images (must be a declared cluster)."
+        default=None,
+        description="Compute cluster that builds environment images (must be a declared cluster); needed with a "
+        "private registry. Environments and deployments wait for it.",
     )
     package_repositories: list[PackageRepository] = Field(
         default_factory=list,
@@ -149,11 +157,14 @@ class WorkspaceConfig(Model):
         ),
     )
     outbound_fqdns: list[str] = Field(
-        default_factory=list, description="Further FQDN outbound rules (e.g. a private package feed's host)."
+        default_factory=list,
+        description="Further FQDN outbound rules (e.g. a private package feed's host); lowercase host names, "
+        "optionally *.-prefixed, never storage hosts (reach storage through private endpoints).",
     )
     firewall_sku: FirewallSku | None = Field(
         default=None,
-        description="Azure Firewall SKU behind FQDN rules; unset = Azure's default (Standard). Basic is in preview.",
+        description="Azure Firewall SKU behind FQDN rules; unset = Azure's default (Standard). Basic is in preview "
+        "(dev uses it).",
     )
 
     @property
@@ -196,12 +207,20 @@ _CLUSTER_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
 
 class ComputeCluster(Model):
     name: str = Field(description="3-24 letters, digits, hyphens; starts with a letter.")
-    vm_size: Annotated[str, StringConstraints(pattern=r"^(Standard|Basic)_[A-Za-z0-9_]+$")]
-    min_nodes: int = Field(default=0, ge=0, le=1000)
-    max_nodes: int = Field(ge=1, le=1000)
-    idle_seconds_before_scale_down: int = Field(default=120, ge=60, le=86400)
-    priority: Literal["Dedicated", "LowPriority"] = "Dedicated"
-    description: str | None = None
+    vm_size: Annotated[str, StringConstraints(pattern=r"^(Standard|Basic)_[A-Za-z0-9_]+$")] = Field(
+        description="VM size of the nodes (availability and quota in the region are Azure's to check)."
+    )
+    min_nodes: int = Field(
+        default=0, ge=0, le=1000, description="Nodes kept when idle; 0 scales the cluster to zero. At most maxNodes."
+    )
+    max_nodes: int = Field(ge=1, le=1000, description="Most nodes the cluster scales out to.")
+    idle_seconds_before_scale_down: int = Field(
+        default=120, ge=60, le=86400, description="Idle time before a node is released."
+    )
+    priority: Literal["Dedicated", "LowPriority"] = Field(
+        default="Dedicated", description="`LowPriority`: cheaper, preemptible nodes; suits interruptible training."
+    )
+    description: str | None = Field(default=None, description="Description of the cluster in the workspace.")
 
     @field_validator("name")
     @classmethod
@@ -218,7 +237,11 @@ class ComputeCluster(Model):
 
 
 class ComputeConfig(Model):
-    clusters: list[ComputeCluster] = Field(default_factory=list)
+    clusters: list[ComputeCluster] = Field(
+        default_factory=list,
+        description="AmlCompute clusters, names unique; they run as the compute identity, scale to minNodes when idle, "
+        "with low priority allowed, no node public IP, SSH off and local auth off.",
+    )
 
     @field_validator("clusters")
     @classmethod
@@ -235,8 +258,10 @@ class Principal(Model):
     """An Entra ID principal. Azure rejects a role assignment whose declared
     principal type does not match the object (UnmatchedPrincipalType)."""
 
-    object_id: ObjectId
-    type: Literal["Group", "User", "ServicePrincipal"] = "Group"
+    object_id: ObjectId = Field(description="Entra ID object id (a GUID, not a display name or UPN).")
+    type: Literal["Group", "User", "ServicePrincipal"] = Field(
+        default="Group", description="Principal type; must match the object (a bare object id is a group)."
+    )
 
 
 def _principal_shorthand(value: object) -> object:
@@ -251,9 +276,15 @@ class PrincipalsConfig(Model):
     """Entra ID principals in each persona: an object id (a group) or
     ``{objectId, type: Group|User|ServicePrincipal}``."""
 
-    readers: list[PrincipalEntry] = Field(default_factory=list)
-    data_scientists: list[PrincipalEntry] = Field(default_factory=list)
-    approvers: list[PrincipalEntry] = Field(default_factory=list)
+    readers: list[PrincipalEntry] = Field(default_factory=list, description="Get Reader on the workspace.")
+    data_scientists: list[PrincipalEntry] = Field(
+        default_factory=list, description="Get AzureML Data Scientist on the workspace."
+    )
+    approvers: list[PrincipalEntry] = Field(
+        default_factory=list,
+        description="Get the approver custom role on the workspace: read endpoints and update them to move traffic, "
+        "nothing else (created at resource-group scope, assignable only there).",
+    )
 
 
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{1,7}$")
@@ -262,34 +293,71 @@ _PREFIX = re.compile(r"^[a-z][a-z0-9]{1,7}$")
 class StackConfig(Model):
     """The whole ``azml:`` namespace of one stack."""
 
-    environment: Environment
+    environment: Environment = Field(description="Environment name; tagged on every resource (`environment`).")
     location: str = Field(description="Azure region, e.g. westeurope.")
     prefix: str = Field(description="2-8 lowercase letters/digits; starts every resource name.")
     unique_suffix: str | None = Field(
         default=None,
-        description="Suffix for globally unique names (storage, vault, registry); default derived from prefix/env/location.",
+        description="Suffix for globally unique names (storage, vault, registry): 4-6 lowercase letters or digits; "
+        "default derived from prefix/env/location. Set it (or change prefix) when a name is taken.",
     )
-    tags: dict[str, str] = Field(default_factory=dict)
-    network: NetworkConfig
-    storage: StorageConfig = Field(default_factory=StorageConfig)
-    key_vault: KeyVaultConfig = Field(default_factory=KeyVaultConfig)
-    registry: RegistryConfig = Field(default_factory=RegistryConfig)
-    workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
-    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
-    compute: ComputeConfig = Field(default_factory=ComputeConfig)
-    principals: PrincipalsConfig = Field(default_factory=PrincipalsConfig)
-    online_endpoints: list[OnlineEndpointConfig] = Field(default_factory=list)
-    batch_endpoints: list[BatchEndpointConfig] = Field(default_factory=list)
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tags on every resource, besides `environment` and `managed-by: azml`: at most 45 (Azure allows "
+        "50), names up to 512 characters without <>%&\\?/, values up to 256.",
+    )
+    network: NetworkConfig = Field(description="The platform virtual network.")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="The workspace storage account.")
+    key_vault: KeyVaultConfig = Field(default_factory=KeyVaultConfig, description="The workspace Key Vault.")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="The workspace container registry.")
+    workspace: WorkspaceConfig = Field(
+        default_factory=WorkspaceConfig, description="The Azure ML workspace and its managed network."
+    )
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig, description="The stack's Log Analytics workspace."
+    )
+    compute: ComputeConfig = Field(default_factory=ComputeConfig, description="Compute clusters of the workspace.")
+    principals: PrincipalsConfig = Field(
+        default_factory=PrincipalsConfig,
+        description="Persona members: object ids (groups) or {objectId, type}; roles at workspace scope.",
+    )
+    online_endpoints: list[OnlineEndpointConfig] = Field(
+        default_factory=list, description="Managed online endpoints, their deployments and traffic split."
+    )
+    batch_endpoints: list[BatchEndpointConfig] = Field(
+        default_factory=list, description="Batch endpoints, their deployments on declared clusters."
+    )
     # Absent keys mean "off"; a present section is on unless it says enabled: false.
-    model_monitoring: ModelMonitoringConfig = Field(default_factory=lambda: ModelMonitoringConfig(enabled=False))
-    alerts: AlertsConfig = Field(default_factory=lambda: AlertsConfig(enabled=False))
-    alert_webhooks: Webhooks = Field(
-        default_factory=dict, description="Receiver name -> webhook URL; every URL must be a Pulumi secret."
+    model_monitoring: ModelMonitoringConfig = Field(
+        default_factory=lambda: ModelMonitoringConfig(enabled=False),
+        description="Azure ML model monitors; off when absent, on when present unless enabled: false.",
     )
-    retraining: RetrainingConfig = Field(default_factory=lambda: RetrainingConfig(enabled=False))
-    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
-    dashboards: DashboardsConfig = Field(default_factory=DashboardsConfig)  # on when absent (free)
-    release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+    alerts: AlertsConfig = Field(
+        default_factory=lambda: AlertsConfig(enabled=False),
+        description="SLO alert rules and their action group; off when absent, on when present unless enabled: false.",
+    )
+    alert_webhooks: Webhooks = Field(
+        default_factory=dict,
+        description="Receiver name (1-32 letters, digits, - or _) -> https:// webhook URL of an action group webhook "
+        "receiver; each URL must be its own Pulumi secret (plain text is refused).",
+    )
+    retraining: RetrainingConfig = Field(
+        default_factory=lambda: RetrainingConfig(enabled=False),
+        description="The Event Grid retraining trigger and its function app; off when absent, on when present "
+        "unless enabled: false.",
+    )
+    governance: GovernanceConfig = Field(
+        default_factory=GovernanceConfig,
+        description="Azure Policy assignments, budget, lifecycle rules, locks and Defender for Containers.",
+    )
+    dashboards: DashboardsConfig = Field(  # on when absent (free)
+        default_factory=DashboardsConfig,
+        description="The operations workbook and the activity-log export; on when absent.",
+    )
+    release: ReleaseConfig = Field(
+        default_factory=ReleaseConfig,
+        description="The release controller: metric sources, promotion gate, rollback triggers, traffic ladder.",
+    )
     data_validation: dict[str, ModelValidation] = Field(default_factory=dict, description="Model name -> batch checks.")
     phase: Literal["platform", "serving"] = Field(
         default="serving",

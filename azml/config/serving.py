@@ -56,6 +56,15 @@ DeploymentName = Annotated[str, AfterValidator(_check_deployment_name)]
 LineagePath = Annotated[str, AfterValidator(_check_lineage_path)]
 EndpointName = Annotated[str, AfterValidator(_check_endpoint_name)]
 
+# Descriptions shared by online and batch deployments.
+_DEPLOYMENT_NAME_TEXT = "3-32 letters, digits and hyphens, starting with a letter; unique in its endpoint."
+_MODEL_TEXT = (
+    "The model served, an asset that exists when Azure creates the deployment: {name, version, registry} or "
+    "{registryUri} of an Azure ML registry model, or {name, version, registered: true} of a workspace model."
+)
+_ENVIRONMENT_TEXT = "Environment the stack registers: {name, version, image} or {name, version, baseImage, condaFile}."
+_CODE_TEXT = "Scoring code, a workspace code asset: {name, version, scoringScript, registered: true} (registries hold no code)."
+
 
 class ModelRef(Model):
     """The model a deployment serves, as an asset that exists when the
@@ -72,10 +81,14 @@ class ModelRef(Model):
       the workspace exists and the pipeline has run).
     """
 
-    name: AssetName | None = None
-    version: AssetVersion | None = None
+    name: AssetName | None = Field(default=None, description="Model name (with version, and registry or registered: true).")
+    version: AssetVersion | None = Field(
+        default=None, description="Model version; Azure ML versions are strings (a bare number is read as its digits)."
+    )
     registry: AssetName | None = Field(default=None, description="Azure ML registry holding the model version.")
-    registry_uri: Annotated[str, StringConstraints(pattern=r"^azureml://registries/[^/]+/models/[^/]+/versions/[^/]+$")] | None = None
+    registry_uri: Annotated[str, StringConstraints(pattern=r"^azureml://registries/[^/]+/models/[^/]+/versions/[^/]+$")] | None = Field(
+        default=None, description="The registry model as one URI, instead of name, version and registry."
+    )
     registered: bool = Field(
         default=False,
         description="The workspace model version is registered (by the training pipeline) before this run.",
@@ -121,11 +134,20 @@ class EnvironmentRef(Model):
     ``baseImage`` (an approved base image) plus ``condaFile`` (path in this
     repository, relative to Pulumi.yaml)."""
 
-    name: AssetName
-    version: AssetVersion
-    image: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_.-]+$")] | None = None
-    base_image: str | None = None
-    conda_file: str | None = None
+    name: AssetName = Field(
+        description="Environment the stack registers; one definition per name and version (asset versions are immutable)."
+    )
+    version: AssetVersion = Field(description="Environment version.")
+    image: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_.-]+$")] | None = Field(
+        default=None, description="`repository:tag` in the workspace's own registry (instead of baseImage)."
+    )
+    base_image: str | None = Field(
+        default=None,
+        description="Approved base image (mcr.microsoft.com/azureml/…) the conda spec builds on; needs condaFile.",
+    )
+    conda_file: str | None = Field(
+        default=None, description="Conda spec, relative to Pulumi.yaml and inside the project; only with baseImage."
+    )
 
     @field_validator("base_image")
     @classmethod
@@ -157,9 +179,11 @@ class CodeRef(Model):
     workspace, which ``registered: true`` declares (the second phase of the
     bootstrap: see README "Running it for real")."""
 
-    name: AssetName
-    version: AssetVersion
-    scoring_script: Annotated[str, StringConstraints(pattern=r"^[^/\\][^\\]*\.py$")]
+    name: AssetName = Field(description="Code asset in the workspace, registered by the training pipeline.")
+    version: AssetVersion = Field(description="Code asset version.")
+    scoring_script: Annotated[str, StringConstraints(pattern=r"^[^/\\][^\\]*\.py$")] = Field(
+        description="Scoring script inside the code asset: a relative path to a .py file."
+    )
     registered: bool = Field(
         default=False,
         description="The code asset is registered in the workspace (by the pipeline) before this run.",
@@ -176,8 +200,12 @@ class CodeRef(Model):
 
 
 class RequestSettings(Model):
-    request_timeout_ms: int = Field(default=5000, ge=1, le=180_000)
-    max_concurrent_requests_per_instance: int = Field(default=1, ge=1, le=1000)
+    request_timeout_ms: int = Field(
+        default=5000, ge=1, le=180_000, description="Scoring request timeout; raise it to cover queueing delays."
+    )
+    max_concurrent_requests_per_instance: int = Field(
+        default=1, ge=1, le=1000, description="Requests one instance serves at a time."
+    )
     max_queue_wait_ms: int | None = Field(
         default=None, description="Deprecated: Azure ignores it for managed online deployments; refused when set."
     )
@@ -197,20 +225,36 @@ class RequestSettings(Model):
 
 
 class Probe(Model):
-    initial_delay_seconds: int = Field(default=10, ge=0, le=3600)
-    period_seconds: int = Field(default=10, ge=1, le=3600)
-    timeout_seconds: int = Field(default=2, ge=1, le=600)
-    failure_threshold: int = Field(default=30, ge=1, le=100)
-    success_threshold: int = Field(default=1, ge=1, le=100)
+    initial_delay_seconds: int = Field(
+        default=10, ge=0, le=3600, description="Seconds after the container starts before the first probe."
+    )
+    period_seconds: int = Field(default=10, ge=1, le=3600, description="Seconds between probes.")
+    timeout_seconds: int = Field(default=2, ge=1, le=600, description="Seconds a probe waits for an answer.")
+    failure_threshold: int = Field(
+        default=30, ge=1, le=100,
+        description="Consecutive failures before Azure gives up on the container (liveness: restart; readiness: "
+        "no traffic).",
+    )
+    success_threshold: int = Field(
+        default=1, ge=1, le=100, description="Consecutive successes before the container counts as healthy again."
+    )
 
 
 class Autoscale(Model):
-    min_instances: int = Field(ge=1, le=100)
-    max_instances: int = Field(ge=1, le=100)
-    cpu_scale_out_percent: int = Field(default=70, ge=1, le=100)
-    cpu_scale_in_percent: int = Field(default=25, ge=0, le=99)
-    latency_p95_scale_out_ms: int | None = Field(default=None, ge=1)
-    cooldown_minutes: int = Field(default=5, ge=1, le=10080)
+    min_instances: int = Field(
+        ge=1, le=100, description="Fewest instances; at most maxInstances, and instanceCount lies within min..max."
+    )
+    max_instances: int = Field(ge=1, le=100, description="Most instances.")
+    cpu_scale_out_percent: int = Field(
+        default=70, ge=1, le=100, description="Average CPU above which one instance is added."
+    )
+    cpu_scale_in_percent: int = Field(
+        default=25, ge=0, le=99, description="Average CPU below which one instance is removed; below cpuScaleOutPercent."
+    )
+    latency_p95_scale_out_ms: int | None = Field(
+        default=None, ge=1, description="Endpoint p95 latency above which one instance is added; unset: CPU only."
+    )
+    cooldown_minutes: int = Field(default=5, ge=1, le=10080, description="Minutes between two scale actions.")
 
     @model_validator(mode="after")
     def _bounds(self) -> "Autoscale":
@@ -222,21 +266,35 @@ class Autoscale(Model):
 
 
 class OnlineDeploymentConfig(Model):
-    name: DeploymentName
-    model: ModelRef
-    environment: EnvironmentRef
-    code: CodeRef
-    instance_type: Annotated[str, StringConstraints(pattern=r"^Standard_[A-Za-z0-9_]+$")]
-    instance_count: int = Field(default=1, ge=1, le=100)
-    environment_variables: dict[str, str] = Field(default_factory=dict)
-    request_settings: RequestSettings = Field(default_factory=RequestSettings)
-    liveness_probe: Probe = Field(default_factory=Probe)
-    readiness_probe: Probe = Field(default_factory=lambda: Probe(initial_delay_seconds=10, failure_threshold=3))
+    name: DeploymentName = Field(description=_DEPLOYMENT_NAME_TEXT)
+    model: ModelRef = Field(description=_MODEL_TEXT)
+    environment: EnvironmentRef = Field(description=_ENVIRONMENT_TEXT)
+    code: CodeRef = Field(description=_CODE_TEXT)
+    instance_type: Annotated[str, StringConstraints(pattern=r"^Standard_[A-Za-z0-9_]+$")] = Field(
+        description="VM size of the deployment's instances."
+    )
+    instance_count: int = Field(
+        default=1, ge=1, le=100, description="Instances; with autoscale, where it starts (within its bounds)."
+    )
+    environment_variables: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables of the scoring container."
+    )
+    request_settings: RequestSettings = Field(
+        default_factory=RequestSettings, description="Request timeout and concurrency per instance."
+    )
+    liveness_probe: Probe = Field(default_factory=Probe, description="Liveness probe: restarts a failing container.")
+    readiness_probe: Probe = Field(
+        default_factory=lambda: Probe(initial_delay_seconds=10, failure_threshold=3),
+        description="Readiness probe: traffic goes only to ready instances.",
+    )
     data_collection: bool = Field(default=True, description="Collect model inputs/outputs (model monitoring needs it).")
     data_collection_sampling_rate: float = Field(
         default=1.0, gt=0, le=1, description="Share of requests whose inputs/outputs are collected."
     )
-    autoscale: Autoscale | None = None
+    autoscale: Autoscale | None = Field(
+        default=None,
+        description="Autoscale on CPU and optionally p95 latency; it then owns the instance count. Unset: fixed count.",
+    )
     lineage: LineagePath | None = Field(
         default=None,
         description="lineage.json of the served model version (written by `azml lineage`), relative to Pulumi.yaml: "
@@ -258,13 +316,26 @@ class OnlineEndpointConfig(Model):
     """Traffic rules are checked with the whole stack (see ``checks.py``) so
     that each problem names its exact key."""
 
-    name: EndpointName = Field(description="Short name; the deployed name is <prefix>-<env>-<name> (region-unique).")
-    auth_mode: Literal["key", "aml_token", "aad_token"] = "aad_token"
-    public_network_access: bool = False
-    description: str | None = None
-    deployments: list[OnlineDeploymentConfig] = Field(min_length=1)
-    traffic: dict[str, int] = Field(default_factory=dict)
-    mirror_traffic: dict[str, int] = Field(default_factory=dict)
+    name: EndpointName = Field(
+        description="3-32 lowercase letters, digits and hyphens; deployed as <prefix>-<env>-<name> (endpoint names "
+        "are region-unique; the full name must fit 32 characters)."
+    )
+    auth_mode: Literal["key", "aml_token", "aad_token"] = Field(
+        default="aad_token", description="How callers authenticate: `aad_token` is Entra ID."
+    )
+    public_network_access: bool = Field(default=False, description="Scoring over the public internet.")
+    description: str | None = Field(default=None, description="Description of the endpoint.")
+    deployments: list[OnlineDeploymentConfig] = Field(min_length=1, description="Deployments, names unique.")
+    traffic: dict[str, int] = Field(
+        default_factory=dict,
+        description="Live split, deployment -> whole percent 0..100; values sum to 0 or 100; keys are declared "
+        "deployments. A routing resource applies it after the deployments exist.",
+    )
+    mirror_traffic: dict[str, int] = Field(
+        default_factory=dict,
+        description="Shadow copy of live traffic (responses discarded), deployment -> percent 0..50: at most one "
+        "deployment, never one with live traffic.",
+    )
 
     @field_validator("deployments")
     @classmethod
@@ -277,24 +348,36 @@ class OnlineEndpointConfig(Model):
 
 
 class BatchRetry(Model):
-    max_retries: int = Field(default=3, ge=0, le=100)
-    timeout_seconds: int = Field(default=300, ge=1, le=86400)
+    max_retries: int = Field(default=3, ge=0, le=100, description="Retries of a failed mini-batch.")
+    timeout_seconds: int = Field(
+        default=300, ge=1, le=86400, description="Seconds a mini-batch may run before it counts as failed."
+    )
 
 
 class BatchDeploymentConfig(Model):
-    name: DeploymentName
-    model: ModelRef
-    environment: EnvironmentRef
-    code: CodeRef
+    name: DeploymentName = Field(description=_DEPLOYMENT_NAME_TEXT)
+    model: ModelRef = Field(description=_MODEL_TEXT)
+    environment: EnvironmentRef = Field(description=_ENVIRONMENT_TEXT)
+    code: CodeRef = Field(description=_CODE_TEXT)
     compute: str = Field(description="A declared compute cluster.")
-    instance_count: int = Field(default=1, ge=1, le=1000)
-    max_concurrency_per_instance: int = Field(default=1, ge=1, le=100)
-    mini_batch_size: int = Field(default=10, ge=1, le=100_000)
-    retry: BatchRetry = Field(default_factory=BatchRetry)
+    instance_count: int = Field(default=1, ge=1, le=1000, description="Nodes a job runs on.")
+    max_concurrency_per_instance: int = Field(
+        default=1, ge=1, le=100, description="Scoring processes run in parallel on each node."
+    )
+    mini_batch_size: int = Field(
+        default=10, ge=1, le=100_000, description="Inputs (files, for file inputs) handed to one scoring call."
+    )
+    retry: BatchRetry = Field(default_factory=BatchRetry, description="Retry policy of a failed mini-batch.")
     error_threshold: int = Field(default=-1, ge=-1, description="-1 = ignore failed mini-batches.")
-    output_action: Literal["append_row", "summary_only"] = "append_row"
-    output_file_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")] = "predictions.csv"
-    logging_level: Literal["info", "warning", "debug"] = "info"
+    output_action: Literal["append_row", "summary_only"] = Field(
+        default="append_row",
+        description="`append_row`: each scoring call's results are appended to outputFileName; `summary_only`: the "
+        "scoring script writes its own outputs.",
+    )
+    output_file_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")] = Field(
+        default="predictions.csv", description="File the appended rows go to."
+    )
+    logging_level: Literal["info", "warning", "debug"] = Field(default="info", description="Log level of batch jobs.")
     lineage: LineagePath | None = Field(
         default=None,
         description="lineage.json of the served model version (written by `azml lineage`), relative to Pulumi.yaml: "
@@ -303,10 +386,10 @@ class BatchDeploymentConfig(Model):
 
 
 class BatchEndpointConfig(Model):
-    name: EndpointName
-    description: str | None = None
-    deployments: list[BatchDeploymentConfig] = Field(min_length=1)
-    default_deployment: str
+    name: EndpointName = Field(description="Short name; the deployed name is <prefix>-<env>-<name> (region-unique).")
+    description: str | None = Field(default=None, description="Description of the endpoint.")
+    deployments: list[BatchDeploymentConfig] = Field(min_length=1, description="Deployments, names unique.")
+    default_deployment: str = Field(description="The deployment invocations go to: a declared deployment.")
 
     @model_validator(mode="after")
     def _default_declared(self) -> "BatchEndpointConfig":

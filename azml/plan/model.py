@@ -1,6 +1,6 @@
 """The recorded plan: what ``azml plan`` writes to ``plan.json``.
 
-Schema (documented in the README, version 1)::
+Schema (documented in docs/plan.md, version 1)::
 
     {
       "schemaVersion": 1,

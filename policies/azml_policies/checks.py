@@ -1,7 +1,7 @@
 """How a policy of this pack is declared.
 
 Each policy reads like a checkov check: a stable kebab-case name, what it
-enforces, the security-checklist row it implements (DESIGN.md), a severity,
+enforces, the security-checklist row it implements (docs/security-checklist.md), a severity,
 remediation steps, the azure-native type tokens and property paths it reads,
 and a config schema whose every property has a default. The declaration is
 kept as data in :data:`POLICY_INFO` and turned into a real
@@ -49,7 +49,8 @@ from .values import MISSING, UNKNOWN, as_bool, normalize, same, show
 FRAMEWORK = "azml security checklist"
 FRAMEWORK_VERSION = "1"
 
-# The rows of the security checklist table in DESIGN.md ("checklist item").
+# The rows of the security checklist ("checklist item"; docs/security-checklist.md lists
+# the policies enforcing each, generated from POLICY_INFO).
 SECRETS = "Secrets only via Key Vault references; none in config/plain text"
 PRIVATE_ENDPOINTS = "Private endpoint for workspace, storage (blob, file), Key Vault, ACR, with private DNS zones"
 PUBLIC_ACCESS = "Public network access disabled"
@@ -62,7 +63,7 @@ AUDIT_LOGGING = "Audit logging"
 CHECKLIST = (SECRETS, PRIVATE_ENDPOINTS, PUBLIC_ACCESS, APPROVED_IMAGES, LEAST_PRIVILEGE, ENCRYPTION, LINEAGE, MONITORING, AUDIT_LOGGING)
 
 # Platform baseline items the checklist does not list but the platform promises
-# (README): they are enforced the same way.
+# (docs/platform.md): they are enforced the same way.
 BASELINE_AVAILABILITY = "Platform baseline: production deployments with live traffic are highly available"
 BASELINE_SAFE_RELEASE = "Platform baseline: traffic and mirror splits Azure accepts"
 BASELINE_COST = "Platform baseline: compute scales to zero unless configured"

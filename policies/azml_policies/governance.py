@@ -1,4 +1,4 @@
-"""Stack policies on governance: what the README promises for production —
+"""Stack policies on governance: what docs/operations.md promises for production —
 locks on what must never be deleted, the workspace protected by Pulumi,
 enforced Azure Policy assignments, Defender plans and the activity-log export
 — is in the stack, so that deleting or weakening any of it fails the plan.
