@@ -12,16 +12,22 @@ from ruamel.yaml import YAML
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINT = "credit-risk-endpoint"
 
+#: The base image blue builds on in the shipped prod stack: green shares the
+#: environment version, and a registered environment version is immutable.
+BLUE_BASE_IMAGE = YAML(typ="safe").load((ROOT / "Pulumi.prod.yaml").read_text())["config"]["azml:onlineEndpoints"][0][
+    "deployments"
+][0]["environment"]["baseImage"]
+
 #: A second deployment of the prod endpoint, as an operator adds it.
-GREEN = """\
+GREEN = f"""\
         - name: green
-          model: {name: credit-risk, version: "4", registry: azml-models}
+          model: {{name: credit-risk, version: "4", registry: azml-models}}
           environment:
             name: credit-risk-scoring
             version: "1"
-            baseImage: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest
+            baseImage: {BLUE_BASE_IMAGE}
             condaFile: serving/credit-risk/conda.yaml
-          code: {name: credit-risk-score, version: "4", scoringScript: score.py, registered: true}
+          code: {{name: credit-risk-score, version: "4", scoringScript: score.py, registered: true}}
           instanceType: Standard_DS3_v2
           instanceCount: 2
 """
