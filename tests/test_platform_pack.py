@@ -62,7 +62,7 @@ def test_main_only_builds_the_pack_after_putting_policies_on_the_path() -> None:
     calls = [ast.unparse(n) for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
     assert calls == [
         "sys.path.insert(0, str(Path(__file__).resolve().parent.parent))",
-        "PolicyPack(name=PACK_NAME, enforcement_level=EnforcementLevel.MANDATORY, policies=ALL_POLICIES)",
+        "serve_pack(name=PACK_NAME, enforcement_level=EnforcementLevel.MANDATORY, policies=ALL_POLICIES)",
     ]
 
 

@@ -327,13 +327,15 @@ def test_main_only_builds_the_policy_pack() -> None:
     imports = [n for n in body if isinstance(n, (ast.Import, ast.ImportFrom))]
     calls = [n for n in body if not isinstance(n, (ast.Import, ast.ImportFrom))]
     assert {(n.module, tuple(a.name for a in n.names)) for n in imports if isinstance(n, ast.ImportFrom)} == {
-        ("pulumi_policy", ("EnforcementLevel", "PolicyPack")),
+        ("pulumi_policy", ("EnforcementLevel",)),
         ("azml_policies", ("ALL_POLICIES", "PACK_NAME")),
+        # The SDK's PolicyPack served by the packs' servicer (tests/test_pack_server.py).
+        ("azml_policies.pack_server", ("serve_pack",)),
     }
     (statement,) = calls
     assert isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
     call = statement.value
-    assert isinstance(call.func, ast.Name) and call.func.id == "PolicyPack" and not call.args
+    assert isinstance(call.func, ast.Name) and call.func.id == "serve_pack" and not call.args
     keywords = {k.arg: ast.unparse(k.value) for k in call.keywords}
     assert keywords == {"name": "PACK_NAME", "enforcement_level": "EnforcementLevel.MANDATORY", "policies": "ALL_POLICIES"}
 

@@ -164,12 +164,40 @@ def _role_id(assignment: Resource) -> str | None:
     return role.rstrip("/").rsplit("/", 1)[-1].lower() if isinstance(role, str) else None
 
 
+def _assignments_by_principal(stack: Stack) -> tuple[dict[str, list[Resource]], dict[str, list[Resource]]]:
+    """The stack's role assignments by the URNs their ``principalId`` depends
+    on, and by their known ``principalId`` (lower case)."""
+    by_dependency: dict[str, list[Resource]] = {}
+    by_id: dict[str, list[Resource]] = {}
+    for assignment in stack.of_type(ROLE_ASSIGNMENT):
+        for urn in assignment.property_dependencies.get("principalId", ()):
+            by_dependency.setdefault(urn, []).append(assignment)
+        principal_id = assignment.get("principalId")
+        if isinstance(principal_id, str):
+            by_id.setdefault(principal_id.lower(), []).append(assignment)
+    return by_dependency, by_id
+
+
 def _roles_granted(stack: Stack, principal: Resource, scope: Resource, *, system: bool = False) -> set[str]:
     """Role ids granted on ``scope`` (or above it) to ``principal``: a user-assigned
-    identity, or (``system``) the system identity of a resource."""
+    identity, or (``system``) the system identity of a resource. Answered
+    once per stack for each (principal, scope) and read only the assignments
+    naming the principal (indexed once per stack): checks ask again for every
+    deployment on the same compute, and a scan of every assignment per
+    question grows with the square of the stack."""
+    answers: dict[tuple[int, int, bool], frozenset[str]] = stack.memo("network:roles-granted", dict)
+    key = (id(principal), id(scope), system)  # the stack holds both for as long as its memo lives
+    if key not in answers:
+        answers[key] = frozenset(_granted(stack, principal, scope, system))
+    return set(answers[key])
+
+
+def _granted(stack: Stack, principal: Resource, scope: Resource, system: bool) -> set[str]:
     roles: set[str] = set()
     own = principal.get("identity.principalId" if system else "principalId")
-    for assignment in stack.of_type(ROLE_ASSIGNMENT):
+    by_dependency, by_id = stack.memo("network:assignments-by-principal", lambda: _assignments_by_principal(stack))
+    candidates = by_dependency.get(principal.urn, []) + (by_id.get(own.lower(), []) if isinstance(own, str) and own else [])
+    for assignment in stack.in_order(candidates):
         granted = assignment.depends_on(principal, "principalId") or (
             isinstance(own, str) and own and same(assignment.get("principalId"), own)
         )

@@ -43,6 +43,7 @@ from pulumi_policy.proxy import UnknownValueError
 
 from .acceptances import EXEMPT_KEY, EXEMPT_SCHEMA, exempt, lapsed
 from .azure import base_type
+from .pack_server import memoized
 from .topology import Resource, Stack
 from .values import MISSING, UNKNOWN, as_bool, normalize, same, show
 
@@ -167,14 +168,56 @@ def config_of(info: PolicyInfo, given: Mapping[str, Any] | None) -> dict[str, An
     """The policy's effective config: in-code defaults overlaid with what was
     configured (a value of the wrong type keeps the default)."""
     config = info.defaults
+    schemas = info.config_schema
     for key, value in (given or {}).items():
-        schema = info.config_schema.get(key)
+        schema = schemas.get(key)
         if schema is not None and value is not None:
             config[key] = _coerce(value, schema, config[key])
     return config
 
 
+class _ConfigReader:
+    """:func:`config_of` for one policy, computed again only when the config
+    changes. The SDK hands each call a shallow copy of the config Configure
+    received, so the same values (same objects) mean the same config; the
+    last one is kept with the values it was computed from (kept alive, so
+    their identities stay theirs). Checks read their config and never change
+    it, so every call may share the computed dict."""
+
+    def __init__(self, info: PolicyInfo) -> None:
+        self._info = info
+        self._last: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+    def __call__(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        given = dict(given or {})
+        last = self._last  # one read: other server threads may replace it meanwhile
+        if last is not None and len(last[0]) == len(given) and all(
+            key in last[0] and last[0][key] is value for key, value in given.items()
+        ):
+            return last[1]
+        config = config_of(self._info, given)
+        self._last = (given, config)
+        return config
+
+
 ResourceCheck = Callable[[Resource, dict[str, Any]], Iterable[str]]
+
+
+class AzmlResourcePolicy(ResourceValidationPolicy):
+    """A resource policy of these packs: the SDK's, plus its declaration
+    (``info``), its ``check`` and which type tokens it reads, so that the
+    packs' servicer (:mod:`~azml_policies.pack_server`) skips it on other
+    types without building its arguments."""
+
+    def __init__(self, info: PolicyInfo, check: ResourceCheck, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.info = info
+        self.check = check
+        self._types = frozenset(info.resource_types)
+        self._every_type = "*" in self._types
+
+    def applies_to(self, type_token: str) -> bool:
+        return self._every_type or base_type(type_token) in self._types
 
 
 def _schema(info: PolicyInfo) -> PolicyConfigSchema:
@@ -195,14 +238,18 @@ def resource_policy(
     _register(info, registry)
     types = frozenset(info.resource_types)
     every_type = "*" in types
+    read_config = _ConfigReader(info)
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         resource_type = base_type(args.resource_type)
         if not every_type and resource_type not in types:
             return
         try:
-            resource = Resource(resource_type, args.name, args.urn, normalize(args.props))
-            config = config_of(info, args.get_config())
+            # One Resource per Analyze request, shared by the request's policies
+            # (checks never change it); normalized per call when not served by
+            # the packs' servicer.
+            resource = memoized(args, "resource", lambda: Resource(resource_type, args.name, args.urn, normalize(args.props)))
+            config = read_config(args.get_config())
             if exempt(config, resource.name, resource.arm_name):
                 return
             lapse = lapsed(config, resource.name, resource.arm_name)
@@ -211,7 +258,9 @@ def resource_policy(
         except UnknownValueError:  # pragma: no cover - normalize() already turned unknowns into markers
             return
 
-    return ResourceValidationPolicy(
+    return AzmlResourcePolicy(
+        info,
+        check,
         name=info.name,
         description=info.description,
         validate=validate,
@@ -236,23 +285,37 @@ StackCheck = Callable[[Stack, dict[str, Any]], Iterable[tuple[str, str]]]
 Finding = Iterator[tuple[str, str]]  # what a stack check yields: (urn, message) per violation
 
 
+class AzmlStackPolicy(StackValidationPolicy):
+    """A stack policy of these packs: the SDK's, plus its declaration and check."""
+
+    def __init__(self, info: PolicyInfo, check: StackCheck, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.info = info
+        self.check = check
+
+
 def stack_policy(
     info: PolicyInfo, check: StackCheck, *, registry: dict[str, PolicyInfo] = POLICY_INFO
 ) -> StackValidationPolicy:
     """A StackValidationPolicy running ``check`` on the whole stack; each
     ``(urn, message)`` it yields is one violation of that resource."""
     _register(info, registry)
+    read_config = _ConfigReader(info)
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         try:
-            config = config_of(info, args.get_config())
-            stack = Stack(args.resources)
+            config = read_config(args.get_config())
+            # One indexed Stack per AnalyzeStack request, shared by its stack
+            # policies (read-only; its memo holds only what the stack implies).
+            stack = memoized(args, "stack", lambda: Stack(args.resources))
             for urn, message in check(stack, config):
                 report_violation(message + _lapse_note(stack, config, urn), urn)
         except UnknownValueError:  # pragma: no cover - normalize() already turned unknowns into markers
             return
 
-    return StackValidationPolicy(
+    return AzmlStackPolicy(
+        info,
+        check,
         name=info.name,
         description=info.description,
         validate=validate,

@@ -41,6 +41,7 @@ providers' serialized ``__provider`` matches no detector).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any, Iterator
@@ -98,6 +99,13 @@ def snake_name(name: str) -> str:
 
 
 def secret_named(name: str, patterns: list[str], not_patterns: list[str] = NOT_SECRET_NAME_PATTERNS) -> bool:
+    return _secret_named(name, tuple(patterns), tuple(not_patterns))
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_named(name: str, patterns: tuple[str, ...], not_patterns: tuple[str, ...]) -> bool:
+    # Cached: every resource asks about the same few names (tags, settings),
+    # and ~20 glob matches per string were most of this policy's time.
     snake = snake_name(name)
     if any(fnmatch.fnmatchcase(snake, p.upper()) for p in not_patterns):
         return False
