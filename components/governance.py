@@ -1,6 +1,6 @@
 """Governance and cost: persona RBAC (with a traffic-approver custom role),
 Azure Policy assignments, a budget, storage lifecycle rules, locks and, opt-in,
-Microsoft Defender for Containers on the subscription.
+Microsoft Defender for Cloud plans on the subscription (components/defender.py).
 
 Locks: "When you apply a lock at a parent scope, all resources within that
 scope inherit the same lock", and "A cannot-delete lock on a resource or
@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import pulumi
-from pulumi_azure_native import authorization, consumption, security, storage
+from pulumi_azure_native import authorization, consumption, storage
 
 from azml.config.governance import BudgetConfig, GovernanceConfig, LifecycleRule
 from azml.config.schema import PrincipalsConfig
 
+from .defender import defender_pricings
 from .roles import assign_role
 
 #: What an approver may do: see the workspace and endpoints, and update an
@@ -89,8 +90,9 @@ def protect_workspace(args: pulumi.ResourceTransformationArgs) -> pulumi.Resourc
 
 
 class Governance(pulumi.ComponentResource):
-    """Outputs: ``approver_role_id``, ``defender_pricing_id`` (None unless
-    ``defenderForContainers``)."""
+    """Outputs: ``approver_role_id``, ``defender_pricing_ids`` (pricingName to
+    the pricing's id, one per plan in ``defenderPlans``) and
+    ``defender_pricing_id`` (the Containers plan's, or None)."""
 
     def __init__(self, name: str, args: GovernanceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("azml:components:Governance", name, None, opts)
@@ -125,10 +127,18 @@ class Governance(pulumi.ComponentResource):
                     notes=f"azml: {label} holds production state; remove this lock deliberately before deleting.",
                     opts=pulumi.ResourceOptions(parent=self),
                 )
-        self.defender_pricing_id: pulumi.Output[str] | None = None
-        if args.config.defender_for_containers:
-            self.defender_pricing_id = self._defender_for_containers(args).id
-        self.register_outputs({"approverRoleId": self.approver_role_id, "defenderPricingId": self.defender_pricing_id})
+        pricings = defender_pricings(
+            args.config.defender_plans,
+            pulumi.Output.concat("/subscriptions/", args.subscription_id),
+            pulumi.ResourceOptions(parent=self),
+        )
+        self.defender_pricing_ids = {name: pricing.id for name, pricing in pricings.items()}
+        self.defender_pricing_id = self.defender_pricing_ids.get("Containers")
+        self.register_outputs({
+            "approverRoleId": self.approver_role_id,
+            "defenderPricingId": self.defender_pricing_id,
+            "defenderPricingIds": self.defender_pricing_ids,
+        })
 
     def _personas(self, args: GovernanceArgs) -> pulumi.Output[str] | None:
         """Reader and AzureML Data Scientist (built-in) and the approver custom
@@ -177,31 +187,6 @@ class Governance(pulumi.ComponentResource):
                 parent=self,
             )
         return role.id
-
-    def _defender_for_containers(self, args: GovernanceArgs) -> security.Pricing:
-        """The Containers plan at subscription scope (Defender plans have no
-        narrower scope for registries): every registry in the subscription gets
-        its pushed and recently pulled images scanned for vulnerabilities.
-        Only the registry scanning extension is named; the Kubernetes ones
-        (sensor, agentless discovery) concern AKS, which azml does not create.
-
-        The PUT replaces the plan's whole configuration, and the REST spec says
-        of ``extensions`` only "Optional. List of extensions offered under a
-        plan": what the service does with an extension left out is not
-        stated. So every extension of the plan is named with the state we
-        intend (config ``defenderExtensions``; all on by default, as the plan
-        is offered), and none is left to that unstated behaviour."""
-        return security.Pricing(
-            "defender-containers",
-            scope_id=pulumi.Output.concat("/subscriptions/", args.subscription_id),
-            pricing_name="Containers",
-            pricing_tier="Standard",
-            extensions=[
-                security.ExtensionArgs(name=name, is_enabled="True" if enabled else "False")
-                for name, enabled in args.config.defender_extensions.items()
-            ],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
 
     def _budget(self, budget: BudgetConfig, args: GovernanceArgs) -> consumption.Budget:
         groups = [args.action_group_id] if args.action_group_id is not None else []

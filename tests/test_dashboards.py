@@ -174,7 +174,9 @@ def test_dashboards_off_creates_neither_workbook_nor_activity_export(variant_pla
     assert off.of_type(WORKBOOK) == [] and activity_log_settings(off) == []
     assert off.outputs.get("workbookId") is None
     # the rest of the stack is untouched
-    assert len(off.of_type(PRICING)) == 1
+    assert sorted(p.name for p in off.of_type(PRICING)) == [
+        "defender-arm", "defender-containers", "defender-key-vaults", "defender-storage-accounts",
+    ]
 
 
 # --------------------------------------------------------------------------- Defender for Containers
@@ -183,10 +185,13 @@ def test_dashboards_off_creates_neither_workbook_nor_activity_export(variant_pla
 def test_defender_for_containers_only_where_the_flag_is_on(
     dev_plan: Plan, prod_plan: Plan, variant_plans: dict[str, Plan]
 ) -> None:
-    assert load_stack("dev")["config"].get("azml:governance", {}).get("defenderForContainers") is None
+    governance = load_stack("dev")["config"].get("azml:governance", {})
+    assert governance.get("defenderForContainers") is None and governance.get("defenderPlans") is None
     assert dev_plan.of_type(PRICING) == []
+    # the older key (defenderForContainers: true, as the tuned variant sets it) turns on Containers alone
+    assert [p.name for p in variant_plans["tuned"].of_type(PRICING)] == ["defender-containers"]
     for plan in (prod_plan, variant_plans["tuned"]):
-        pricing = only(plan, PRICING)
+        (pricing,) = [p for p in plan.of_type(PRICING) if p.name == "defender-containers"]
         assert pricing.inputs["scopeId"] == SUBSCRIPTION
         assert (pricing.inputs["pricingName"], pricing.inputs["pricingTier"]) == ("Containers", "Standard")
         assert {"name": "ContainerRegistriesVulnerabilityAssessments", "isEnabled": "True"} in pricing.inputs["extensions"]
@@ -199,8 +204,11 @@ def test_arm_export_carries_the_new_types(prod_plan: Plan) -> None:
     assert workbook["kind"] == "shared" and workbook["name"] == only(prod_plan, WORKBOOK).inputs["resourceName"]
     assert workbook["properties"]["sourceId"] == log_analytics_id(prod_plan)
     json.loads(workbook["properties"]["serializedData"])
-    (pricing,) = [r for r in template["resources"] if r["type"] == "Microsoft.Security/pricings"]
-    assert (pricing["name"], pricing["scope"], pricing["properties"]["pricingTier"]) == ("Containers", SUBSCRIPTION, "Standard")
+    pricings = {r["name"]: r for r in template["resources"] if r["type"] == "Microsoft.Security/pricings"}
+    assert sorted(pricings) == ["Arm", "Containers", "KeyVaults", "StorageAccounts"]
+    for name, pricing in pricings.items():
+        assert (pricing["scope"], pricing["properties"]["pricingTier"]) == (SUBSCRIPTION, "Standard"), name
+    assert pricings["StorageAccounts"]["properties"]["subPlan"] == "DefenderForStorageV2"
 
 
 # --------------------------------------------------------------------------- config errors and the CLI

@@ -330,20 +330,20 @@ def test_dev_audits_but_never_disables(dev_plan: Plan) -> None:
 
 
 def test_deleting_or_freeing_the_defender_plan_fails(prod_plan: Plan) -> None:
-    drop = lambda plan: plan.resources.remove(one(plan, PRICING))  # noqa: E731
+    drop = lambda plan: plan.resources.remove(one(plan, PRICING, "defender-containers"))  # noqa: E731
     findings = [f for f in new_findings(prod_plan, "prod", drop) if f.policy == "azml-governance-defender-plans"]
     assert [f.name for f in findings] == ["rg"] and "no Standard Defender plan Containers; refused" in findings[0].message
-    free = lambda plan: one(plan, PRICING).inputs.update(pricingTier="Free")  # noqa: E731
+    free = lambda plan: one(plan, PRICING, "defender-containers").inputs.update(pricingTier="Free")  # noqa: E731
     findings = [f for f in new_findings(prod_plan, "prod", free) if f.policy == "azml-governance-defender-plans"]
     assert {f.name for f in findings} == {"defender-containers", "rg"}
     assert any("a Free pricing switches the Defender plan off for the whole subscription" in f.message for f in findings)
 
 
 def test_required_plans_are_configurable(prod_plan: Plan) -> None:
-    config = {"azml-governance-defender-plans": {"requiredPlans": ["Containers", "KeyVaults"]}}
+    config = {"azml-governance-defender-plans": {"requiredPlans": ["Containers", "CosmosDbs"]}}
     findings = [f for f in evaluate(prod_plan, "prod", config)]
     assert [(f.policy, f.name) for f in findings] == [("azml-governance-defender-plans", "rg")]
-    assert "Standard Defender plan KeyVaults" in findings[0].message
+    assert "Standard Defender plan CosmosDbs" in findings[0].message
 
 
 def test_removing_the_activity_log_export_fails(prod_plan: Plan) -> None:

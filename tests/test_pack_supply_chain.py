@@ -18,6 +18,8 @@ from .test_policy_pack import POLICY_INFO, ROOT, Finding, evaluate, one, put
 ENVIRONMENT = "azure-native:machinelearningservices:EnvironmentVersion"
 REGISTRY = "azure-native:containerregistry:Registry"
 PRICING = "azure-native:security:Pricing"
+#: The Containers plan (prod also carries StorageAccounts, KeyVaults and Arm pricings).
+CONTAINERS_PLAN = "defender-containers"
 OURS = {"azml-approved-images", "azml-registry-vulnerability-assessment", "azml-registry-export-disabled"}
 DIGEST = "@sha256:" + "ab" * 32
 BASE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
@@ -37,8 +39,8 @@ def image(reference: str) -> Mutation:
     return lambda plan: put(one(plan, ENVIRONMENT).inputs, "properties.image", reference)
 
 
-def setting(type_token: str, path: str, value: Any) -> Mutation:
-    return lambda plan: put(one(plan, type_token).inputs, path, value)
+def setting(type_token: str, path: str, value: Any, name: str | None = None) -> Mutation:
+    return lambda plan: put(one(plan, type_token, name).inputs, path, value)
 
 
 def test_the_policies_are_registered() -> None:
@@ -131,10 +133,10 @@ def test_unapproved_source_is_reported_before_pinning(prod_plan: Plan) -> None:
 
 SCAN_CASES: dict[str, tuple[Mutation, str]] = {
     "no Defender plan": (
-        lambda plan: plan.resources.remove(one(plan, PRICING)),
+        lambda plan: plan.resources.remove(one(plan, PRICING, CONTAINERS_PLAN)),
         "no security:Pricing 'Containers' in the stack",
     ),
-    "Defender on the free tier": (setting(PRICING, "pricingTier", "Free"), "pricingTier is 'Free'; must be 'Standard'"),
+    "Defender on the free tier": (setting(PRICING, "pricingTier", "Free", CONTAINERS_PLAN), "pricingTier is 'Free'; must be 'Standard'"),
     "registry scanning extension off": (
         lambda plan: _extension(plan, "False"),
         "extension ContainerRegistriesVulnerabilityAssessments isEnabled is false",
@@ -147,7 +149,7 @@ SCAN_CASES: dict[str, tuple[Mutation, str]] = {
 
 
 def _extension(plan: Plan, enabled: str | None) -> None:
-    extensions = one(plan, PRICING).inputs["extensions"]
+    extensions = one(plan, PRICING, CONTAINERS_PLAN).inputs["extensions"]
     extensions[:] = [e for e in extensions if e["name"] != "ContainerRegistriesVulnerabilityAssessments"]
     if enabled is not None:
         extensions.append({"name": "ContainerRegistriesVulnerabilityAssessments", "isEnabled": enabled})
@@ -191,7 +193,7 @@ def test_quarantine_stays_a_dated_acceptance_next_to_the_scan_gate(prod_plan: Pl
 def test_unknowns_are_not_reported(prod_plan: Plan) -> None:
     def unknowns(plan: Plan) -> None:
         put(one(plan, ENVIRONMENT).inputs, "properties.image", "[unknown]")
-        put(one(plan, PRICING).inputs, "pricingTier", "[unknown]")
+        put(one(plan, PRICING, CONTAINERS_PLAN).inputs, "pricingTier", "[unknown]")
         put(one(plan, REGISTRY).inputs, "policies.exportPolicy.status", "[unknown]")
 
     assert new_findings(prod_plan, unknowns) == []

@@ -330,7 +330,8 @@ def test_defender_extensions_config_names_them_all() -> None:
     from azml.config.governance import GovernanceConfig
 
     config = GovernanceConfig.model_validate({"defenderForContainers": True, "defenderExtensions": {"ContainerSensor": False}})
-    assert config.defender_extensions == {
+    assert config.defender_plans.containers is not None
+    assert config.defender_plans.containers.extensions == {
         "ContainerRegistriesVulnerabilityAssessments": True,
         "AgentlessDiscoveryForKubernetes": True,
         "ContainerSensor": False,

@@ -238,7 +238,7 @@ def workspace_storage(plan: Plan) -> PlannedResource:
 
 def test_pack_exports_name_and_policies() -> None:
     assert PACK_NAME == "azml-security-checklist"
-    assert len(ALL_POLICIES) == len(POLICIES) == len(POLICY_INFO) == 71
+    assert len(ALL_POLICIES) == len(POLICIES) == len(POLICY_INFO) == 72
     assert set(POLICY_INFO) == set(POLICIES)
 
 
@@ -514,14 +514,6 @@ def _add_action(action: str) -> Mutation:
     return lambda plan: one(plan, ROLE_DEFINITION).inputs["permissions"][0]["actions"].append(action)
 
 
-def _add_copy(plan: Plan, type_token: str, name: str, **inputs: Any) -> None:
-    template = one(plan, type_token)
-    added = copy.deepcopy(template)
-    added.name, added.urn = name, template.urn.rsplit("::", 1)[0] + "::" + name
-    added.inputs.update(inputs)
-    plan.resources.append(added)
-
-
 def _unprotect_workspace(plan: Plan) -> None:
     one(plan, WORKSPACE).options["protect"] = False
 
@@ -732,8 +724,13 @@ CASES: dict[str, Case] = {
     ),
     "another defender plan set to free": Case(
         "prod",
-        lambda plan: _add_copy(plan, PRICING, "defender-storage", pricingName="StorageAccounts", pricingTier="Free"),
+        _set(PRICING, "pricingTier", "Free", "defender-arm"),
         "azml-governance-defender-plans",
+    ),
+    "malware scanning off": Case(
+        "prod",
+        _set(PRICING, "extensions.0.isEnabled", "False", "defender-storage-accounts"),
+        "azml-governance-defender-storage-scans",
     ),
     "activity log export removed": Case("prod", _drop(DIAGNOSTICS, "activity-log"), "azml-governance-activity-log-export"),
     "vault without private endpoint": Case(
@@ -828,7 +825,7 @@ CASES: dict[str, Case] = {
     "vault without owner tag": Case("prod", _set(VAULT, "tags.owner", ""), "azml-required-tags"),
     "registry export enabled": Case("prod", _set(REGISTRY, "policies.exportPolicy.status", "enabled"), "azml-registry-export-disabled"),
     "registry scanning off": Case(
-        "prod", _set(PRICING, "extensions.0.isEnabled", "False"), "azml-registry-vulnerability-assessment"
+        "prod", _set(PRICING, "extensions.0.isEnabled", "False", "defender-containers"), "azml-registry-vulnerability-assessment"
     ),
     # Network (more cases, spellings and quiet variations: tests/test_pack_network_security.py).
     "https open to the internet": Case("prod", _add_nsg_rule(sourceAddressPrefix="Internet"), "azml-nsg-no-inbound-from-anywhere"),

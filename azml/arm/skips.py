@@ -109,11 +109,14 @@ SKIPS: tuple[Skip, ...] = (
     Skip(
         "CKV_AZURE_87",
         "Not applicable: the check reads every Microsoft.Security/pricings resource as the Key Vault plan and "
-        "passes only one named KeyVaults. This resource is the Containers plan (azml:governance."
-        "defenderForContainers), which CKV_AZURE_19 checks for the Standard tier. Defender for Key Vault is a "
-        "separate subscription-wide plan azml does not manage; the vault itself is private, RBAC-only and "
-        "audit-logged to Log Analytics.",
-        resources=("Microsoft.Security/pricings.Containers",),
+        "passes only one named KeyVaults. These resources are the Containers, StorageAccounts and Arm plans "
+        "(azml:governance.defenderPlans), which CKV_AZURE_19 checks for the Standard tier; prod's KeyVaults "
+        "plan is checked by this check itself and passes.",
+        resources=(
+            "Microsoft.Security/pricings.Containers",
+            "Microsoft.Security/pricings.StorageAccounts",
+            "Microsoft.Security/pricings.Arm",
+        ),
         expires="2027-12-31",
     ),
     Skip(

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .base import Model
+from .defender import DefenderPlans, migrate_legacy_keys
 
 #: Built-in Azure Policy definitions by a readable alias (ids are the same in
 #: every tenant of the public cloud). Config may also give a full definition id.
@@ -174,19 +175,6 @@ class LifecycleRule(Model):
         return self
 
 
-#: The extensions of the Defender for Containers plan (Microsoft.Security/pricings/Containers).
-DEFENDER_CONTAINERS_EXTENSIONS = (
-    "ContainerRegistriesVulnerabilityAssessments",
-    "AgentlessDiscoveryForKubernetes",
-    "ContainerSensor",
-)
-DefenderExtension = Literal[
-    "ContainerRegistriesVulnerabilityAssessments",
-    "AgentlessDiscoveryForKubernetes",
-    "ContainerSensor",
-]
-
-
 class GovernanceConfig(Model):
     policies: list[PolicyAssignmentConfig] = Field(
         default_factory=list,
@@ -205,11 +193,18 @@ class GovernanceConfig(Model):
         description="CanNotDelete locks on Key Vault and workspace storage; Pulumi protect on the workspace (an "
         "Azure lock on it would block releases).",
     )
-    defender_for_containers: bool = Field(default=False, description="Defender for Containers plan on the whole subscription (billed per vCore).")
-    defender_extensions: dict[DefenderExtension, bool] = Field(
-        default_factory=lambda: dict.fromkeys(DEFENDER_CONTAINERS_EXTENSIONS, True),
-        description="State of every Defender for Containers extension; each is named in the PUT.",
+    defender_plans: DefenderPlans = Field(
+        default_factory=DefenderPlans,
+        description=(
+            "Defender for Cloud plans turned on (Standard) for the whole subscription: containers, storageAccounts, "
+            "keyVaults, arm. Each is billed for every resource of its kind in the subscription (docs/dashboards.md)."
+        ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_defender_keys(cls, data: Any) -> Any:
+        return migrate_legacy_keys(data)
 
     @field_validator("policies")
     @classmethod
@@ -219,12 +214,6 @@ class GovernanceConfig(Model):
         if duplicates:
             raise ValueError(f"policy assigned twice: {', '.join(duplicates)}")
         return policies
-
-    @field_validator("defender_extensions")
-    @classmethod
-    def _every_extension(cls, extensions: dict[str, bool]) -> dict[str, bool]:
-        # A partial map would leave an extension out of the PUT.
-        return {name: extensions.get(name, True) for name in DEFENDER_CONTAINERS_EXTENSIONS}
 
     @field_validator("lifecycle")
     @classmethod

@@ -348,7 +348,7 @@ class StackConfig(Model):
     )
     governance: GovernanceConfig = Field(
         default_factory=GovernanceConfig,
-        description="Azure Policy assignments, budget, lifecycle rules, locks and Defender for Containers.",
+        description="Azure Policy assignments, budget, lifecycle rules, locks and Defender for Cloud plans.",
     )
     dashboards: DashboardsConfig = Field(  # on when absent (free)
         default_factory=DashboardsConfig,

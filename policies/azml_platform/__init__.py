@@ -8,7 +8,7 @@ the rules of one area; :data:`PLATFORM_INFO` holds every rule's metadata and
 
 from __future__ import annotations
 
-from . import assets, integration, network, ordering  # isort: skip
+from . import assets, defender, integration, network, ordering  # isort: skip
 from .rules import FRAMEWORK, PLATFORM_INFO, QUOTES, Rule
 
 PACK_NAME = "azml-azure-platform"
@@ -17,6 +17,7 @@ ALL_POLICIES = [
     *assets.POLICIES,
     *network.POLICIES,
     *integration.POLICIES,
+    *defender.POLICIES,
     *ordering.POLICIES,
 ]
 

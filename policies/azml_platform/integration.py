@@ -1,7 +1,7 @@
 """Retraining trigger, function app and governance: Event Grid delivery to
 firewalled storage, telemetry with Entra ID, function egress, Flex
-Consumption limits, locks that leave releases possible, budgets, Defender,
-and endpoint logs in the tables their queries read.
+Consumption limits, locks that leave releases possible, budgets and
+endpoint logs in the tables their queries read.
 
 Ids are compared by their tail from ``/resourcegroups/`` on (lower case), so
 that a reference built from names (``.../storageAccounts/<name>``) matches a
@@ -42,7 +42,6 @@ APP_INSIGHTS = "azure-native:applicationinsights:Component"
 WORKBOOK = "azure-native:applicationinsights:Workbook"
 SUBNET = "azure-native:network:Subnet"
 BUDGET = "azure-native:consumption:Budget"
-PRICING = "azure-native:security:Pricing"
 LOCK_BY_SCOPE = "azure-native:authorization:ManagementLockByScope"
 LOCK_AT_GROUP = "azure-native:authorization:ManagementLockAtResourceGroupLevel"
 LOCK_AT_SUBSCRIPTION = "azure-native:authorization:ManagementLockAtSubscriptionLevel"
@@ -52,7 +51,6 @@ LOCKS = (LOCK_BY_SCOPE, LOCK_AT_GROUP, LOCK_AT_SUBSCRIPTION, LOCK_AT_RESOURCE)
 #: Monitoring Metrics Publisher (built-in role definition id).
 METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 ENDPOINT_TYPES = (ONLINE_ENDPOINT, ONLINE_DEPLOYMENT, BATCH_ENDPOINT, BATCH_DEPLOYMENT)
-DEFENDER_CONTAINERS_EXTENSIONS = ["ContainerRegistriesVulnerabilityAssessments", "AgentlessDiscoveryForKubernetes", "ContainerSensor"]
 FLEX_MEMORY_SIZES = (512, 2048, 4096)
 #: Resource-specific tables of online endpoint logs.
 _ENDPOINT_TABLES = re.compile(r"\bAmlOnlineEndpoint(TrafficLog|EventLog|ConsoleLog)\b")
@@ -587,47 +585,6 @@ endpoint_logs_dedicated = stack_rule(
     _endpoint_logs,
 )
 
-# --------------------------------------------------------------------------- Defender pricing extensions
-
-
-def _defender(pricing: Resource, config: dict[str, Any]) -> Iterator[str]:
-    if not same(pricing.get("pricingName"), "Containers") or not same(pricing.get("pricingTier"), "Standard"):
-        return
-    extensions = unwrap(pricing.get("extensions"))
-    if extensions is UNKNOWN:
-        return
-    named = {str(get(e, "name")).lower() for e in extensions} if isinstance(extensions, list) else set()
-    missing = [name for name in config["requiredExtensions"] if name.lower() not in named]
-    if missing:
-        yield (
-            f"{pricing.label}: extensions names {sorted(named) or 'none'} and leaves out {', '.join(missing)}; the PUT "
-            "replaces the plan's configuration: name every extension with the state you intend"
-        )
-
-
-defender_extensions = resource_rule(
-    Rule(
-        name="azure-defender-pricing-extensions-explicit",
-        description="A Defender for Containers pricing names every extension of the plan with its intended state, so the PUT switches none off by omission.",
-        severity=Severity.MEDIUM,
-        remediation="List ContainerRegistriesVulnerabilityAssessments, AgentlessDiscoveryForKubernetes and ContainerSensor in extensions, each with isEnabled 'True' or 'False'.",
-        source="https://learn.microsoft.com/rest/api/defenderforcloud/pricings/update",
-        quote="extensions: Optional. List of extensions offered under a plan.",
-        resource_types=(PRICING,),
-        properties=("pricingName", "pricingTier", "extensions"),
-        config={
-            "requiredExtensions": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": list(DEFENDER_CONTAINERS_EXTENSIONS),
-                "description": "Extensions of the Containers plan every pricing must name.",
-            }
-        },
-        area="governance",
-    ),
-    _defender,
-)
-
 POLICIES = [
     event_grid_storage_delivery,
     entra_ingestion_role,
@@ -636,5 +593,4 @@ POLICIES = [
     function_egress,
     budget_start,
     endpoint_logs_dedicated,
-    defender_extensions,
 ]

@@ -4,12 +4,16 @@ are cited in :mod:`~azml_policies.governance`).
 
 Defender plan names are the ``pricingName`` of ``Microsoft.Security/pricings``
 (``Containers``, ``StorageAccounts``, ``KeyVaults``, ``Arm``, ...: the names
-``Get-AzSecurityPricing`` lists). The platform promises the Containers plan
-with registry image scanning (README "Governance and cost"); the other plans
-are billed for the whole subscription and decided outside the stack, so they
-are required only when ``requiredPlans`` lists them. Whether the Containers
-plan runs its registry vulnerability scan is ``azml-registry-vulnerability-assessment``'s
-concern (supply_chain.py); this policy answers for the plans being on at all.
+``Get-AzSecurityPricing`` lists). Every stack with a registry needs the
+Containers plan (the default); prod's pack config also requires
+StorageAccounts, KeyVaults and Arm (PSRule Azure.Defender.Storage,
+Azure.Defender.KeyVault, Azure.Defender.Arm: ``pricingTier`` Standard). Each
+plan is billed for the whole subscription, so a stack requires only what
+``requiredPlans`` lists. Whether the Containers plan runs its registry
+vulnerability scan is ``azml-registry-vulnerability-assessment``'s concern
+(supply_chain.py), and whether Defender for Storage runs its malware and
+sensitive data scans is ``azml-governance-defender-storage-scans``'
+(defender_storage.py); this policy answers for the plans being on at all.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def _defender(stack: Stack, config: dict[str, Any]) -> Finding:
         yield anchor(stack), (
             f"the stack turns on no Standard Defender plan {listed(missing_plans)}; refused: requiredPlans lists them. "
             "Add a security:Pricing per plan with pricingTier 'Standard' at subscription scope "
-            "(for Containers: azml:governance.defenderForContainers: true)"
+            "(azml:governance.defenderPlans: containers, storageAccounts, keyVaults, arm)"
         )
 
 
@@ -63,14 +67,15 @@ defender_plans = stack_policy(
     PolicyInfo(
         name="azml-governance-defender-plans",
         description=(
-            "The Defender plans the platform promises (Containers) are on Standard; no pricing in the stack sets a "
-            "plan to Free."
+            "The Defender plans the stack must turn on (requiredPlans: Containers; prod also StorageAccounts, "
+            "KeyVaults, Arm) are on Standard; no pricing in the stack sets a plan to Free."
         ),
         checklist=checks.BASELINE_GOVERNANCE,
         severity=Severity.HIGH,
         remediation=(
-            "Set azml:governance.defenderForContainers: true (a security:Pricing 'Containers', pricingTier "
-            "Standard); list further plans in requiredPlans only together with the resources that turn them on."
+            "Set each required plan in azml:governance.defenderPlans (components/defender.py: one security:Pricing "
+            "per plan, pricingTier Standard, at subscription scope); list a plan in requiredPlans only together with "
+            "the stack config that turns it on."
         ),
         resource_types=(PRICING, RESOURCE_GROUP),
         properties=("Pricing.pricingName", "Pricing.pricingTier"),

@@ -226,7 +226,7 @@ def _vulnerability_assessment(stack: Stack, config: dict[str, Any]) -> Finding:
     for registry in registries:
         yield registry.urn, (
             f"{registry.label}: images pushed here (Azure ML builds into it) are not scanned: {why}. Enable Defender for "
-            f"Containers (azml:governance.defenderForContainers: true: pricingTier 'Standard', {VA_EXTENSION} on)"
+            f"Containers (azml:governance.defenderPlans.containers: pricingTier 'Standard', {VA_EXTENSION} on)"
         )
 
 
@@ -240,7 +240,7 @@ vulnerability_assessment = stack_policy(
         checklist=checks.APPROVED_IMAGES,
         severity=Severity.HIGH,
         remediation=(
-            "Set azml:governance.defenderForContainers: true (security:Pricing 'Containers', pricingTier 'Standard', "
+            "Set azml:governance.defenderPlans.containers (security:Pricing 'Containers', pricingTier 'Standard', "
             f"extension {VA_EXTENSION} isEnabled 'True'); findings appear in Defender for Cloud "
             "(defender-for-cloud/agentless-vulnerability-assessment-azure). Where the subscription's plan is managed "
             "outside the stack, accept that on the registry in exemptResources with the reason."

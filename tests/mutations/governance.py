@@ -1,8 +1,10 @@
 """Governance mutations: prod's locks, the workspace's Pulumi protect, the
-enforced Azure Policy assignments, the Defender plan and the activity-log
-export deleted or quietly weakened."""
+enforced Azure Policy assignments, the Defender plans (and Defender for
+Storage's scans) and the activity-log export deleted or quietly weakened."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 from azml.plan.model import Plan
 
@@ -19,8 +21,18 @@ LOCKS = "azml-governance-locks"
 PROTECTED = "azml-governance-workspace-protected"
 POLICIES = "azml-governance-policy-assignments"
 DEFENDER = "azml-governance-defender-plans"
+STORAGE_SCANS = "azml-governance-defender-storage-scans"
+EXTENSIONS_EXPLICIT = "azure-defender-pricing-extensions-explicit"
 VULNERABILITY_SCAN = "azml-registry-vulnerability-assessment"
 ACTIVITY_LOG = "azml-governance-activity-log-export"
+
+
+def _storage_extension_dropped(name: str) -> Callable[[Plan], None]:
+    def mutate(plan: Plan) -> None:
+        pricing = one(plan, PRICING, "defender-storage-accounts")
+        pricing.inputs["extensions"] = [e for e in pricing.inputs["extensions"] if e["name"] != name]
+
+    return mutate
 
 
 def _unprotect(plan: Plan) -> None:
@@ -86,13 +98,26 @@ MUTATIONS: list[Mutation] = [
              "the workspace storage added to the storage policy's notScopes", _exclude_workspace_storage, (POLICIES,)),
     Mutation("governance-policy-scoped-to-one-resource", "governance", "the workspace policy assigned on the vault only",
              _policy_on_one_resource, (POLICIES,)),
-    Mutation("governance-defender-removed", "governance", "defenderForContainers: false in prod",
-             removal(PRICING), (DEFENDER, VULNERABILITY_SCAN)),
+    Mutation("governance-defender-removed", "governance", "defenderPlans.containers removed from prod",
+             removal(PRICING, "defender-containers"), (DEFENDER, VULNERABILITY_SCAN)),
     Mutation("governance-defender-free", "governance", "the Containers plan set to the Free tier",
              setting(PRICING, "pricingTier", "Free", "defender-containers"), (DEFENDER, VULNERABILITY_SCAN)),
     Mutation("governance-another-plan-switched-off", "governance", "a StorageAccounts pricing on Free added",
              added(PRICING, "defender-containers", "defender-storage", pricingName="StorageAccounts", pricingTier="Free",
                    extensions=[]), (DEFENDER,)),
+    Mutation("governance-defender-storage-plan-removed", "governance", "defenderPlans.storageAccounts removed from prod",
+             removal(PRICING, "defender-storage-accounts"), (DEFENDER,)),
+    Mutation("governance-defender-key-vault-plan-free", "governance", "the KeyVaults plan set to the Free tier",
+             setting(PRICING, "pricingTier", "Free", "defender-key-vaults"), (DEFENDER,)),
+    Mutation("governance-defender-malware-scanning-off", "governance",
+             "defenderPlans.storageAccounts.malwareScanning: false (the plan stays on Standard)",
+             setting(PRICING, "extensions.0.isEnabled", "False", "defender-storage-accounts"), (STORAGE_SCANS,)),
+    Mutation("governance-defender-data-scanning-dropped", "governance",
+             "the SensitiveDataDiscovery extension left out of the StorageAccounts pricing",
+             _storage_extension_dropped("SensitiveDataDiscovery"), (STORAGE_SCANS, EXTENSIONS_EXPLICIT)),
+    Mutation("governance-defender-storage-classic-sub-plan", "governance",
+             "the StorageAccounts plan moved to the classic PerTransaction sub-plan",
+             setting(PRICING, "subPlan", "PerTransaction", "defender-storage-accounts"), (STORAGE_SCANS,)),
     Mutation("governance-activity-log-export-removed", "governance", "azml:dashboards.activityLog: false in prod",
              removal(DIAGNOSTIC_SETTING, "activity-log"), (ACTIVITY_LOG,)),
     Mutation("governance-activity-log-administrative-off", "governance",

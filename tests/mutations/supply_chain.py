@@ -29,7 +29,7 @@ def _docker_build(plan: Plan) -> None:
 
 
 def _scanning_extension_off(plan: Plan) -> None:
-    for extension in one(plan, PRICING).inputs["extensions"]:
+    for extension in one(plan, PRICING, "defender-containers").inputs["extensions"]:
         if extension["name"] == "ContainerRegistriesVulnerabilityAssessments":
             extension["isEnabled"] = "False"
 
@@ -69,14 +69,14 @@ MUTATIONS: list[Mutation] = [
         "defender-for-containers-removed",
         CATEGORY,
         "The Defender for Containers plan is dropped from governance: nothing scans the registry.",
-        removal(PRICING),
+        removal(PRICING, "defender-containers"),
         (SCAN_GATE, "azml-governance-defender-plans"),
     ),
     Mutation(
         "defender-for-containers-free",
         CATEGORY,
         "The Containers plan is set back to the Free tier.",
-        setting(PRICING, "pricingTier", "Free"),
+        setting(PRICING, "pricingTier", "Free", "defender-containers"),
         (SCAN_GATE, "azml-governance-defender-plans"),
     ),
     Mutation(
