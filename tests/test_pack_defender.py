@@ -8,7 +8,7 @@ fired on a copy of the recorded prod plan."""
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from pydantic import ValidationError
@@ -38,7 +38,7 @@ def _storage_extension(plan: Plan, name: str) -> dict[str, Any]:
     return extension
 
 
-def _drop_storage_extension(name: str):  # noqa: ANN202 - a mutation
+def _drop_storage_extension(name: str) -> Callable[[Plan], None]:
     def mutate(plan: Plan) -> None:
         pricing = one(plan, PRICING, STORAGE_PLAN)
         pricing.inputs["extensions"] = [e for e in pricing.inputs["extensions"] if e["name"] != name]
@@ -46,7 +46,7 @@ def _drop_storage_extension(name: str):  # noqa: ANN202 - a mutation
     return mutate
 
 
-def _add_account_setting(**properties: Any):  # noqa: ANN202 - a mutation
+def _add_account_setting(**properties: Any) -> Callable[[Plan], None]:
     """A per-account Defender for Storage setting on the workspace storage account."""
 
     def mutate(plan: Plan) -> None:
