@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
 from .ks import ks_pvalue, ks_statistic_sorted
+from .metrics import CHI2, JSD, KS, METRICS, NWD, PSI, Wasserstein, breaches, chi_squared_pvalue, jensen_shannon
 from .psi import EPSILON, bin_labels, numeric_bin_counts, psi, quantile_ranks, shares
 from .spill import SpillFile
 from .reader import CATEGORICAL, NUMERIC, DriftInputError, as_float64, category_counts, open_source, resolve_features
@@ -33,6 +34,8 @@ READ_ROWS = 1 << 18
 IN_FLIGHT = 2
 UNSEEN = "(unseen)"
 MISSING = "(missing)"
+#: Feature and report status: over a threshold, within all, or too few rows to say.
+DRIFT, OK, INCONCLUSIVE = "drift", "ok", "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,8 @@ class FeatureDrift:
     name: str
     kind: str  # "numeric" or "categorical"
     psi: float
-    threshold: float
-    drifted: bool  # psi > threshold
+    threshold: float | None  # the PSI threshold (None: PSI is not a configured metric)
+    drifted: bool  # status == "drift": a configured metric breached its threshold
     ks_statistic: float | None
     ks_pvalue: float | None
     ks_method: str | None  # "exact", "finite-n", "asymptotic" (see ks.ks_pvalue), None (categorical, or an empty sample)
@@ -56,14 +59,28 @@ class FeatureDrift:
     current_counts: tuple[int, ...] = ()
     reference_shares: tuple[float, ...] = ()  # before epsilon
     current_shares: tuple[float, ...] = ()
+    jensen_shannon: float = 0.0  # base 2, over the PSI bins
+    wasserstein: float | None = None  # normalized (numeric; None: a sample empty or infinite)
+    chi2_pvalue: float | None = None  # categorical
+    status: str = OK  # drift, ok, inconclusive (too few rows)
+    breaches: tuple[str, ...] = ()  # "<metric> <value> > <threshold>" per breached metric
+
+    @property
+    def metrics(self) -> dict[str, float | None]:
+        """The monitors' metrics that apply to this feature's kind, by Azure ML's names."""
+        values = {JSD: self.jensen_shannon, PSI: self.psi, NWD: self.wasserstein, KS: self.ks_pvalue, CHI2: self.chi2_pvalue}
+        return {name: values[name] for name, (kinds, _) in METRICS.items() if self.kind in kinds}
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "kind": self.kind,
+            "status": self.status,
             "psi": self.psi,
             "threshold": self.threshold,
             "drifted": self.drifted,
+            "metrics": {name: _maybe(value) for name, value in self.metrics.items()},
+            "breaches": list(self.breaches),
             "ks_statistic": self.ks_statistic,
             "ks_pvalue": self.ks_pvalue,
             "ks_method": self.ks_method,
@@ -92,10 +109,22 @@ class DriftReport:
     current: str = ""
     streamed: bool = False
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    metric_thresholds: Mapping[str, float] = field(default_factory=dict)  # what decides drift
+    min_samples: int = 0  # fewer rows in either sample: inconclusive
 
     @property
     def drifted(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features if f.drifted)
+
+    @property
+    def inconclusive(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.status == INCONCLUSIVE)
+
+    @property
+    def status(self) -> str:
+        """drift (a feature breached a threshold on enough rows), inconclusive (too few
+        rows to say), else ok."""
+        return DRIFT if self.drifted else INCONCLUSIVE if self.inconclusive else OK
 
     @property
     def max_psi(self) -> float:
@@ -115,7 +144,11 @@ class DriftReport:
             "epsilon": self.epsilon,
             "default_threshold": self.default_threshold,
             "streamed": self.streamed,
+            "status": self.status,
+            "metric_thresholds": dict(self.metric_thresholds),
+            "min_samples": self.min_samples,
             "drifted": list(self.drifted),
+            "inconclusive": list(self.inconclusive),
             "max_psi": self.max_psi,
             "features": [f.to_json() for f in self.features],
             **dict(self.metadata),
@@ -124,6 +157,10 @@ class DriftReport:
 
 def _number(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)
+
+
+def _maybe(value: float | None) -> float | str | None:
+    return None if value is None else _number(value)
 
 
 def compute_drift(
@@ -137,10 +174,20 @@ def compute_drift(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: ProgressCallback | None = None,
     temp_dir: str | os.PathLike[str] | None = None,
+    metric_thresholds: Mapping[str, float] | None = None,
+    min_samples: int = 0,
 ) -> DriftReport:
-    """PSI and KS per feature of ``current`` against ``reference`` (paths, DataFrames or
-    pyarrow Tables). A feature has drifted when its PSI exceeds its threshold
-    (``thresholds[name]``, else ``default_threshold``). Inputs longer than
+    """The monitors' drift metrics per feature of ``current`` against ``reference``
+    (paths, DataFrames or pyarrow Tables): PSI, Jensen-Shannon distance, KS
+    (statistic and p-value), normalized Wasserstein distance (numeric) and
+    Pearson's chi-squared p-value (categorical), see :mod:`azml.drift.metrics`.
+
+    A feature has drifted when a metric of ``metric_thresholds`` (Azure ML's metric
+    names, as ``azml:modelMonitoring.dataDrift.thresholds``) that applies to its
+    kind breaches its threshold; without ``metric_thresholds`` only PSI decides,
+    above ``default_threshold``. ``thresholds[name]`` replaces the PSI threshold
+    of one feature. With fewer than ``min_samples`` rows in either sample every
+    feature is ``inconclusive`` (its metrics still reported). Inputs longer than
     ``chunk_rows`` rows are streamed: ``progress`` then receives
     :class:`~azml.drift.progress.Progress` events, and numeric values are spilled to an
     unlinked file in ``temp_dir`` (default: the system's, $TMPDIR), 8 bytes per value.
@@ -153,6 +200,9 @@ def compute_drift(
     cur_source = open_source(current, "current")
     kinds = resolve_features(ref_source, cur_source, list(features) if features else None)
     limits = _thresholds(kinds, thresholds, default_threshold)
+    decide = _metric_thresholds(metric_thresholds, default_threshold)
+    if not isinstance(min_samples, int) or min_samples < 0:
+        raise DriftInputError(f"min_samples must be an integer >= 0, got {min_samples!r}")
     columns = list(kinds)
     ref_table = ref_source.read_all(columns, chunk_rows)
     cur_table = cur_source.read_all(columns, chunk_rows) if ref_table is not None else None
@@ -162,7 +212,7 @@ def compute_drift(
     else:
         results = _streamed(ref_source, cur_source, kinds, bins, chunk_rows, progress, temp_dir)
         streamed = True
-    items = tuple(_feature(name, kinds[name], limits[name], results[name]) for name in columns)
+    items = tuple(_feature(name, kinds[name], _for_feature(decide, limits[name], thresholds, name), results[name], min_samples) for name in columns)
     for source, side in ((ref_source, 0), (cur_source, 1)):
         if items and (items[0].n_reference, items[0].n_current)[side] == 0:
             raise DriftInputError(f"{source.label}: no rows")
@@ -174,7 +224,28 @@ def compute_drift(
         reference=ref_source.label,
         current=cur_source.label,
         streamed=streamed,
+        metric_thresholds=decide,
+        min_samples=min_samples,
     )
+
+
+def _metric_thresholds(given: Mapping[str, float] | None, default: float) -> dict[str, float]:
+    if given is None:
+        return {PSI: float(default)}
+    unknown = sorted(set(given) - set(METRICS))
+    if unknown:
+        raise DriftInputError(f"unknown drift metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
+    bad = sorted(name for name, value in given.items() if not (math.isfinite(value) and value >= 0))
+    if bad:
+        raise DriftInputError(f"metric thresholds must be finite and >= 0: {', '.join(bad)}")
+    return {name: float(value) for name, value in given.items()}
+
+
+def _for_feature(decide: dict[str, float], psi_limit: float, per_feature: Mapping[str, float] | None, name: str) -> dict[str, float]:
+    """The thresholds of one feature: ``decide``, with its own PSI limit when one was given."""
+    if per_feature and name in per_feature:
+        return {**decide, PSI: psi_limit}
+    return decide
 
 
 def _thresholds(kinds: dict[str, str], thresholds: Mapping[str, float] | None, default: float) -> dict[str, float]:
@@ -201,6 +272,7 @@ class _Numeric:
     le_cur: list[int]
     d: float | None
     ks: tuple[float, float, str] | None = None  # (statistic, p-value, method) when already computed
+    nwd: float | None = None  # normalized Wasserstein distance
 
 
 @dataclass
@@ -227,8 +299,13 @@ def _in_memory(ref: pa.Table, cur: pa.Table, kinds: dict[str, str], bins: int) -
         d = ks = None
         if len(sorted_[0]) and len(sorted_[1]):
             d = ks_statistic_sorted(sorted_[0], sorted_[1])
+            distance = Wasserstein(len(sorted_[0]), len(sorted_[1]))
+            distance.feed(sorted_[0], sorted_[1], 0, 0)
+            nwd = distance.result()
+        else:
+            nwd = None
         rows = [ref.num_rows, cur.num_rows]
-        return _Numeric(rows, missing, edges.tolist(), le_ref.tolist(), le_cur.tolist(), d, ks)
+        return _Numeric(rows, missing, edges.tolist(), le_ref.tolist(), le_cur.tolist(), d, ks, nwd)
 
     results: dict[str, _Numeric | _Categorical] = {}
     for name, kind in kinds.items():
@@ -294,8 +371,8 @@ def _streamed(ref_source, cur_source, kinds: dict[str, str], bins: int, chunk_ro
             if progress is not None:
                 report = lambda share: progress(Progress(MERGING, f"feature {name}", share))  # noqa: E731
             ks = feature.n[0] > 0 and feature.n[1] > 0
-            keys, le_ref, le_cur, d = feature.solve(quantile_ranks(feature.n[0], bins), ks, report)
-            return _Numeric(rows[name], feature.missing, [from_key(k) for k in keys], le_ref, le_cur, d)
+            keys, le_ref, le_cur, d, nwd = feature.solve(quantile_ranks(feature.n[0], bins), ks, report)
+            return _Numeric(rows[name], feature.missing, [from_key(k) for k in keys], le_ref, le_cur, d, nwd=nwd)
 
         # The merge is numpy sorts and searches and positional reads, which release
         # the GIL: one thread per feature, as many as there are CPUs.
@@ -308,7 +385,7 @@ def _streamed(ref_source, cur_source, kinds: dict[str, str], bins: int, chunk_ro
     return results
 
 
-def _feature(name: str, kind: str, threshold: float, raw: _Numeric | _Categorical) -> FeatureDrift:
+def _feature(name: str, kind: str, limits: dict[str, float], raw: _Numeric | _Categorical, min_samples: int) -> FeatureDrift:
     n_ref, n_cur = raw.rows
     if isinstance(raw, _Numeric):
         valid_ref, valid_cur = n_ref - raw.missing[0], n_cur - raw.missing[1]
@@ -321,7 +398,7 @@ def _feature(name: str, kind: str, threshold: float, raw: _Numeric | _Categorica
             statistic, pvalue, method = ks_pvalue(raw.d, valid_ref, valid_cur)
         else:
             statistic = pvalue = method = None
-        extra: dict[str, Any] = {"edges": tuple(float(e) for e in raw.edges)}
+        extra: dict[str, Any] = {"edges": tuple(float(e) for e in raw.edges), "wasserstein": raw.nwd}
     else:
         ref_found, cur_found = raw.counts
         categories = sorted(ref_found, key=lambda label: (-ref_found[label], label))
@@ -330,15 +407,22 @@ def _feature(name: str, kind: str, threshold: float, raw: _Numeric | _Categorica
         cur_counts = np.array([cur_found.get(c, 0) for c in categories] + [unseen, raw.missing[1]], dtype=np.int64)
         labels = categories + [UNSEEN, MISSING]
         statistic = pvalue = method = None
-        extra = {"categories": tuple(categories)}
+        extra = {"categories": tuple(categories), "chi2_pvalue": chi_squared_pvalue(ref_counts, cur_counts)}
     ref_shares, cur_shares = shares(ref_counts, n_ref), shares(cur_counts, n_cur)
     value = psi(ref_shares, cur_shares)
+    jsd = jensen_shannon(ref_counts, cur_counts)
+    values = {PSI: value, JSD: jsd, NWD: extra.get("wasserstein"), KS: pvalue, CHI2: extra.get("chi2_pvalue")}
+    breached = breaches(kind, values, limits)
+    status = INCONCLUSIVE if min(n_ref, n_cur) < min_samples else DRIFT if breached else OK
     return FeatureDrift(
         name=name,
         kind=kind,
         psi=value,
-        threshold=threshold,
-        drifted=value > threshold,
+        threshold=limits.get(PSI),
+        drifted=status == DRIFT,
+        jensen_shannon=jsd,
+        status=status,
+        breaches=breached,
         ks_statistic=statistic,
         ks_pvalue=pvalue,
         ks_method=method,

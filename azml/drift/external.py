@@ -44,6 +44,7 @@ from typing import Callable
 import numpy as np
 
 from .ks import ks_statistic_sorted
+from .metrics import Wasserstein
 from .spill import SpillFile
 
 #: One key in this many is kept in memory per run (8 bytes per 1024 values) ...
@@ -67,6 +68,13 @@ def to_keys(values: np.ndarray, out: np.ndarray | None = None, scratch: np.ndarr
     flip = flip.view(np.uint64)  # all ones for negative values, else zero
     np.bitwise_or(flip, SIGN, out=flip)
     return np.bitwise_xor(out, flip, out=out)
+
+
+def to_values(keys: np.ndarray) -> np.ndarray:
+    """float64 values of order-preserving keys (the inverse of :func:`to_keys`)."""
+    negative = (keys >> np.uint64(63)) == 0
+    bits = np.where(negative, ~keys, keys ^ SIGN)
+    return bits.view(np.float64)
 
 
 def from_key(key: int) -> float:
@@ -201,9 +209,9 @@ class NumericRuns:
     # merging -----------------------------------------------------------------------
     def solve(
         self, ranks: list[int], ks: bool, progress: Callable[[float], None] | None = None
-    ) -> tuple[list[int], list[int], list[int], float | None]:
-        """Unique edge keys (ascending), #ref <= each, #cur <= each, and D (None
-        without ``ks``). ``ranks``: 1-based ranks of the edges among the reference's
+    ) -> tuple[list[int], list[int], list[int], float | None, float | None]:
+        """Unique edge keys (ascending), #ref <= each, #cur <= each, D and the
+        normalized Wasserstein distance (both None without ``ks``). ``ranks``: 1-based ranks of the edges among the reference's
         sorted values; ``progress(share of the keys merged)`` after each range."""
         self.release()
         runs = self.runs[0] + self.runs[1]
@@ -238,7 +246,9 @@ class NumericRuns:
             if progress is not None and n_r + n_c:
                 progress((state.r0 + state.c0) / (n_r + n_c))
         unique = sorted({edges[rank] for rank in ranks})
-        return [e[0] for e in unique], [e[1] for e in unique], [e[2] for e in unique], state.best if ks else None
+        keys = [e[0] for e in unique]
+        nwd = state.wasserstein.result() if state.wasserstein is not None else None
+        return keys, [e[1] for e in unique], [e[2] for e in unique], state.best if ks else None, nwd
 
     def position(self, run: Run, key: int) -> int:
         """Keys of ``run`` below ``key``: ``t`` fences are below it, so keys
@@ -277,6 +287,8 @@ class _MergeState:
         self.at = [0] * len(runs)
         self.r0 = self.c0 = 0
         self.best = 0.0
+        # Wasserstein over the same merged values, range by range (both samples non-empty).
+        self.wasserstein = Wasserstein(n_r, n_c) if ks else None
 
     def positions(self, owner: NumericRuns, end: int | None) -> list[int]:
         if end is None:
@@ -300,6 +312,8 @@ class _MergeState:
     def single(self, key: int, m_r: int, m_c: int, wanted: list[int], edges: dict[int, tuple[int, int, int]]) -> None:
         if self.ks:
             self.best = max(self.best, abs((self.r0 + m_r) / self.n_r - (self.c0 + m_c) / self.n_c))
+        if self.wasserstein is not None:
+            self.wasserstein.single(from_key(key), m_r, m_c, self.r0, self.c0)
         for rank in wanted:
             edges[rank] = (key, self.r0 + m_r, self.c0 + m_c)
 
@@ -312,6 +326,8 @@ class _MergeState:
         r0, c0 = self.r0, self.c0
         if self.ks:
             self.best = ks_statistic_sorted(ref, cur, r0=r0, c0=c0, n_r=self.n_r, n_c=self.n_c, floor=self.best)
+        if self.wasserstein is not None:
+            self.wasserstein.feed(to_values(ref), to_values(cur), r0, c0)
         for rank in wanted:
             key = ref[rank - r0 - 1]
             edges[rank] = (

@@ -10,6 +10,8 @@ from .engine import DriftReport
 from .report import HTML_NAME, JSON_NAME, MARKDOWN_NAME, to_html, to_json_text, to_markdown
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
+#: drift, ok or inconclusive (too few rows): `azml retrain check` reads it.
+TAG_STATUS = "azml.drift.status"
 
 
 def metric_key(prefix: str, feature: str) -> str:
@@ -31,7 +33,7 @@ def log_report(
     """Log ``report`` as a finished run; return its run id. Artifacts are stored
     before the run is marked FINISHED, so a reader never sees half a record."""
     client = t.client(tracking_uri)
-    tags = {t.TAG_KIND: t.KIND_DRIFT}
+    tags = {t.TAG_KIND: t.KIND_DRIFT, TAG_STATUS: report.status}
     for tag, value in ((t.TAG_STACK, stack), (t.TAG_ENDPOINT, endpoint), (t.TAG_DEPLOYMENT, deployment)):
         if value:
             tags[tag] = value
@@ -43,6 +45,10 @@ def log_report(
         metrics = [Metric("max_psi", report.max_psi, 0, 0), Metric("drifted_features", float(len(report.drifted)), 0, 0)]
         for feature in report.features:
             metrics.append(Metric(metric_key("psi", feature.name), feature.psi, 0, 0))
+            metrics.append(Metric(metric_key("jsd", feature.name), feature.jensen_shannon, 0, 0))
+            for prefix, value in (("nwd", feature.wasserstein), ("chi2_pvalue", feature.chi2_pvalue)):
+                if value is not None:
+                    metrics.append(Metric(metric_key(prefix, feature.name), value, 0, 0))
             if feature.ks_statistic is not None:
                 metrics.append(Metric(metric_key("ks_statistic", feature.name), feature.ks_statistic, 0, 0))
                 metrics.append(Metric(metric_key("ks_pvalue", feature.name), feature.ks_pvalue or 0.0, 0, 0))
@@ -51,6 +57,8 @@ def log_report(
             Param("epsilon", repr(report.epsilon)),
             Param("threshold", repr(report.default_threshold)),
             Param("features", str(len(report.features))),
+            Param("min_samples", str(report.min_samples)),
+            Param("metric_thresholds", ",".join(f"{k}={v!r}" for k, v in report.metric_thresholds.items())),
         ]
         for start in range(0, len(metrics), 1000):
             client.log_batch(run_id, metrics=metrics[start : start + 1000], params=params if start == 0 else [])

@@ -36,15 +36,27 @@ def _rows(report: DriftReport) -> list[list[str]]:
             _fmt(f.threshold, 3),
             _fmt(f.ks_statistic),
             _fmt(f.ks_pvalue),
+            _fmt(f.jensen_shannon),
+            _fmt(f.wasserstein),
+            _fmt(f.chi2_pvalue),
             str(f.n_reference),
             str(f.n_current),
-            "DRIFT" if f.drifted else "ok",
+            STATUS[f.status],
         ]
         for f in report.features
     ]
 
 
-HEADER = ["feature", "kind", "PSI", "threshold", "KS statistic", "KS p-value", "n_ref", "n_cur", "status"]
+HEADER = [
+    "feature", "kind", "PSI", "threshold", "KS statistic", "KS p-value", "JSD", "NWD", "chi2 p-value", "n_ref", "n_cur", "status",
+]
+STATUS = {"drift": "DRIFT", "ok": "ok", "inconclusive": "INCONCLUSIVE"}
+
+
+def _decision(report: DriftReport) -> str:
+    """What decided the status: the metrics and thresholds, and the minimum sample size."""
+    limits = ", ".join(f"{name} {value:g}" for name, value in report.metric_thresholds.items())
+    return f"Thresholds: {limits or 'none'}; at least {report.min_samples} rows per sample."
 
 
 def to_markdown(report: DriftReport) -> str:
@@ -58,14 +70,20 @@ def to_markdown(report: DriftReport) -> str:
         f"Current: {report.current}  ",
         f"PSI over {report.bins} reference-quantile bins (plus a missing bin), epsilon {report.epsilon:g}; "
         f"max PSI {_fmt(report.max_psi)}.",
+        _decision(report),
         "",
         "| " + " | ".join(HEADER) + " |",
-        "|" + "|".join(["---"] * 2 + ["---:"] * 6 + ["---"]) + "|",
+        "|" + "|".join(["---"] * 2 + ["---:"] * 9 + ["---"]) + "|",
     ]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in _rows(report)]
     lines.append("")
     drifted = report.drifted
-    lines.append(f"Drifted: {', '.join(drifted)}" if drifted else "No feature is over its threshold.")
+    if drifted:
+        lines.append(f"Drifted: {', '.join(drifted)}")
+    elif report.inconclusive:
+        lines.append(f"INCONCLUSIVE: a sample has fewer than {report.min_samples} rows.")
+    else:
+        lines.append("No feature is over its threshold.")
     return "\n".join(lines) + "\n"
 
 
@@ -106,14 +124,14 @@ def histogram_png(feature: FeatureDrift) -> bytes:
 def to_html(report: DriftReport) -> str:
     esc = html.escape
     rows = "\n".join(
-        "<tr class=\"{}\">{}</tr>".format("drift" if f.drifted else "ok", "".join(f"<td>{esc(c)}</td>" for c in row))
+        "<tr class=\"{}\">{}</tr>".format(f.status, "".join(f"<td>{esc(c)}</td>" for c in row))
         for f, row in zip(report.features, _rows(report))
     )
     plots = "\n".join(
         f'<figure class="plot"><img alt="histogram of {esc(f.name)}" '
         f'src="data:image/png;base64,{base64.b64encode(histogram_png(f)).decode("ascii")}">'
         f"<figcaption>{esc(f.name)} ({esc(f.kind)}): PSI {_fmt(f.psi)}, "
-        f"{'DRIFT' if f.drifted else 'ok'}</figcaption></figure>"
+        f"{STATUS[f.status]}</figcaption></figure>"
         for f in report.features
     )
     drifted = ", ".join(report.drifted) or "none"
@@ -129,6 +147,7 @@ figure.plot {{ display: inline-block; margin: 0.5em; }}
 <h1>Drift report</h1>
 <p>Reference: {esc(report.reference)}<br>Current: {esc(report.current)}<br>
 PSI over {report.bins} reference-quantile bins plus a missing bin, epsilon {report.epsilon:g}.
+{esc(_decision(report))}<br>Status: <strong>{esc(STATUS[report.status])}</strong>.
 Drifted: <strong>{esc(drifted)}</strong>.</p>
 <table><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in HEADER)}</tr></thead>
 <tbody>

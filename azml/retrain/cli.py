@@ -41,6 +41,12 @@ def _retrain() -> None:
 
 
 
+def _display(uri: str) -> str:
+    from ..release.tracking import display_uri
+
+    return display_uri(uri)
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return (text.splitlines()[0] if text else type(error).__name__)[:300]
@@ -210,7 +216,12 @@ def check(
         now=check_time,
         psi=drift.psi if drift else None,
         max_psi=drift.max_psi if drift else None,
-        drift_source=drift.source if drift else "",
+        drift_source=drift.source if drift else (
+            f"looked for a kind=drift MLflow run of {stack_file.stack}/{endpoint} (or one without --stack/--endpoint) "
+            f"in {_display(uri)}{f' experiment {experiment}' if experiment else ''} started by {iso(check_time)}: none; "
+            f"run `azml drift --stack {stack_file.stack} --endpoint {endpoint}` or pass --drift-report"
+        ),
+        drift_inconclusive=drift.inconclusive if drift else None,
         accuracy=live.accuracy if live else None,
         accuracy_n=live.n if live else 0,
         accuracy_source=live.source if live else "",

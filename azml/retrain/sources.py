@@ -2,7 +2,11 @@
 
 - Drift: a report file written by ``azml drift`` (``--drift-report``), else
   the latest kind=drift MLflow run of the stack and endpoint (metrics
-  ``psi.<feature>`` and ``max_psi``).
+  ``psi.<feature>`` and ``max_psi``), else the latest kind=drift run tagged
+  with no stack and no endpoint (``azml drift`` run without ``--stack`` /
+  ``--endpoint``), named as such in the check's source. A report or run whose
+  status is ``inconclusive`` (a sample below the minimum sample size) makes
+  the drift trigger INCONCLUSIVE.
 - Live accuracy: the kind=observation runs of the deployment inside the
   release window (``azml:release.windowMinutes``) ending at the check time,
   ``accuracy`` weighted by ``accuracy_n``.
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 PSI_PREFIX = "psi."
+TAG_DRIFT_STATUS = "azml.drift.status"  # written by azml.drift.mlflow_log
 MAX_PSI = "max_psi"
 TRAINING_ACCURACY = "accuracy"  # metric of the training run
 
@@ -45,6 +50,7 @@ class DriftReading:
     max_psi: float | None
     source: str
     time: dt.datetime | None = None
+    inconclusive: str | None = None  # why the report cannot say (too few rows)
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,10 @@ def read_drift_report(path: Path, stack: str, endpoint: str, deployment: str) ->
             except LineageError as error:
                 raise SourceError(str(error)) from None
             break
-    return DriftReading(psi, max_psi, f"drift report {path}" + (f" ({iso(time)})" if time else ""), time)
+    inconclusive = None
+    if document.get("status") == "inconclusive":
+        inconclusive = f"the drift report is INCONCLUSIVE: a sample has fewer than {document.get('min_samples', '?')} rows"
+    return DriftReading(psi, max_psi, f"drift report {path}" + (f" ({iso(time)})" if time else ""), time, inconclusive)
 
 
 # --------------------------------------------------------------------------- MLflow
@@ -164,9 +173,24 @@ def latest_drift_run(
     client: "MlflowClient", ids: list[str], stack: str, endpoint: str, deployment: str, now: dt.datetime
 ) -> DriftReading | None:
     """The newest kind=drift run of the endpoint started by ``now``, of this
-    deployment (or not tagged with one)."""
-    query = tracking.run_filter(tracking.KIND_DRIFT, stack=stack, endpoint=endpoint) + f" and attributes.start_time <= {tracking.millis(now)}"
-    for run in _search(client, ids, query, limit=200):
+    deployment (or not tagged with one); without one, the newest run tagged with
+    no stack and no endpoint (``azml drift`` without ``--stack``/``--endpoint``),
+    whose source says so."""
+    until = f" and attributes.start_time <= {tracking.millis(now)}"
+    query = tracking.run_filter(tracking.KIND_DRIFT, stack=stack, endpoint=endpoint) + until
+    found = _first_drift(_search(client, ids, query, limit=200), deployment, "")
+    if found is not None:
+        return found
+    untagged = [
+        run for run in _search(client, ids, tracking.run_filter(tracking.KIND_DRIFT) + until, limit=200)
+        if not run.data.tags.get(tracking.TAG_STACK) and not run.data.tags.get(tracking.TAG_ENDPOINT)
+    ]
+    note = f"; untagged (azml drift without --stack/--endpoint), taken as {stack}/{endpoint}'s"
+    return _first_drift(untagged, deployment, note)
+
+
+def _first_drift(runs: list[Any], deployment: str, note: str) -> DriftReading | None:
+    for run in runs:
         tagged = run.data.tags.get(tracking.TAG_DEPLOYMENT)
         if tagged and tagged != deployment:
             continue
@@ -177,7 +201,11 @@ def latest_drift_run(
         if not psi and max_psi is None:
             continue
         time = _time(run.info.start_time)
-        return DriftReading(psi, max_psi, f"{where} ({iso(time)})" if time else where, time)
+        inconclusive = None
+        if run.data.tags.get(TAG_DRIFT_STATUS) == "inconclusive":
+            minimum = run.data.params.get("min_samples", "?")
+            inconclusive = f"the drift run is INCONCLUSIVE: a sample has fewer than {minimum} rows"
+        return DriftReading(psi, max_psi, (f"{where} ({iso(time)})" if time else where) + note, time, inconclusive)
     return None
 
 

@@ -52,6 +52,7 @@ class Inputs:
     psi: dict[str, float] | None = None
     max_psi: float | None = None
     drift_source: str = ""
+    drift_inconclusive: str | None = None  # the drift report says it cannot tell (too few rows)
     accuracy: float | None = None  # live, weighted over the observation window
     accuracy_n: int = 0
     accuracy_source: str = ""
@@ -111,6 +112,8 @@ def drift_check(inputs: Inputs, t: Thresholds) -> Check:
     worst = max(psi.values()) if psi else inputs.max_psi
     if worst is None:
         return Check(DRIFT, Outcome.INCONCLUSIVE, None, t.max_psi, "no drift report (run `azml drift`)", inputs.drift_source)
+    if inputs.drift_inconclusive:
+        return Check(DRIFT, Outcome.INCONCLUSIVE, worst, t.max_psi, inputs.drift_inconclusive, inputs.drift_source)
     over = sorted(((f, v) for f, v in psi.items() if v > t.max_psi), key=lambda item: (-item[1], item[0]))
     if worst > t.max_psi:
         features = ", ".join(f"{f} {_fmt(v)}" for f, v in over) or "feature not named"
