@@ -230,3 +230,49 @@ def test_retrain_check_says_what_is_missing_and_honours_an_inconclusive_run(tmp_
     assert result.exit_code == 5, result.output
     drift = json.loads(runner.invoke(app, check).output)["checks"][0]
     assert drift["outcome"] == "INCONCLUSIVE" and "fewer than 100 rows" in drift["detail"]  # dev: minSamples.psi 100
+
+
+# --------------------------------------------------------------------------- the monitors' own results
+
+
+def _signal_metrics(path: Path, rows: list[tuple[str, str, float, float]]) -> Path:
+    """A stand-in of a data drift monitor run's signal_metrics table, in the column layout
+    Microsoft's data drift component writes (feature_name, metric_value, data_type,
+    metric_name, group, group_pivot, threshold_value)."""
+    frame = pd.DataFrame(
+        [{"feature_name": f, "metric_value": v, "data_type": "numerical", "metric_name": m, "group": "", "group_pivot": "",
+          "threshold_value": t} for f, m, v, t in rows]
+    )
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+def _check_with(results: Path, store: str) -> dict[str, Any]:
+    result = runner.invoke(app, ["retrain", "check", "dev", "--endpoint", ENDPOINT, "--monitor-results", str(results),
+                                 "--accuracy", "0.9", "--accuracy-n", "5000", "--tracking-uri", store, "--no-log", "-f", "json"])
+    assert result.exit_code in (0, 4, 5), result.output
+    return json.loads(result.output)["checks"][0]
+
+
+def test_retrain_check_takes_the_monitors_verdict_from_its_signal_metrics(tmp_path: Path, mlflow_uri: str) -> None:
+    breached = _signal_metrics(tmp_path / "signal.parquet", [
+        ("income", PSI, 0.05, 0.2), ("income", NWD, 0.31, 0.1), ("plan", CHI2, 0.2, 0.05),
+    ])
+    drift = _check_with(breached, mlflow_uri)
+    assert drift["outcome"] == "TRIGGERED" and "income: NormalizedWassersteinDistance 0.31 > 0.1" in drift["detail"]
+    assert drift["source"].startswith(f"model monitor signal metrics {breached}")
+    within = _check_with(_signal_metrics(tmp_path / "signal.csv", [("income", NWD, 0.05, 0.1), ("plan", CHI2, 0.2, 0.05)]), mlflow_uri)
+    assert within["outcome"] == "OK" and within["detail"] == "model monitor: every drift metric within its threshold"
+    p_value = _check_with(_signal_metrics(tmp_path / "p.csv", [("plan", CHI2, 0.01, 0.05)]), mlflow_uri)
+    assert p_value["outcome"] == "TRIGGERED" and "PearsonsChiSquaredTest 0.01 < 0.05" in p_value["detail"]
+
+
+def test_a_table_that_is_not_signal_metrics_is_refused_in_one_line(tmp_path: Path, mlflow_uri: str) -> None:
+    (tmp_path / "other.csv").write_text("feature,value\nincome,0.3\n")
+    result = runner.invoke(app, ["retrain", "check", "dev", "--endpoint", ENDPOINT, "--monitor-results",
+                                 str(tmp_path / "other.csv"), "--tracking-uri", mlflow_uri, "--no-log"])
+    assert result.exit_code == 2
+    assert "not a signal_metrics table (no column metric_name, metric_value, threshold_value, feature_name or group)" in result.output

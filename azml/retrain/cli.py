@@ -91,6 +91,15 @@ def check(
     drift_report: Annotated[
         Optional[Path], typer.Option("--drift-report", help="Report written by `azml drift` (default: latest kind=drift MLflow run).", dir_okay=False)
     ] = None,
+    monitor_results: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--monitor-results",
+            help="The Azure ML model monitor run's data drift signal_metrics table (CSV, Parquet or JSON Lines); "
+            "used instead of an azml drift report.",
+            dir_okay=False,
+        ),
+    ] = None,
     lineage: Annotated[
         Optional[Path],
         typer.Option("--lineage", help="lineage.json: training time and accuracy (default: the deployment's configured lineage, else MLflow).", dir_okay=False),
@@ -176,10 +185,14 @@ def check(
         submission = (submission_module, submit_module, settings, workspace)
 
     # ---- evidence from files
+    if drift_report is not None and monitor_results is not None:
+        fail(EXIT_INVALID_INPUT, ["--drift-report and --monitor-results: give one drift source"])
     try:
         drift = (
             sources.read_drift_report(drift_report, stack_file.stack, endpoint, chosen.name) if drift_report is not None else None
         )
+        if monitor_results is not None:
+            drift = sources.read_monitor_results(monitor_results)
         training = None
         if lineage is not None:
             training = sources.training_from_lineage(lineage, model, "--lineage")
@@ -222,6 +235,8 @@ def check(
             f"run `azml drift --stack {stack_file.stack} --endpoint {endpoint}` or pass --drift-report"
         ),
         drift_inconclusive=drift.inconclusive if drift else None,
+        drift_breaches=drift.breaches if drift else (),
+        drift_judged=drift.judged if drift else False,
         accuracy=live.accuracy if live else None,
         accuracy_n=live.n if live else 0,
         accuracy_source=live.source if live else "",

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 PSI_PREFIX = "psi."
 TAG_DRIFT_STATUS = "azml.drift.status"  # written by azml.drift.mlflow_log
+DRIFT_METRICS = ("JensenShannonDistance", "PopulationStabilityIndex", "NormalizedWassersteinDistance",
+                 "TwoSampleKolmogorovSmirnovTest", "PearsonsChiSquaredTest")
 MAX_PSI = "max_psi"
 TRAINING_ACCURACY = "accuracy"  # metric of the training run
 
@@ -51,6 +53,8 @@ class DriftReading:
     source: str
     time: dt.datetime | None = None
     inconclusive: str | None = None  # why the report cannot say (too few rows)
+    breaches: tuple[str, ...] = ()  # a model monitor's breached thresholds
+    judged: bool = False  # a model monitor's verdict: no breach means within its thresholds
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,21 @@ def read_drift_report(path: Path, stack: str, endpoint: str, deployment: str) ->
     if document.get("status") == "inconclusive":
         inconclusive = f"the drift report is INCONCLUSIVE: a sample has fewer than {document.get('min_samples', '?')} rows"
     return DriftReading(psi, max_psi, f"drift report {path}" + (f" ({iso(time)})" if time else ""), time, inconclusive)
+
+
+def read_monitor_results(path: Path) -> DriftReading:
+    """An Azure ML model monitor run's signal metrics (:mod:`azml.drift.monitor_results`)."""
+    from ..drift.monitor_results import MonitorResultsError, read_monitor_results as read
+
+    try:
+        results = read(path)
+    except MonitorResultsError as error:
+        raise SourceError(str(error)) from None
+    if not results.psi and not results.breaches and results.unknown == results.rows:
+        raise SourceError(f"--monitor-results {path}: holds no data drift metric (metric_name {', '.join(sorted(DRIFT_METRICS))})")
+    max_psi = max(results.psi.values()) if results.psi else None
+    source = f"model monitor signal metrics {path} ({results.rows} rows, {len(results.breaches)} breach(es))"
+    return DriftReading(results.psi, max_psi, source, breaches=results.breaches, judged=True)
 
 
 # --------------------------------------------------------------------------- MLflow

@@ -53,6 +53,8 @@ class Inputs:
     max_psi: float | None = None
     drift_source: str = ""
     drift_inconclusive: str | None = None  # the drift report says it cannot tell (too few rows)
+    drift_breaches: tuple[str, ...] = ()  # the model monitor's own breached thresholds (its signal metrics)
+    drift_judged: bool = False  # drift evidence is a model monitor's signal metrics
     accuracy: float | None = None  # live, weighted over the observation window
     accuracy_n: int = 0
     accuracy_source: str = ""
@@ -110,6 +112,12 @@ def _fmt(value: float) -> str:
 def drift_check(inputs: Inputs, t: Thresholds) -> Check:
     psi = inputs.psi or {}
     worst = max(psi.values()) if psi else inputs.max_psi
+    if inputs.drift_breaches and not (worst is not None and worst > t.max_psi):
+        # The monitor judged drift by its configured metrics: the same definition, its verdict.
+        listed = "; ".join(inputs.drift_breaches[:5]) + (" ..." if len(inputs.drift_breaches) > 5 else "")
+        return Check(DRIFT, Outcome.TRIGGERED, worst, t.max_psi, f"model monitor thresholds breached: {listed}", inputs.drift_source)
+    if worst is None and inputs.drift_judged:
+        return Check(DRIFT, Outcome.OK, None, t.max_psi, "model monitor: every drift metric within its threshold", inputs.drift_source)
     if worst is None:
         return Check(DRIFT, Outcome.INCONCLUSIVE, None, t.max_psi, "no drift report (run `azml drift`)", inputs.drift_source)
     if inputs.drift_inconclusive:
