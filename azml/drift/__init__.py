@@ -1,4 +1,6 @@
-"""Drift engine: PSI and KS of a current sample against a reference, per feature.
+"""Drift engine: the Azure ML model monitors' drift metrics (PSI, Jensen-Shannon,
+KS, normalized Wasserstein, chi-squared) of a current sample against a reference,
+per feature.
 
 ``compute_drift`` reads CSV/Parquet files in chunks (or takes DataFrames and
 pyarrow Tables) and returns a :class:`DriftReport`; ``azml drift`` is its command
@@ -16,8 +18,8 @@ from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD, EPSIL
 # ``azml`` command starts (PEP 562 module __getattr__).
 _LAZY = {
     "DriftInputError": ".reader",
-    "DriftReport": ".engine",
-    "FeatureDrift": ".engine",
+    "DriftReport": ".results",
+    "FeatureDrift": ".results",
     "compute_drift": ".engine",
 }
 
