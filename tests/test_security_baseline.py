@@ -67,7 +67,11 @@ def test_storage_is_locked_down(any_plan: Plan) -> None:
     assert st["publicNetworkAccess"] == "Disabled"
     assert st["networkRuleSet"]["defaultAction"] == "Deny"
     assert st["encryption"]["requireInfrastructureEncryption"] is True
-    blob = inputs(any_plan, "azure-native:storage:BlobServiceProperties")
+    (blob,) = (
+        b.inputs
+        for b in any_plan.of_type("azure-native:storage:BlobServiceProperties")
+        if b.inputs["accountName"] == only(any_plan, STORAGE).inputs["accountName"]
+    )
     assert blob["isVersioningEnabled"] is True
     assert blob["deleteRetentionPolicy"]["enabled"] is True and blob["deleteRetentionPolicy"]["days"] >= 7
     assert blob["containerDeleteRetentionPolicy"]["enabled"] is True

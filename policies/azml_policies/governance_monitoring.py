@@ -5,11 +5,11 @@ are cited in :mod:`~azml_policies.governance`).
 Defender plan names are the ``pricingName`` of ``Microsoft.Security/pricings``
 (``Containers``, ``StorageAccounts``, ``KeyVaults``, ``Arm``, ...: the names
 ``Get-AzSecurityPricing`` lists). Every stack with a registry needs the
-Containers plan (the default); prod's pack config also requires
+Containers plan, and the in-code default (prod's) also requires
 StorageAccounts, KeyVaults and Arm (PSRule Azure.Defender.Storage,
 Azure.Defender.KeyVault, Azure.Defender.Arm: ``pricingTier`` Standard). Each
 plan is billed for the whole subscription, so a stack requires only what
-``requiredPlans`` lists. Whether the Containers plan runs its registry
+``requiredPlans`` lists: dev's pack config lists none. Whether the Containers plan runs its registry
 vulnerability scan is ``azml-registry-vulnerability-assessment``'s concern
 (supply_chain.py), and whether Defender for Storage runs its malware and
 sensitive data scans is ``azml-governance-defender-storage-scans``'
@@ -67,8 +67,8 @@ defender_plans = stack_policy(
     PolicyInfo(
         name="azml-governance-defender-plans",
         description=(
-            "The Defender plans the stack must turn on (requiredPlans: Containers; prod also StorageAccounts, "
-            "KeyVaults, Arm) are on Standard; no pricing in the stack sets a plan to Free."
+            "The Defender plans the stack must turn on (requiredPlans: Containers, StorageAccounts, KeyVaults, "
+            "Arm by default) are on Standard; no pricing in the stack sets a plan to Free."
         ),
         checklist=checks.BASELINE_GOVERNANCE,
         severity=Severity.HIGH,
@@ -83,7 +83,7 @@ defender_plans = stack_policy(
             "requiredPlans": {
                 "type": "array",
                 "items": {"type": "string"},
-                "default": ["Containers"],
+                "default": ["Containers", "StorageAccounts", "KeyVaults", "Arm"],
                 "description": "Defender plan names (pricingName) that must be on Standard.",
             },
         },
