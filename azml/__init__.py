@@ -1,0 +1,1 @@
+"""azml: infrastructure as code for a secure Azure Machine Learning platform."""

@@ -1,0 +1,1 @@
+"""The Pulumi components of the platform, one module per concern."""
