@@ -229,9 +229,13 @@ def test_a_full_disk_ends_azml_drift_with_exit_1_and_one_line(tmp_path: Path) ->
 # Memory ------------------------------------------------------------------------------
 
 CAPPED = """
-import json, resource, sys
+import json, resource, sys, threading
 from azml.drift import compute_drift
 ref, cur, warm_ref, warm_cur, chunk, allowance = sys.argv[1:7]
+# RLIMIT_AS counts a new thread's whole reserved stack (8 MiB by default): the run's
+# worker threads start after the limit is set, and on a loaded machine the allowance
+# could go to stacks the engine never touches. 2 MiB stacks keep the limit on memory.
+threading.stack_size(2 << 20)
 compute_drift(warm_ref, warm_cur, chunk_rows=1000)  # imports, thread pools, allocator arenas
 
 
