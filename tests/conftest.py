@@ -48,6 +48,27 @@ def any_plan(request: pytest.FixtureRequest) -> Plan:
     return request.getfixturevalue(f"{request.param}_plan")
 
 
+class CliPlan:
+    """One ``azml plan`` run as a user runs it: its exit code, output and --out folder."""
+
+    def __init__(self, stack: str, out: Path, *options: str) -> None:
+        self.out = out
+        self.result = run_cli("plan", stack, *options, "--out", str(out))
+
+
+@pytest.fixture(scope="session")
+def cli_plan_dev(tmp_path_factory: pytest.TempPathFactory) -> CliPlan:
+    """``azml plan dev`` (text), run once for the tests that only read what it
+    printed and wrote; they share an xdist_group so that one worker runs it."""
+    return CliPlan("dev", tmp_path_factory.mktemp("cli-plan-dev"))
+
+
+@pytest.fixture(scope="session")
+def cli_plan_prod_json(tmp_path_factory: pytest.TempPathFactory) -> CliPlan:
+    """``azml plan prod --format json``, run once for the tests that only read it."""
+    return CliPlan("prod", tmp_path_factory.mktemp("cli-plan-prod"), "--format", "json")
+
+
 def load_stack(stack: str) -> dict[str, Any]:
     """A shipped stack file as the Pulumi CLI reads it (timestamps stay text)."""
     return as_config_values(YAML(typ="safe").load((ROOT / f"Pulumi.{stack}.yaml").read_text()))

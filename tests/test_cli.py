@@ -6,12 +6,15 @@ import json
 import shutil
 from pathlib import Path
 
-from .conftest import ROOT, fixture_project, load_stack, run_cli, write_stack
+import pytest
+
+from .conftest import ROOT, CliPlan, fixture_project, load_stack, run_cli, write_stack
 from .test_policy_pack import POLICY_INFO
 
 
-def test_plan_dev_prints_the_tree_and_writes_plan_and_graph(tmp_path: Path) -> None:
-    result = run_cli("plan", "dev", "--out", str(tmp_path))
+@pytest.mark.xdist_group("cli-plan-dev")
+def test_plan_dev_prints_the_tree_and_writes_plan_and_graph(cli_plan_dev: CliPlan) -> None:
+    result, tmp_path = cli_plan_dev.result, cli_plan_dev.out
     assert result.returncode == 0, result.stderr
     assert "pulumi:pulumi:Stack" in result.stdout
     assert "├─ azml:components:MlWorkspace" in result.stdout
@@ -25,8 +28,9 @@ def test_plan_dev_prints_the_tree_and_writes_plan_and_graph(tmp_path: Path) -> N
     assert "MlWorkspace" in graph and "-->" in graph
 
 
-def test_plan_prod_json_meets_the_done_criteria(tmp_path: Path) -> None:
-    result = run_cli("plan", "prod", "--format", "json", "--out", str(tmp_path))
+@pytest.mark.xdist_group("cli-plan-prod-json")
+def test_plan_prod_json_meets_the_done_criteria(cli_plan_prod_json: CliPlan) -> None:
+    result, tmp_path = cli_plan_prod_json.result, cli_plan_prod_json.out
     assert result.returncode == 0, result.stderr
     on_stdout = json.loads(result.stdout)
     on_disk = json.loads((tmp_path / "prod" / "plan.json").read_text())
@@ -37,8 +41,10 @@ def test_plan_prod_json_meets_the_done_criteria(tmp_path: Path) -> None:
     assert by_type["azure-native:monitor:DiagnosticSetting"] >= 4
 
 
-def test_graph_edges_point_from_dependency_to_dependent(tmp_path: Path) -> None:
-    assert run_cli("plan", "dev", "--out", str(tmp_path)).returncode == 0
+@pytest.mark.xdist_group("cli-plan-dev")
+def test_graph_edges_point_from_dependency_to_dependent(cli_plan_dev: CliPlan) -> None:
+    tmp_path = cli_plan_dev.out
+    assert cli_plan_dev.result.returncode == 0
     lines = (tmp_path / "dev" / "graph.mmd").read_text().splitlines()
     label = {line.split("(")[0].split("[")[0].strip(): line for line in lines if "<b>" in line}
     ids = {name: node for node, line in label.items() for name in ("network", "workspace", "compute", "rg") if f"<b>{name}</b>" in line}
@@ -108,8 +114,9 @@ def test_plan_runs_from_any_directory_inside_the_project(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
 
 
-def test_plan_runs_the_policy_pack_and_records_its_verdicts(tmp_path: Path) -> None:
-    result = run_cli("plan", "prod", "--format", "json", "--out", str(tmp_path))
+@pytest.mark.xdist_group("cli-plan-prod-json")
+def test_plan_runs_the_policy_pack_and_records_its_verdicts(cli_plan_prod_json: CliPlan) -> None:
+    result = cli_plan_prod_json.result
     assert result.returncode == 0, result.stderr
     policy = json.loads(result.stdout)["policy"]
     assert policy["pack"] == "azml-security-checklist"
