@@ -14,8 +14,8 @@ from azml.progress import PLAIN, RICH, Phases, display_mode
 from .conftest import AZML, ROOT
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-PLAN_PHASES = ("Pulumi program under mocks", "day-two simulation", "policy pack: security checklist",
-               "policy pack: Azure platform rules", "ARM export", "checkov")
+PLAN_PHASES = ("Pulumi program under mocks", "day-two simulation",
+               "policy packs: security checklist, Azure platform rules", "ARM export", "checkov")
 
 
 class Terminal(io.StringIO):
