@@ -13,6 +13,7 @@ import typer
 from .drift.cli import drift
 from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ErrorGroup, OutputFormat, fail as _fail
 from .files import write_atomically
+from .progress import Phases
 from .config_cli import config_app
 from .envcheck import env_app
 from .lineage_cli import lineage
@@ -25,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="azml: a secure Azure Machine Learning platform as code.",
+    help="A secure Azure Machine Learning platform as code.",
 )
 
 
@@ -57,6 +58,7 @@ app.add_typer(config_app, name="config")
 
 @app.command()
 def plan(
+    ctx: typer.Context,
     stack: Annotated[str, typer.Argument(help="Stack name (reads Pulumi.STACK.yaml) or path to a stack config file.")],
     output_format: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="text: resource tree; json: plan.json on stdout.")
@@ -85,7 +87,9 @@ def plan(
         bool, typer.Option("--checkov/--no-checkov", help="Export the plan as an ARM template and run checkov on it.")
     ] = True,
 ) -> None:
-    """Offline plan: run the Pulumi program in-process under mocks and record
+    """Plan a stack offline under mocks, with policies and checkov.
+
+    Offline plan: run the Pulumi program in-process under mocks and record
     every resource it would create, then run the security checklist and the
     Azure platform-rules policy packs over it, show its deploy sequence,
     simulate the day-two operations against its locks, and run checkov over
@@ -106,8 +110,10 @@ def plan(
     from .policy.runner import PolicyRunError, evaluate_all
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    phases = Phases("azml plan").for_command(ctx)  # on a terminal only: stdout and logs stay as they are
     try:
         stack_file = read_stack_file(stack, project_dir)
+        phases.start("Pulumi program under mocks")
         result = run_plan(stack_file)
     except ConfigError as error:
         _fail(EXIT_INVALID_INPUT, error.problems)
@@ -122,6 +128,8 @@ def plan(
     document = result.to_json()
     try:
         sequence = creation_waves(result)
+        if day_two:
+            phases.start("day-two simulation")
         days = simulate(stack_file, result, run_plan) if day_two else None
     except (DependencyCycle, DayTwoError) as error:
         _fail(EXIT_PROGRAM_ERROR, [str(error)])
@@ -143,6 +151,8 @@ def plan(
             if pack is PACKS[0] and policy_config is not None:
                 config_path = policy_config
             runs.append((stack_file.project_dir / pack.directory, config_path))
+        # the packs run side by side: one phase naming both
+        phases.start("policy packs: " + ", ".join(pack.title for pack in PACKS))
         try:
             pack_reports = evaluate_all(result, runs)
         except PackConfigError as error:
@@ -168,12 +178,13 @@ def plan(
         from .plan.arm import UnknownResourceType
 
         try:
-            scan = export_and_scan(result, target, stack_file=stack_file.path)
+            scan = export_and_scan(result, target, stack_file=stack_file.path, on_phase=phases.start)
         except (CheckovError, UnknownResourceType) as error:
             _fail(EXIT_PROGRAM_ERROR, [str(error).strip().splitlines()[0]])
             return
         document["checkov"] = scan.to_json()
 
+    phases.close()
     text = json.dumps(document, indent=2) + "\n"
     write_atomically(target / "plan.json", text)
     write_atomically(target / "graph.mmd", mermaid(result))
@@ -234,9 +245,10 @@ def checkov(
         typer.Option("--out", "-o", help="Directory for arm/template.json and checkov.sarif (default: build/<stack>)."),
     ] = None,
 ) -> None:
-    """Export a preview (or plan) as an ARM template and scan it with checkov.
+    """Export a preview or plan as ARM and scan it with checkov.
 
-    Writes DIR/arm/template.json, DIR/checkov.sarif and DIR/checkov.json; exits 1
+    Exports it as an ARM template, scans that with checkov and writes
+    DIR/arm/template.json, DIR/checkov.sarif and DIR/checkov.json; exits 1
     when a check fails that the curated skip list (azml.arm.skips) does not
     cover, or when a skip of the list is past its expiry date."""
     from .arm.api_versions import ApiVersionError

@@ -9,7 +9,7 @@ import typer
 
 from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ProjectDir, fail
 
-config_app = typer.Typer(no_args_is_help=True, help="Edit a stack file's non-secret azml: keys (validated, comments kept, atomic).")
+config_app = typer.Typer(no_args_is_help=True, help="Edit a stack file's non-secret azml: keys.\n\nValidated, comments kept, written atomically.")
 
 
 @config_app.command("set")
@@ -20,7 +20,9 @@ def set_command(
     as_string: Annotated[bool, typer.Option("--string", help="Store VALUE as text, whatever it looks like.")] = False,
     project_dir: ProjectDir = None,
 ) -> None:
-    """Set KEY to VALUE in the stack file, keeping comments, key order and
+    """Set one non-secret azml: key in a stack file.
+
+    Set KEY to VALUE in the stack file, keeping comments, key order and
     style; the result is validated as `azml plan` reads it before it replaces
     the file (atomically). Secrets are refused: use `pulumi config set --secret`.
     Exit 0 when set (or already so), 2 on a bad key, value or resulting

@@ -227,7 +227,9 @@ def check(
     ] = [],  # noqa: B006 - typer needs a literal default
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text or json.")] = OutputFormat.text,
 ) -> None:
-    """Report installed packages that are not in the lock, at another version
+    """Compare the installed packages with the lock file.
+
+    Report installed packages that are not in the lock, at another version
     than locked, or locked but not installed. Exit 1 on any of them, 0 when
     the environment matches, 2 when the lock cannot be read."""
     path = _default_lock(lock)

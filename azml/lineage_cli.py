@@ -106,7 +106,9 @@ def lineage(
     stack: Annotated[Optional[str], typer.Option("--stack", help="Stack name tagged on the MLflow run.")] = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text: the tags; json: the record.")] = OutputFormat.text,
 ) -> None:
-    """Write the lineage record of a model version (lineage.json) and print the
+    """Write a model version's lineage record and its deployment tags.
+
+    Write the lineage record of a model version (lineage.json) and print the
     deployment tags it yields. Paths in the record are relative to the
     current directory when inside it. Exit 2 on bad input (nothing written)."""
     base = Path.cwd()

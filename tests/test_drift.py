@@ -255,7 +255,7 @@ def test_cli_exits_3_naming_the_shifted_features_and_writes_reports(tmp_path: Pa
     assert document["drifted"] == ["age", "plan"] and "generatedAt" in document
     assert "| age | numeric |" in (out / "drift.md").read_text()
     page = (out / "drift.html").read_text()
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/svg+xml;base64,") == 3
 
 
 def test_cli_exits_0_on_unshifted_data_and_prints_json(tmp_path: Path) -> None:
@@ -282,9 +282,33 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
 def test_html_escapes_feature_names() -> None:
     from azml.drift.report import to_html
 
-    frame = pd.DataFrame({"<b>x&y</b>": [1.0, 2.0, 3.0]})
+    frame = pd.DataFrame({"<b>x&y</b>": [1.0, 2.0, 3.0], "<script>alert(1)</script>": [1.0, 2.0, 3.0]})
     page = to_html(compute_drift(frame, frame))
     assert "&lt;b&gt;x&amp;y&lt;/b&gt;" in page and "<b>x&y</b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
+
+
+def test_html_plots_are_svg_with_an_ecdf_panel_marking_the_ks_statistic() -> None:
+    import base64
+
+    from azml.drift.plots import short_label
+    from azml.drift.report import to_html
+
+    rng = np.random.default_rng(4)
+    ref, cur = rng.normal(size=2000), rng.normal(0.5, size=1500)
+    report = compute_drift(pd.DataFrame({"x": ref}), pd.DataFrame({"x": cur}))
+    item = report.feature("x")
+    expected = stats.ks_2samp(ref, cur)
+    # where the KS statistic is attained, one of the ECDF panel's points, with the gap D there
+    assert item.ks_location == expected.statistic_location
+    point = next(p for p in item.ecdf if p[0] == item.ks_location)
+    assert abs(abs(point[1] - point[2]) - item.ks_statistic) < 1e-12
+    page = to_html(report)
+    assert "data:image/png" not in page
+    svg = base64.b64decode(page.split("data:image/svg+xml;base64,")[1].split('"')[0]).decode()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert "ECDF" in svg and "KS at" in svg and "(-inf, " + f"{item.edges[0]:.3g}]" in svg
+    assert short_label("(0.123456789, 12345.6789]") == "(0.123, 1.23e+04]" and short_label("(missing)") == "(missing)"
 
 
 # MLflow ------------------------------------------------------------------------------------------

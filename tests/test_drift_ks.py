@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-# ks_2samp(method="exact") computes its p-value with this helper from the sizes and
-# the statistic alone: calling it directly sweeps D over the lattice without building
-# samples for each value (test_real_samples_agree_with_ks_2samp_exact ties the two).
+# The oracle, in the tests only: scipy's internal helper that ks_2samp(method="exact")
+# calls with the sizes and the statistic alone, evaluated at every lattice value,
+# attainable or not, without building samples (test_real_samples_agree_with_ks_2samp_exact
+# ties the two). The engine calls only the public ks_2samp (see exact_pvalue).
 from scipy.stats._stats_py import _attempt_exact_2kssamp
 
 from azml.drift import compute_drift
@@ -128,3 +129,26 @@ def test_the_old_asymptotic_p_value_breaks_the_bound_for_small_samples() -> None
     exact = scipy_exact(1, 20000, d)
     assert exact is not None and abs(limit - exact) > 0.25 > MAX_ERROR
     assert ks_pvalue(d, 1, 20000)[1] == exact
+
+
+def test_witness_samples_attain_the_smallest_possible_d_at_or_above_the_lattice_value() -> None:
+    """The public ks_2samp sees two samples whose D is the next value real samples can have."""
+    from azml.drift.ks import exact_pvalue, witness
+
+    for n1 in range(1, 10):
+        for n2 in range(1, 10):
+            g = math.gcd(n1, n2)
+            lcm = n1 * n2 // g
+            attainable = {abs(k * (lcm // n1) - j * (lcm // n2)) for k in range(n1 + 1) for j in range(n2 + 1)}
+            for h in range(1, lcm + 1):
+                k, j = witness(n1, n2, h)
+                assert 0 <= k <= n1 and 0 <= j <= n2
+                assert abs(k * (lcm // n1) - j * (lcm // n2)) == min(a for a in attainable if a >= h)
+                assert exact_pvalue(n1, n2, h / lcm) == scipy_exact(n1, n2, h / lcm)
+
+
+def test_the_engine_imports_no_private_scipy_function() -> None:
+    import azml.drift.ks as ks
+
+    source = open(ks.__file__, encoding="utf-8").read()
+    assert "scipy.stats._" not in source and "_attempt_exact" not in source

@@ -172,7 +172,9 @@ def test_json_and_the_window(seeded: tuple[Path, str]) -> None:
     assert rows["credit-risk:3"]["deployments"] == ["blue"] and rows["credit-risk:3"]["runs"] == 2
     assert rows["credit-risk-legacy:9"]["deployments"] == ["red"]  # retired: where MLflow saw it
     assert rows["credit-risk:4"]["lastVerdict"]["decision"] == "HOLD"
-    assert document["gate"]["maxPsi"] == 0.2 and Path(document["html"]).is_file()
+    assert document["gate"]["maxPsi"] == 0.2 and document["gate"]["maxErrorRate"] == pytest.approx(0.02)
+    # --format json is for machines: stdout only, no HTML page written
+    assert "html" not in document and not (project / "out").exists()
 
     # A 21-day window drops the windows logged 22 and 25 days ago: the legacy
     # model is gone from MLflow's view and from the stack: no row at all.
@@ -224,6 +226,9 @@ def test_html_page_has_one_chart_the_table_and_escaped_names(seeded: tuple[Path,
     want = expected("credit-risk:3")
     assert f'{want["accuracy"][0]:.4f}<small>n={want["accuracy"][1]}</small>' in body
     assert '<span class="badge canary">canary 10%</span>' in body
+    # the error-rate gate metric has its panel, with the gate's threshold line (maxErrorRate)
+    chart = page[page.index("<svg"):page.index("</svg>")]
+    assert "error rate (share of failed requests)" in chart and "gate &lt; 0.02" in chart
     assert not list(page_path.parent.glob(".*tmp"))  # written atomically: no temporary file left
 
 

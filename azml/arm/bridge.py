@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..plan.model import Plan
@@ -15,11 +15,17 @@ TEMPLATE_PATH = Path("arm") / "template.json"
 
 
 def export_and_scan(
-    plan: Plan, out_dir: Path, skips: Sequence[Skip] = SKIPS, *, stack_file: Path | None = None
+    plan: Plan,
+    out_dir: Path,
+    skips: Sequence[Skip] = SKIPS,
+    *,
+    stack_file: Path | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> CheckovReport:
     """Export ``plan`` to ``out_dir/arm/template.json``, run checkov over it (and its
     secrets checks over ``stack_file`` too: a stack file holds no plain secret)
     and write ``out_dir/checkov.sarif`` (and ``out_dir/checkov.json``, the curated report).
+    ``on_phase`` is told "ARM export" and then "checkov" as each starts (progress).
 
     Raises :class:`azml.arm.checkov.CheckovNotInstalled` when checkov is missing
     and :class:`azml.arm.checkov.CheckovError` when it cannot run; failed
@@ -27,10 +33,14 @@ def export_and_scan(
     """
     checkov_executable()  # fail before writing anything when checkov is missing
     out_dir = Path(out_dir)
+    if on_phase is not None:
+        on_phase("ARM export")
     template, index = export_resources(plan)
     path = out_dir / TEMPLATE_PATH
     write_atomically(path, render_template(template))
     secrets_in = (stack_file,) if stack_file is not None else ()
+    if on_phase is not None:
+        on_phase("checkov")
     return run_checkov(path, out_dir, skips, stack=environment_of(plan), index=index, secrets_in=secrets_in)
 
 

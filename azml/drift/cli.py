@@ -132,7 +132,9 @@ def drift(
         ),
     ] = None,
 ) -> None:
-    """Compare a current sample with a reference, feature by feature, with the Azure
+    """Compare a current sample with a reference, feature by feature.
+
+    Compare a current sample with a reference, feature by feature, with the Azure
     ML model monitors' data drift metrics: PSI over the reference's quantile bins
     (categories for text and boolean columns), Jensen-Shannon distance, the
     two-sample KS test and normalized Wasserstein distance (numeric), Pearson's
@@ -140,6 +142,7 @@ def drift(
     exits 3 when a feature breaches a threshold, 5 when a sample is below the
     minimum sample size, 2 on bad input."""
     from .engine import compute_drift
+    from ..progress import display_mode
     from .progress import ProgressLine
     from .reader import DriftInputError
     from .spill import SpillError, usable_directory
@@ -196,8 +199,9 @@ def drift(
             fail(error.exit_code, [f"{error}; nothing was written"])
 
     # Progress goes to stderr only (stdout may be the JSON report): by default when
-    # stderr is a terminal, redrawn in place; --progress forces it into logs as well.
-    shown = ProgressLine(sys.stderr) if (sys.stderr.isatty() if progress is None else progress) else None
+    # stderr is a terminal (and CI is not set, as for azml plan's phases), redrawn in
+    # place; --progress forces it into logs as well.
+    shown = ProgressLine(sys.stderr) if (display_mode(sys.stderr) is not None if progress is None else progress) else None
     try:
         report = compute_drift(
             reference,

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
-from .ks import ks_pvalue, ks_statistic_sorted
+from .ks import ks_pvalue, ks_search
 from .metrics import CHI2, JSD, KS, METRICS, NWD, PSI, Wasserstein, breaches, chi_squared_pvalue, jensen_shannon
 from .results import DRIFT, INCONCLUSIVE, OK, DriftReport, FeatureDrift
 from .psi import EPSILON, bin_labels, numeric_bin_counts, psi, quantile_ranks, shares
@@ -33,6 +33,8 @@ from .progress import MERGING, READING, Progress, ProgressCallback
 #: apart (what a batch costs in memory does not grow with --chunk-rows).
 READ_ROWS = 1 << 18
 IN_FLIGHT = 2
+#: Points per sample of the report's ECDF panel (in memory; streamed: the bin edges).
+ECDF_POINTS = 200
 UNSEEN = "(unseen)"
 MISSING = "(missing)"
 def compute_drift(
@@ -145,6 +147,8 @@ class _Numeric:
     d: float | None
     ks: tuple[float, float, str] | None = None  # (statistic, p-value, method) when already computed
     nwd: float | None = None  # normalized Wasserstein distance
+    where: float | None = None  # a value at which D is attained (in memory)
+    ecdf: tuple[tuple[float, float, float], ...] = ()  # (x, reference ECDF, current ECDF), for the report
 
 
 @dataclass
@@ -168,16 +172,18 @@ def _in_memory(ref: pa.Table, cur: pa.Table, kinds: dict[str, str], bins: int) -
         edges = np.unique(sorted_[0][np.array(ranks, dtype=np.intp) - 1]) if ranks else np.zeros(0)
         le_ref = np.searchsorted(sorted_[0], edges, "right")
         le_cur = np.searchsorted(sorted_[1], edges, "right")
-        d = ks = None
+        d = ks = where = None
+        ecdf: tuple[tuple[float, float, float], ...] = ()
         if len(sorted_[0]) and len(sorted_[1]):
-            d = ks_statistic_sorted(sorted_[0], sorted_[1])
+            d, where = ks_search(sorted_[0], sorted_[1])
+            ecdf = _ecdf(sorted_[0], sorted_[1], where)
             distance = Wasserstein(len(sorted_[0]), len(sorted_[1]))
             distance.feed(sorted_[0], sorted_[1], 0, 0)
             nwd = distance.result()
         else:
             nwd = None
         rows = [ref.num_rows, cur.num_rows]
-        return _Numeric(rows, missing, edges.tolist(), le_ref.tolist(), le_cur.tolist(), d, ks, nwd)
+        return _Numeric(rows, missing, edges.tolist(), le_ref.tolist(), le_cur.tolist(), d, ks, nwd, where, ecdf)
 
     results: dict[str, _Numeric | _Categorical] = {}
     for name, kind in kinds.items():
@@ -257,6 +263,17 @@ def _streamed(ref_source, cur_source, kinds: dict[str, str], bins: int, chunk_ro
     return results
 
 
+def _ecdf(ref: np.ndarray, cur: np.ndarray, where: float | None) -> tuple[tuple[float, float, float], ...]:
+    """Both ECDFs at up to ECDF_POINTS quantiles of each sample and where D is attained
+    (the report's ECDF panel)."""
+    picks = [side[np.linspace(0, len(side) - 1, min(len(side), ECDF_POINTS)).astype(np.intp)] for side in (ref, cur)]
+    xs = np.unique(np.concatenate(picks + ([np.array([where])] if where is not None else [])))
+    xs = xs[np.isfinite(xs)]
+    r = np.searchsorted(ref, xs, "right") / len(ref)
+    c = np.searchsorted(cur, xs, "right") / len(cur)
+    return tuple(zip(xs.tolist(), r.tolist(), c.tolist()))
+
+
 def _feature(name: str, kind: str, limits: dict[str, float], raw: _Numeric | _Categorical, min_samples: int) -> FeatureDrift:
     n_ref, n_cur = raw.rows
     if isinstance(raw, _Numeric):
@@ -270,7 +287,10 @@ def _feature(name: str, kind: str, limits: dict[str, float], raw: _Numeric | _Ca
             statistic, pvalue, method = ks_pvalue(raw.d, valid_ref, valid_cur)
         else:
             statistic = pvalue = method = None
-        extra: dict[str, Any] = {"edges": tuple(float(e) for e in raw.edges), "wasserstein": raw.nwd}
+        extra: dict[str, Any] = {"edges": tuple(float(e) for e in raw.edges), "wasserstein": raw.nwd, "ks_location": raw.where}
+        extra["ecdf"] = raw.ecdf or tuple(
+            (float(x), r / max(valid_ref, 1), c / max(valid_cur, 1)) for x, r, c in zip(raw.edges, raw.le_ref, raw.le_cur)
+        )
     else:
         ref_found, cur_found = raw.counts
         categories = sorted(ref_found, key=lambda label: (-ref_found[label], label))

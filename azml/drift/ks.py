@@ -2,7 +2,8 @@
 exact for small samples (as ``scipy.stats.ks_2samp(method="auto")``) and
 whenever scipy's exact algorithm is cheap, otherwise from the finite-n or the
 limiting Kolmogorov distribution, within a measured bound of the exact value
-(see :func:`ks_pvalue`).
+(see :func:`ks_pvalue`). Exact p-values come from scipy's public
+``ks_2samp(method="exact")`` (see :func:`exact_pvalue`), no private scipy function.
 
 The statistic is D = max over x of |R(x)/n_r - C(x)/n_c| with R(x), C(x) the
 counts of reference / current values <= x; the maximum is attained at a data
@@ -16,6 +17,7 @@ import math
 import warnings
 
 import numpy as np
+from scipy.stats import ks_2samp
 
 #: scipy's ks_2samp(method="auto") is exact when both samples have at most this many values.
 MAX_EXACT_N = 10000
@@ -53,7 +55,21 @@ def ks_statistic_sorted(
     n_c: int | None = None,
     floor: float = 0.0,
 ) -> float:
-    """D of two sorted samples without NaN (float64 values or their order-preserving
+    """D of two sorted samples, see :func:`ks_search`."""
+    return ks_search(ref, cur, r0=r0, c0=c0, n_r=n_r, n_c=n_c, floor=floor)[0]
+
+
+def ks_search(
+    ref: np.ndarray,
+    cur: np.ndarray,
+    *,
+    r0: int = 0,
+    c0: int = 0,
+    n_r: int | None = None,
+    n_c: int | None = None,
+    floor: float = 0.0,
+) -> tuple[float, float | None]:
+    """(D, where) of two sorted samples without NaN (float64 values or their order-preserving
     uint64 keys), or the part of it that a slice of the key range holds.
 
     With the defaults, ``ref`` and ``cur`` are whole samples (both non-empty) and the
@@ -64,6 +80,7 @@ def ks_statistic_sorted(
     values x of |(r0 + R(x))/n_r - (c0 + C(x))/n_c|), the same float expression on
     the same integer counts as for the whole samples, so the maximum over all slices
     is D bit for bit. ``floor`` only prunes: intervals that cannot beat it are skipped.
+    ``where`` is a value at which the maximum is attained (None when ``floor`` is it).
 
     Instead of evaluating the ECDF difference at all values (two searches of every
     value, as scipy does), evaluate it exactly at a grid of about 2 * GRID sample
@@ -75,12 +92,14 @@ def ks_statistic_sorted(
     n_r = m_r if n_r is None else n_r
     n_c = m_c if n_c is None else n_c
     if m_r + m_c == 0:
-        return floor
+        return floor, None
     step_r, step_c = max(1, m_r // GRID), max(1, m_c // GRID)
     grid = np.unique(np.concatenate((ref[step_r - 1 :: step_r], cur[step_c - 1 :: step_c])))
     r_le = r0 + np.searchsorted(ref, grid, "right")
     c_le = c0 + np.searchsorted(cur, grid, "right")
-    best = max(floor, float(np.max(np.abs(r_le / n_r - c_le / n_c))))
+    on_grid = np.abs(r_le / n_r - c_le / n_c)
+    at = int(np.argmax(on_grid))
+    best, where = (float(on_grid[at]), grid[at].item()) if float(on_grid[at]) > floor else (floor, None)
     # Open intervals (g[i-1], g[i]), i = 0..m, with g[-1] = -inf and g[m] = +inf.
     r_start = np.concatenate(([r0], r_le))
     c_start = np.concatenate(([c0], c_le))
@@ -90,12 +109,14 @@ def ks_statistic_sorted(
     bound = np.maximum(np.abs(before + (r_end - r_start) / n_r), np.abs(before - (c_end - c_start) / n_c))
     open_ = np.flatnonzero((bound + BOUND_SLACK > best) & ((r_end > r_start) | (c_end > c_start)))
     if open_.size == 0:
-        return best
+        return best, where
     values = np.concatenate(
         (_gather(ref, r_start[open_] - r0, r_end[open_] - r0), _gather(cur, c_start[open_] - c0, c_end[open_] - c0))
     )
     inside = (r0 + np.searchsorted(ref, values, "right")) / n_r - (c0 + np.searchsorted(cur, values, "right")) / n_c
-    return max(best, float(np.max(np.abs(inside))))
+    inside = np.abs(inside)
+    at = int(np.argmax(inside))
+    return (float(inside[at]), values[at].item()) if float(inside[at]) > best else (best, where)
 
 
 def _gather(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -142,10 +163,11 @@ def ks_pvalue(d: float, n_r: int, n_c: int) -> tuple[float, float, str]:
     big, small = max(n_r, n_c), min(n_r, n_c)
     statistic = d
     if big <= MAX_EXACT_N or exact_work(n_r, n_c, d) <= EXACT_WORK:
-        success, d_exact, p = _exact(n_r, n_c, d)
-        if big <= MAX_EXACT_N:
-            statistic = d_exact  # scipy's "auto" reports the rounded statistic, even when it falls back
-        if success:
+        p = exact_pvalue(n_r, n_c, d)
+        if big <= MAX_EXACT_N:  # scipy's "auto" reports the rounded statistic, even when it falls back
+            lcm = n_r // math.gcd(n_r, n_c) * n_c
+            statistic = int(np.round(np.float64(d) * lcm)) / lcm
+        if p is not None:
             return float(statistic), float(np.clip(p, 0.0, 1.0)), EXACT
     n_eff = big * small / (big + small)
     if n_r != n_c and n_eff <= MAX_FINITE_N:
@@ -172,14 +194,48 @@ def exact_work(n_r: int, n_c: int, d: float) -> float:
     return big * min(small + 1.0, 2.0 * d * small + 2.0)
 
 
-def _exact(n_r: int, n_c: int, d: float) -> tuple[bool, float, float]:
-    """scipy's exact two-sided computation (its internal helper, which the public
-    ks_2samp calls with the same arguments; the tests compare against ks_2samp)."""
-    try:
-        from scipy.stats._stats_py import _attempt_exact_2kssamp
-    except ImportError:  # pragma: no cover - a scipy without the helper: asymptotic
-        return False, d, math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        success, d_exact, p = _attempt_exact_2kssamp(n_r, n_c, math.gcd(n_r, n_c), np.float64(d), "two-sided")
-    return bool(success), float(d_exact), float(p)
+def exact_pvalue(n_r: int, n_c: int, d: float) -> float | None:
+    """P(D >= d) for samples of n_r and n_c values without ties, from the public
+    ``scipy.stats.ks_2samp(method="exact")``; None where scipy's exact computation
+    fails (it then warns and switches to its asymptotic method; :func:`ks_pvalue`
+    says which method it used instead).
+
+    The exact null distribution depends on the sizes and D alone, so ks_2samp is
+    called on two witness samples of those sizes (:func:`witness`) whose statistic
+    is the smallest value a pair of such samples can have at or above D rounded to
+    the lattice h / lcm(n_r, n_c), as scipy rounds it: below it D is never attained,
+    so P(D >= d) is the same. Building them costs O(n_r + n_c), a few ms per million.
+    """
+    g = math.gcd(n_r, n_c)
+    lcm = n_r // g * n_c
+    h = int(np.round(np.float64(d) * lcm))
+    if h <= 0:
+        return 1.0
+    below_r, below_c = witness(n_r, n_c, min(h, lcm))
+    ref, cur = np.ones(n_r, dtype=np.int8), np.ones(n_c, dtype=np.int8)
+    ref[:below_r] = 0
+    cur[:below_c] = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = ks_2samp(ref, cur, method="exact")
+    if any(issubclass(w.category, RuntimeWarning) and "ks_2samp" in str(w.message) for w in caught):
+        return None
+    return float(result.pvalue)
+
+
+def witness(n_r: int, n_c: int, h: int) -> tuple[int, int]:
+    """(k, j): k of n_r reference values and j of n_c current values at 0, the rest
+    at 1, so that D = |k / n_r - j / n_c| = h' / lcm with h' the smallest attainable
+    numerator >= h (D is attained at a data value, where it is such a difference)."""
+    g = math.gcd(n_r, n_c)
+    a, b = n_c // g, n_r // g  # k / n_r - j / n_c = (k a - j b) / lcm
+    for target in range(h, a * b * g + 1):
+        for first, second, size_first, size_second, swap in ((a, b, n_r, n_c, False), (b, a, n_c, n_r, True)):
+            # first * x - second * y = target with 0 <= x <= size_first, 0 <= y <= size_second
+            x0 = target * pow(first, -1, second) % second if second > 1 else 0
+            low = -(-target // first)
+            x = x0 + max(0, -(-(low - x0) // second)) * second
+            y = (first * x - target) // second
+            if x <= size_first and 0 <= y <= size_second:
+                return (y, x) if swap else (x, y)
+    raise ValueError(f"no D >= {h} / lcm for sizes {n_r} and {n_c}")  # pragma: no cover - h <= lcm always fits

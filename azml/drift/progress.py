@@ -1,7 +1,7 @@
 """Progress of a long drift run, on stderr (never stdout: ``--format json`` stays clean).
 
 The engine reports :class:`Progress` events to a callback; :class:`ProgressLine` is
-the command's renderer. On a terminal it redraws one line in place (at most every
+the command's renderer. On a terminal (not under CI, as :mod:`azml.progress`) it redraws one line in place (at most every
 ``TTY_INTERVAL`` seconds); elsewhere (a log file, CI) it prints a plain line every
 ``PLAIN_INTERVAL`` seconds, and only when asked (``azml drift --progress``), so
 that logs and pipes get nothing they did not ask for.
@@ -14,6 +14,8 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, TextIO
+
+from ..progress import display_mode
 
 READING = "reading"
 MERGING = "merging"
@@ -44,7 +46,7 @@ class ProgressLine:
 
     def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self.tty = self.stream.isatty() if tty is None else tty
+        self.tty = display_mode(self.stream) is not None if tty is None else tty
         self.interval = TTY_INTERVAL if self.tty else PLAIN_INTERVAL
         self._clock = clock
         self._start = clock()

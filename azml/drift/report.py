@@ -1,10 +1,8 @@
-"""The drift report as JSON, a markdown table and a self-contained HTML page."""
+"""The drift report as JSON, a markdown table and a self-contained HTML page
+(the ``drift.html.j2`` template of :mod:`azml.templates`, with SVG plots)."""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -94,69 +92,40 @@ def to_text(report: DriftReport) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-def histogram_png(feature: FeatureDrift) -> bytes:
-    """Reference vs current share per bin (the missing bin last), as PNG."""
-    import matplotlib
+def feature_svg(feature: FeatureDrift) -> str:
+    """The feature's plot (share per bin beside both ECDFs) as an SVG ``data:`` URI."""
+    from ..templates import svg_data_uri
+    from .plots import feature_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    labels = list(feature.bin_labels)
-    positions = np.arange(len(labels))
-    figure, axes = plt.subplots(figsize=(max(5.0, 0.45 * len(labels) + 2), 3.2), dpi=80)
-    try:
-        axes.bar(positions - 0.2, feature.reference_shares, width=0.4, label="reference", color="#4C72B0")
-        axes.bar(positions + 0.2, feature.current_shares, width=0.4, label="current", color="#DD8452")
-        axes.set_xticks(positions)
-        axes.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
-        axes.set_ylabel("share of rows")
-        axes.set_title(f"{feature.name}: PSI {feature.psi:.4f}", fontsize=9)
-        axes.legend(fontsize=7)
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-    finally:
-        plt.close(figure)
-    return buffer.getvalue()
+    return svg_data_uri(feature_figure(feature))
 
 
 def to_html(report: DriftReport) -> str:
-    esc = html.escape
-    rows = "\n".join(
-        "<tr class=\"{}\">{}</tr>".format(f.status, "".join(f"<td>{esc(c)}</td>" for c in row))
-        for f, row in zip(report.features, _rows(report))
-    )
-    plots = "\n".join(
-        f'<figure class="plot"><img alt="histogram of {esc(f.name)}" '
-        f'src="data:image/png;base64,{base64.b64encode(histogram_png(f)).decode("ascii")}">'
-        f"<figcaption>{esc(f.name)} ({esc(f.kind)}): PSI {_fmt(f.psi)}, "
-        f"{STATUS[f.status]}</figcaption></figure>"
+    """A self-contained page from the ``drift.html.j2`` template, every value escaped."""
+    from ..templates import render
+
+    rows = [{"status": f.status, "cells": row} for f, row in zip(report.features, _rows(report))]
+    plots = [
+        {
+            "name": f.name,
+            "kind": f.kind,
+            "psi": _fmt(f.psi),
+            "ks": _fmt(f.ks_statistic),
+            "status": STATUS[f.status],
+            "src": feature_svg(f),
+        }
         for f in report.features
+    ]
+    return render(
+        "drift.html.j2",
+        report=report,
+        decision=_decision(report),
+        status=STATUS[report.status],
+        drifted=", ".join(report.drifted) or "none",
+        header=HEADER,
+        rows=rows,
+        plots=plots,
     )
-    drifted = ", ".join(report.drifted) or "none"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Drift report</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }}
-td:first-child, td:nth-child(2), td:last-child {{ text-align: left; }}
-tr.drift td {{ background: #fde2e1; }}
-figure.plot {{ display: inline-block; margin: 0.5em; }}
-</style></head><body>
-<h1>Drift report</h1>
-<p>Reference: {esc(report.reference)}<br>Current: {esc(report.current)}<br>
-PSI over {report.bins} reference-quantile bins plus a missing bin, epsilon {report.epsilon:g}.
-{esc(_decision(report))}<br>Status: <strong>{esc(STATUS[report.status])}</strong>.
-Drifted: <strong>{esc(drifted)}</strong>.</p>
-<table><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in HEADER)}</tr></thead>
-<tbody>
-{rows}
-</tbody></table>
-<h2>Reference vs current share per bin</h2>
-{plots}
-</body></html>
-"""
 
 
 def write_reports(report: DriftReport, out: Path, metadata: dict[str, Any] | None = None) -> dict[str, Path]:

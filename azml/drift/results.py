@@ -40,6 +40,12 @@ class FeatureDrift:
     chi2_pvalue: float | None = None  # categorical
     status: str = OK  # drift, ok, inconclusive (too few rows)
     breaches: tuple[str, ...] = ()  # "<metric> <value> > <threshold>" per breached metric
+    # The report's ECDF panel: (x, reference ECDF, current ECDF) points, at quantiles of
+    # both samples (in memory) or at the bin edges (streamed); and a value where the KS
+    # statistic is attained (in memory only; None otherwise). Presentation only: not
+    # compared, so both paths still give equal results.
+    ecdf: tuple[tuple[float, float, float], ...] = field(default=(), compare=False)
+    ks_location: float | None = field(default=None, compare=False)
 
     @property
     def metrics(self) -> dict[str, float | None]:

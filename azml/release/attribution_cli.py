@@ -45,7 +45,9 @@ def attribution_command(
     project_dir: ProjectDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Explain both models on the sample with SHAP, compare the top-N
+    """Compare both models' SHAP feature attributions.
+
+    Explain both models on the sample with SHAP, compare the top-N
     features by mean |SHAP| (share of the champion's top N in the canary's)
     against minOverlap, and log the comparison to MLflow for the verdict."""
     from ..config import ConfigError, load_stack

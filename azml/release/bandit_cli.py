@@ -32,7 +32,9 @@ def bandit_command(
     tracking_uri: TrackingUri = None,
     experiment: Experiment = None,
 ) -> None:
-    """Set the endpoint's live split by Thompson sampling on the window's
+    """Set the live split by Thompson sampling on observations.
+
+    Set the endpoint's live split by Thompson sampling on the window's
     observations: deployments failing the fairness or error-rate gate get 0,
     the rest shares within floorPercent..ceilingPercent summing to 100.
     Logs the allocation to MLflow and rewrites Pulumi.STACK.yaml."""

@@ -23,7 +23,8 @@ release_app = typer.Typer(
     # A tracking store that is refused or unreachable ends any release command with one line.
     cls=ErrorGroup,
     no_args_is_help=True,
-    help="Release controller: canary analysis, promotion gate, traffic ladder, rollback.",
+    help="Release models: canary analysis, gate, ladder and rollback.\n\n"
+    "The release controller: canary analysis, promotion gate, traffic ladder, rollback.",
 )
 
 
@@ -118,7 +119,9 @@ def evaluate(
     project_dir: ProjectDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Run the promotion gate on the canary and log the verdict to MLflow:
+    """Run the promotion gate on the canary and log its verdict.
+
+    Run the promotion gate on the canary and log the verdict to MLflow:
     PROMOTE, HOLD or ROLLBACK with a table of metric, value, threshold,
     result and sample size. Exit 0 whatever the verdict; 2 on bad input;
     1 when a source is unavailable (with --require-evidence: a store that
@@ -191,7 +194,9 @@ def record(
     project_dir: ProjectDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Measure one window of a deployment's requests (accuracy, p95 latency,
+    """Measure one window of a deployment's requests into MLflow.
+
+    Measure one window of a deployment's requests (accuracy, p95 latency,
     error rate, parity difference, input PSI) and log it as an observation
     run that `azml release evaluate` reads; with --publish-to-app-insights,
     also send the metrics to Application Insights."""

@@ -44,7 +44,9 @@ def kpis_command(
     tracking_uri: TrackingUri = None,
     experiment: Experiment = None,
 ) -> None:
-    """Lead time, deployment frequency, change failure rate, time to restore
+    """Report a stack's delivery KPIs against their targets.
+
+    Lead time, deployment frequency, change failure rate, time to restore
     and drift reaction time of STACK, with their targets: met, NOT met, or
     no data."""
     from .advance import AdvanceError

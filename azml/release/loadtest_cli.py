@@ -52,7 +52,9 @@ def loadtest_command(
     project_dir: ProjectDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Drive one deployment with locust for a bounded time and log p50/p95/p99
+    """Load-test one deployment and log its latency to MLflow.
+
+    Drive one deployment with locust for a bounded time and log p50/p95/p99
     latency, throughput and error rate to MLflow (a run of kind loadtest) for
     the promotion gate."""
     from ..config import ConfigError

@@ -2,7 +2,7 @@
 difference, PSI, p95 latency and status, from MLflow observation runs.
 
 :func:`register` adds the command to the ``release`` sub-app. Exit codes:
-0 the scoreboard printed and written; 1 the tracking store cannot be read;
+0 the scoreboard printed (and its page written, but for json); 1 the tracking store cannot be read;
 2 bad input (unknown stack or endpoint, bad --window-days or --format).
 """
 
@@ -34,11 +34,11 @@ def scoreboard_command(
         str,
         typer.Option(
             "--format", "-f",
-            help="text|markdown|html|json. text: a table; markdown: a table for a pull request; html: only the page's path; json: on stdout.",
+            help="text|markdown|html|json. text: a table; markdown: a table for a pull request; html: only the page's path; json: on stdout, and no page written.",
         ),
     ] = "text",
     out: Annotated[
-        Path, typer.Option("--out", help="Directory of the HTML page <out>/<stack>.html (written in every format).")
+        Path, typer.Option("--out", help="Directory of the HTML page <out>/<stack>.html (every format but json).")
     ] = Path("build/scoreboard"),
     window_days: Annotated[
         int, typer.Option("--window-days", help="Observation runs started in the last N days (default 30).")
@@ -47,10 +47,13 @@ def scoreboard_command(
     tracking_uri: TrackingUri = None,
     experiment: Experiment = None,
 ) -> None:
-    """Quality scoreboard: per model version (sorted by model, then version)
+    """Show each model version's quality metrics and status.
+
+    Quality scoreboard: per model version (sorted by model, then version)
     pooled accuracy, parity difference, PSI, p95 latency and error rate with
     sample sizes, and its status — champion, canary, shadow or retired — from
-    the stack file. Always writes a self-contained HTML page with a chart."""
+    the stack file. Writes a self-contained HTML page with a chart (except
+    with --format json)."""
     from .scoreboard import ScoreboardError, build_scoreboard, render_markdown, render_text
     from .scoreboard_html import write_html
 
@@ -66,13 +69,14 @@ def scoreboard_command(
         )
     except ScoreboardError as error:
         fail(error.code, error.problems)
+    if chosen is ScoreboardFormat.json:  # machine-readable: stdout only, no page written
+        typer.echo(json.dumps(board.to_json(), indent=2, ensure_ascii=False))
+        return
     try:
         page = write_html(board, out)
     except OSError as error:
         fail(EXIT_INVALID_INPUT, [f"--out: cannot write {out / (board.stack + '.html')} ({error.strerror or error})"])
-    if chosen is ScoreboardFormat.json:
-        typer.echo(json.dumps({**board.to_json(), "html": str(page)}, indent=2, ensure_ascii=False))
-    elif chosen is ScoreboardFormat.markdown:
+    if chosen is ScoreboardFormat.markdown:
         typer.echo(render_markdown(board), nl=False)
     elif chosen is ScoreboardFormat.html:
         typer.echo(str(page))

@@ -1,6 +1,7 @@
 """The scoreboard as one self-contained HTML page: inline CSS, the chart as
 inline SVG (matplotlib, saved as SVG: vector, no external files),
-a table of the numbers with their sample sizes and status badges.
+a table of the numbers with their sample sizes and status badges, from the
+``scoreboard.html.j2`` template of :mod:`azml.templates` (autoescaped).
 
 The page is what a release engineer opens from a CI artifact, so nothing in
 it may load from the network, and every name from MLflow tags is escaped.
@@ -8,7 +9,6 @@ it may load from the network, and every name from MLflow tags is escaped.
 
 from __future__ import annotations
 
-import html
 import io
 import math
 from pathlib import Path
@@ -23,6 +23,7 @@ PANELS = (
     (t.METRIC_PARITY, "fairness: parity difference", "maxParityDifference"),
     (t.METRIC_PSI, "input drift: PSI", "maxPsi"),
     (t.METRIC_LATENCY_P95, "p95 latency (ms)", "maxLatencyP95Ms"),
+    (t.METRIC_ERROR_RATE, "error rate (share of failed requests)", "maxErrorRate"),
 )
 
 
@@ -45,17 +46,20 @@ def chart_svg(board: Scoreboard) -> str:
     labels = [_label(r, several) for r in board.rows]
     # Fixed salt and no date: the same data gives the same page (diffable artifacts).
     with matplotlib.rc_context({"svg.hashsalt": "azml-scoreboard", "font.size": 9}):
-        figure, axes = plt.subplots(2, 2, figsize=(12, 6.8), squeeze=False)
+        rows = (len(PANELS) + 1) // 2
+        figure, axes = plt.subplots(rows, 2, figsize=(12, 3.4 * rows), squeeze=False)
         try:
             for ax, (metric, title, gate_key) in zip(axes.flat, PANELS):
                 _panel(ax, board, metric, title, gate_key, labels)
+            for ax in list(axes.flat)[len(PANELS):]:
+                ax.set_visible(False)
             handles = [
                 Line2D([], [], marker="o", linestyle="", color=colour, label=status, markersize=8)
                 for status, colour in STATUS_COLOURS.items()
             ]
             handles.append(Line2D([], [], color="#c62828", linestyle="--", label="gate threshold"))
             figure.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False)
-            figure.tight_layout(rect=(0, 0, 1, 0.95))
+            figure.tight_layout(rect=(0, 0, 1, 1 - 0.15 / rows))
             buffer = io.StringIO()
             figure.savefig(buffer, format="svg", metadata={"Date": None})
         finally:
@@ -112,64 +116,30 @@ def _thresholds(board: Scoreboard, metric: str, gate_key: str) -> list[tuple[str
     return lines
 
 
-_CSS = """
-body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 24px; color: #212121; }
-h1 { font-size: 22px; margin: 0 0 4px; } p.meta { color: #616161; margin: 0 0 12px; font-size: 13px; }
-figure.chart { margin: 0 0 16px; } figure.chart svg { width: 100%; height: auto; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
-th { background: #f5f5f5; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.num small { display: block; color: #757575; } td.missing { color: #9e9e9e; text-align: center; }
-.badge { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff; font-size: 12px; }
-ul.notes { color: #616161; font-size: 13px; } dl.gate { font-size: 13px; }
-dl.gate dt { display: inline; font-weight: bold; } dl.gate dd { display: inline; margin: 0 16px 0 4px; }
-"""
-
-
-def _number_cell(row: Row, metric: str) -> str:
-    measure = row.measure(metric)
-    if measure is None:
-        return f'<td class="missing">{MISSING}</td>'
-    return f'<td class="num">{html.escape(value_text(measure, metric))}<small>n={measure.n}</small></td>'
-
-
-def _row_html(row: Row) -> str:
-    esc = html.escape
-    badge = f'<span class="badge {row.status}">{esc(status_text(row))}</span>'
-    verdict = f"{esc(row.verdict)}<small> {esc(_minute(row.verdict_at))}</small>" if row.verdict else MISSING
-    cells = [
-        f"<td>{esc(row.name)}</td>", f"<td>{esc(row.version)}</td>", f"<td>{esc(row.endpoint)}</td>",
-        f"<td>{badge}</td>", f"<td>{esc(', '.join(row.deployments) or MISSING)}</td>",
-        *(_number_cell(row, m) for m in METRICS),
-        f'<td class="num">{row.observation.records}</td>', f"<td>{verdict}</td>",
-    ]
-    return f'<tr class="{row.status}">' + "".join(cells) + "</tr>"
+def _cells(row: Row) -> list[dict[str, object] | None]:
+    cells: list[dict[str, object] | None] = []
+    for metric in METRICS:
+        measure = row.measure(metric)
+        cells.append(None if measure is None else {"value": value_text(measure, metric), "n": measure.n})
+    return cells
 
 
 def render_html(board: Scoreboard) -> str:
-    esc = html.escape
-    badges = "".join(f".badge.{s} {{ background: {c}; }}\n" for s, c in STATUS_COLOURS.items())
-    gate = "".join(f"<dt>{esc(k)}</dt><dd>{v:g}</dd>" for k, v in board.gate.items())
-    rows = "\n".join(_row_html(r) for r in board.rows) or (
-        f'<tr><td colspan="{len(HEADERS)}">no model versions observed or served</td></tr>'
+    """The page, from the ``scoreboard.html.j2`` template (autoescaped)."""
+    from ..templates import render
+
+    rows = [
+        {
+            "status": r.status, "name": r.name, "version": r.version, "endpoint": r.endpoint,
+            "badge": status_text(r), "deployments": ", ".join(r.deployments) or MISSING, "cells": _cells(r),
+            "records": r.observation.records, "verdict": r.verdict, "verdict_at": _minute(r.verdict_at),
+        }
+        for r in board.rows
+    ]
+    return render(
+        "scoreboard.html.j2", board=board, window=window_text(board), chart=chart_svg(board),
+        headers=HEADERS, rows=rows, colours=STATUS_COLOURS, missing=MISSING,
     )
-    notes = "".join(f"<li>{esc(n)}</li>" for n in board.notes)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Quality scoreboard — {esc(board.stack)}</title>
-<style>{_CSS}{badges}</style></head><body>
-<h1>Quality scoreboard — stack {esc(board.stack)}</h1>
-<p class="meta">{esc(window_text(board))}; tracking store {esc(board.tracking_uri)}</p>
-<figure class="chart">{chart_svg(board)}</figure>
-<table><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in HEADERS)}</tr></thead>
-<tbody>
-{rows}
-</tbody></table>
-<h2>Gate thresholds (azml:release.gate)</h2>
-<dl class="gate">{gate}</dl>
-{f'<ul class="notes">{notes}</ul>' if notes else ""}
-</body></html>
-"""
 
 
 def write_html(board: Scoreboard, out_dir: Path) -> Path:

@@ -47,7 +47,9 @@ def advance_command(
         bool, typer.Option("--yes", "-y", help="With --up: deploy without asking (required when not on a terminal).")
     ] = False,
 ) -> None:
-    """Apply the endpoint's last verdict to Pulumi.STACK.yaml: PROMOTE moves
+    """Apply the endpoint's last verdict to the stack file.
+
+    Apply the endpoint's last verdict to Pulumi.STACK.yaml: PROMOTE moves
     the canary one ladder step up, ROLLBACK gives the champion 100% and
     removes the mirror, HOLD changes nothing. Prints the split's diff and
     the `pulumi up` that applies it."""
@@ -104,7 +106,9 @@ def status_command(
     tracking_uri: Annotated[Optional[str], _TRACKING_URI] = None,
     experiment: Annotated[Optional[str], _EXPERIMENT] = None,
 ) -> None:
-    """Per online endpoint: live and mirror split, canary and ladder
+    """Show each endpoint's split, ladder position and last verdict.
+
+    Per online endpoint: live and mirror split, canary and ladder
     position, and the last verdict with its age. Exit 1 when the tracking
     store cannot be read (the split is still shown)."""
     from .advance import AdvanceError

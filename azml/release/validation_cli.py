@@ -125,7 +125,9 @@ def validate_command(
     project_dir: ProjectDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Validate a batch against the schema and distribution limits the
+    """Validate a batch against the model's data contract.
+
+    Validate a batch against the schema and distribution limits the
     deployment's model declares under azml:dataValidation. Writes
     build/validation/<endpoint>/<deployment>.json and .md and logs an MLflow
     run the promotion gate reads. Exit 0 passed, 1 failed, 2 bad input."""

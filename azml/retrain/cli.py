@@ -129,7 +129,9 @@ def check(
     ] = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text or json.")] = OutputFormat.text,
 ) -> None:
-    """Decide whether the deployed model needs retraining: drift (any PSI >
+    """Decide whether the deployed model needs retraining.
+
+    Decide whether the deployed model needs retraining: drift (any PSI >
     maxPsi), performance (accuracy drop > maxAccuracyDrop), staleness (trained
     more than maxModelAgeDays ago); thresholds from azml:retraining.triggers.
     Exit 0 none, 4 reason found, 5 inconclusive, 2 bad input, 1 failure."""
