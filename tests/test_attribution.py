@@ -14,7 +14,7 @@ import typer
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from azml.release import tracking as t
+from azml import tracking as t
 from azml.release.attribution import gate_rows, overlap, top_features
 from azml.release.attribution_cli import register
 from azml.release.evaluate import resolve_release

@@ -17,7 +17,7 @@ import pytest
 
 from azml.config import ConfigError, validate_config
 from azml.config.release import GateThresholds, ReleaseConfig, RollbackTriggers
-from azml.release import tracking as t
+from azml import tracking as t
 from azml.release.gate import decide, gate_metrics, rollback_triggers
 from azml.release.observations import Measure, Observation
 from azml.release.verdict import Decision

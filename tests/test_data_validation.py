@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from azml.config import ConfigError, load_stack, validate_config
-from azml.release import tracking as t
+from azml import tracking as t
 from azml.release.evaluate import resolve_release
 from azml.release.gate import evaluate
 from azml.release.observations import Measure, Observation

@@ -291,7 +291,7 @@ def test_html_escapes_feature_names() -> None:
 
 
 def test_cli_logs_an_mlflow_run_with_the_metrics(tmp_path: Path, mlflow_template: Path) -> None:
-    from azml.release import tracking
+    from azml import tracking
 
     store = tmp_path / "mlruns.db"
     shutil.copy(mlflow_template, store)

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from azml.release import tracking as t
+from azml import tracking as t
 from azml.release.observations import Measure, ObservationError
 from azml.release.sources import log_observation
 

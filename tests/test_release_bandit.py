@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 
 from azml.config import ConfigError, load_stack
 from azml.config.release import ReleaseConfig
-from azml.release import tracking as t
+from azml import tracking as t
 from azml.release.advance import AdvanceError, advance
 from azml.release.bandit import BanditError, allocate, bounded_shares, probability_best, run_bandit
 from azml.release.observations import Measure, Observation

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from azml.cli import app
 from azml.config.release import ReleaseConfig
 from azml.release import store
-from azml.release import tracking as t
+from azml import tracking as t
 from azml.release.gate import evaluate
 from azml.release.observations import Measure, Observation, combine
 from azml.release.verdict import Decision, Outcome

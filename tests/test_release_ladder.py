@@ -33,7 +33,7 @@ LADDER = [10, 25, 50, 100]
 @pytest.fixture(scope="session")
 def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One migrated sqlite MLflow store per worker, copied by each test."""
-    from azml.release import tracking
+    from azml import tracking
 
     db = tmp_path_factory.mktemp("mlflow") / "mlruns.db"
     uri = f"sqlite:///{db}"
@@ -103,7 +103,7 @@ def changed_lines(old: str, new: str) -> tuple[list[str], list[str]]:
 
 
 def traffic_runs(project_dir: Path) -> list[dict[str, object]]:
-    from azml.release import tracking as t
+    from azml import tracking as t
 
     client = t.client(tracking_uri(project_dir))
     experiment = client.get_experiment_by_name(EXPERIMENT)

@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from azml.cli import app
-from azml.release import tracking as t
+from azml import tracking as t
 from azml.release.evaluate import resolve_release
 from azml.release.gate import evaluate as run_gate
 from azml.release.loadtest import LoadResult, authorization, drive, gate_rows, log_load_test, read_bodies, resolve_target

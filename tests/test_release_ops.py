@@ -23,7 +23,7 @@ from azml.cli import app
 from azml.config import load_stack
 from azml.naming import endpoint_name
 from azml.release import store
-from azml.release import tracking as t
+from azml import tracking as t
 from azml.release.budget import error_budget, month_start, policy
 from azml.release.evaluate import resolve_release
 from azml.release.gate import evaluate as gate_evaluate

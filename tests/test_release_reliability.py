@@ -309,7 +309,7 @@ def _kill_after_the_replace(project: Path) -> None:
 
 
 def _settled_tags(project: Path) -> list[dict[str, str]]:
-    from azml.release import tracking as t
+    from azml import tracking as t
     from azml.release.store import TAG_SETTLED
 
     from .test_release_ladder import EXPERIMENT, tracking_uri

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from azml.cli import app
-from azml.release import tracking as t
+from azml import tracking as t
 from azml.release.observations import SAMPLE_SIZE_OF
 from azml.release.scoreboard import build_scoreboard
 from azml.release.verdict import Decision, Verdict, file_sha256, utc_now

@@ -14,7 +14,7 @@ from azure.core.credentials import AccessToken
 
 from azml.config import load_stack
 from azml.naming import endpoint_name
-from azml.release import tracking as t
+from azml import tracking as t
 from azml.release.evaluate import evaluate_release
 from azml.release.observations import Measure, SourceUnavailable
 from azml.release.sources import from_azure_monitor, log_observation

@@ -185,7 +185,7 @@ def drift(
     uri = None
     created = None
     if log:
-        from ..release.tracking import check_reachable, check_tracking_uri, resolve_tracking_uri
+        from ..tracking import check_reachable, check_tracking_uri, resolve_tracking_uri
 
         try:
             uri = resolve_tracking_uri(store, Path.cwd())
@@ -232,7 +232,7 @@ def drift(
         fail(EXIT_INVALID_INPUT, [f"--out {out}: cannot write ({error.strerror or error})"])
     run_id = None
     if uri is not None:
-        from ..release.tracking import first_line, store_errors
+        from ..tracking import first_line, store_errors
         from .mlflow_log import log_report
 
         try:
@@ -277,7 +277,7 @@ def _local_file(uri: str | None) -> bool | None:
 
 
 def _display(uri: str, created: bool | None) -> str:
-    from ..release.tracking import display_uri
+    from ..tracking import display_uri
 
     if created is None:
         return display_uri(uri)

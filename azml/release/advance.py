@@ -26,7 +26,7 @@ from typing import Callable
 
 from .. import cliutil
 from ..config import ConfigError, StackConfig, StackFile, load_stack
-from . import tracking
+from .. import tracking
 from .ladder import LadderError, Move, Split, next_split
 from .verdict import Decision, Verdict, utc_now
 
@@ -101,7 +101,7 @@ def load_target(
     """Load and validate the stack, check ``endpoint`` is declared, and
     resolve the tracking store (option, else the stack's ``azml:release``;
     a relative sqlite path is relative to the project directory)."""
-    from .tracking import resolve_tracking_uri
+    from ..tracking import resolve_tracking_uri
 
     try:
         stack_file, config = load_stack(stack, project_dir)

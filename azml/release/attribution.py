@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..config.attribution import AttributionConfig
 from ..errors import ProblemsError
-from . import tracking as t
+from .. import tracking as t
 from .verdict import MetricResult, Outcome
 
 if TYPE_CHECKING:

@@ -36,7 +36,7 @@ from typing import Mapping, Sequence
 
 from ..config.bandit import BanditConfig, bandit_arms
 from ..config.release import ReleaseConfig
-from . import tracking as t
+from .. import tracking as t
 from .advance import (
     EXIT_INVALID_INPUT, EXIT_REFUSED, TAG_APPLIED, AdvanceError, edit_error_code, load_target, missing_sqlite_store,
     pulumi_up_command, settle,

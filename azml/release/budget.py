@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any, Iterable
 
 from ..config import StackConfig
-from . import tracking as t
+from .. import tracking as t
 
 
 class BudgetUnavailable(Exception):

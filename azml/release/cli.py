@@ -188,7 +188,7 @@ def record(
     also send the metrics to Application Insights."""
     from ..config import ConfigError, load_stack
     from .evaluate import EvaluationError, find_endpoint, tracking_uri_of
-    from . import tracking
+    from .. import tracking
     from .observations import ObservationError
     from .record import Columns, RequestLogError, measure_requests, read_table
     from .sources import log_observation

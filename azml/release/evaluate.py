@@ -17,7 +17,7 @@ from ..config.schema import OnlineEndpointConfig
 from ..errors import ProblemsError
 from ..naming import endpoint_name
 from . import store
-from . import tracking as t
+from .. import tracking as t
 from .gate import evaluate as run_gate
 from .observations import Observation, ObservationError, with_overrides
 from .sources import from_azure_monitor, from_file, from_mlflow

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import tracking as t
+from .. import tracking as t
 
 #: The platform's seed targets: (key, name, unit, comparison, target).
 TARGETS = (

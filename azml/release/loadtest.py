@@ -29,7 +29,7 @@ from ..config.schema import OnlineEndpointConfig
 from .. import jsonfile
 from ..errors import ProblemsError
 from ..naming import endpoint_name
-from . import tracking as t
+from .. import tracking as t
 from .evaluate import EvaluationError, find_endpoint
 from .verdict import MetricResult, Outcome
 

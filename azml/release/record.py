@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import tracking as t
+from .. import tracking as t
 from .observations import Measure
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import tracking as t
+from .. import tracking as t
 from .observations import Measure, Observation, ObservationError, combine, parse_record
 
 STATUSES = ("champion", "canary", "shadow", "retired")

@@ -13,7 +13,7 @@ import io
 import math
 from pathlib import Path
 
-from . import tracking as t
+from .. import tracking as t
 from .scoreboard import HEADERS, _minute, METRICS, MISSING, Row, Scoreboard, status_text, value_text, window_text
 
 STATUS_COLOURS = {"champion": "#2e7d32", "canary": "#f9a825", "shadow": "#0277bd", "retired": "#9e9e9e"}

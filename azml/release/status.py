@@ -100,7 +100,7 @@ class StackStatus:
 
 def _last_change(uri: str, experiment: str, stack: str, endpoint: str) -> tuple[str | None, str | None]:
     """(ISO time, verdict run id) of the newest applied traffic change."""
-    from . import tracking as t
+    from .. import tracking as t
 
     query = t.run_filter(t.KIND_TRAFFIC, finished=True, stack=stack, endpoint=endpoint)
     run = t.newest_run(t.client(uri), experiment, f"{query} and tags.`{t.TAG_APPLIED}` = 'true'")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from . import tracking as t
+from .. import tracking as t
 from .kpis import commit_tags
 from .verdict import Verdict, dumps
 

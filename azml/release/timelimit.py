@@ -20,7 +20,7 @@ import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import tracking as t
+from .. import tracking as t
 from .verdict import Decision, Verdict
 
 if TYPE_CHECKING:

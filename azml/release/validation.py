@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..config.checks import model_name_version
 from ..config.data_validation import DATA_SUFFIXES, ColumnRule, ModelValidation, data_suffix
 from ..errors import ProblemsError
-from . import tracking as t
+from .. import tracking as t
 from .verdict import MetricResult, Outcome
 
 if TYPE_CHECKING:

@@ -54,7 +54,7 @@ def log_validation(
     from mlflow.entities import Metric, Param
 
     from ..drift.mlflow_log import metric_key
-    from . import tracking as t
+    from .. import tracking as t
     from .validation import dumps
 
     client = t.client(tracking_uri)
@@ -131,7 +131,7 @@ def validate_command(
     run the promotion gate reads. Exit 0 passed, 1 failed, 2 bad input."""
     from ..config import ConfigError, load_stack
     from ..config.checks import model_name_version
-    from . import tracking as t
+    from .. import tracking as t
     from .validation import ValidationInputError, validate_batch
 
     try:

@@ -42,7 +42,7 @@ def _retrain() -> None:
 
 
 def _display(uri: str) -> str:
-    from ..release.tracking import display_uri
+    from ..tracking import display_uri
 
     return display_uri(uri)
 
@@ -134,7 +134,7 @@ def check(
     more than maxModelAgeDays ago); thresholds from azml:retraining.triggers.
     Exit 0 none, 4 reason found, 5 inconclusive, 2 bad input, 1 failure."""
     from ..config import ConfigError, load_stack
-    from ..release.tracking import resolve_tracking_uri
+    from ..tracking import resolve_tracking_uri
 
     # ---- inputs that need nothing but the command line and the stack file
     try:
@@ -207,7 +207,7 @@ def check(
     uri = resolve_tracking_uri(tracking_uri or config.release.metrics.tracking_uri, project, config)
     client = None
     if drift is None or live is None or training is None or log:
-        from ..release import tracking
+        from .. import tracking
 
         try:
             client = tracking.client(uri)
@@ -337,7 +337,7 @@ def _text(document: dict[str, Any], decision: Decision) -> list[str]:
 
 
 def _log(client: Any, experiment: str, document: dict[str, Any], decision: Decision) -> str:
-    from ..release import tracking
+    from .. import tracking
 
     tags = {
         tracking.TAG_KIND: tracking.KIND_RETRAIN,

@@ -14,14 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError
+from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError
 
 if TYPE_CHECKING:  # mlflow takes ~2 s to import: only commands that log pay for it
     from collections.abc import Mapping
 
     from mlflow import MlflowClient
 
-    from ..config.schema import StackConfig
+    from .config.schema import StackConfig
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 
@@ -131,7 +131,7 @@ def workspace_tracking_uri(config: "StackConfig", environ: "Mapping[str, str] | 
     Region, resource group and workspace come from the stack's own naming;
     the subscription from ``ARM_SUBSCRIPTION_ID`` / ``AZURE_SUBSCRIPTION_ID``
     (what the deploy and the release jobs log in to)."""
-    from ..naming import names_for
+    from .naming import names_for
 
     environ = os.environ if environ is None else environ
     subscription = next((environ[v].strip() for v in SUBSCRIPTION_VARIABLES if environ.get(v, "").strip()), "")
