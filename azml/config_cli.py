@@ -28,7 +28,7 @@ def set_command(
     `azml release advance`)."""
     from .config.loader import ConfigError
     from .config.setting import SettingError, set_key
-    from .release.stackedit import StackEditError
+    from .release.traffic.stackedit import StackEditError
 
     try:
         result = set_key(stack, key, value, as_string=as_string, project_dir=project_dir)

@@ -98,3 +98,12 @@ def names_for(config: StackConfig) -> Names:
         if not re.match(pattern, value):  # guarded by the prefix rule; kept as a tripwire
             raise ValueError(f"derived {field} name {value!r} breaks Azure's rule: {rule}")
     return names
+
+
+def model_name_version(model: object) -> tuple[str, str]:
+    """Name and version of a ``ModelRef`` (workspace or registry form)."""
+    registry_uri = getattr(model, "registry_uri", None)
+    if registry_uri:
+        parts = str(registry_uri).split("/")  # azureml://registries/<r>/models/<name>/versions/<version>
+        return parts[-3], parts[-1]
+    return str(getattr(model, "name")), str(getattr(model, "version"))

@@ -20,12 +20,12 @@ from typer.testing import CliRunner
 
 from azml.config import ConfigError, load_stack, validate_config
 from azml import tracking as t
-from azml.release.evaluate import resolve_release
-from azml.release.gate import evaluate
-from azml.release.observations import Measure, Observation
-from azml.release.validation import ValidationInputError, gate_rows, validate_batch
+from azml.release.evidence.evaluate import resolve_release
+from azml.release.evidence.gate import evaluate
+from azml.release.evidence.observations import Measure, Observation
+from azml.release.evidence.validation import ValidationInputError, gate_rows, validate_batch
 from azml.release.validation_cli import log_validation, register
-from azml.release.verdict import Decision, Outcome
+from azml.release.evidence.verdict import Decision, Outcome
 
 from .conftest import ROOT
 from .conftest import load_stack as load_stack_document

@@ -13,10 +13,10 @@ from ruamel.yaml import YAML
 from azml.config import ConfigError, load_stack
 from azml.config.release import ReleaseConfig
 from azml import tracking as t
-from azml.release.advance import AdvanceError, advance
-from azml.release.bandit import BanditError, allocate, bounded_shares, probability_best, run_bandit
-from azml.release.observations import Measure, Observation
-from azml.release.sources import log_observation
+from azml.release.traffic.advance import AdvanceError, advance
+from azml.release.traffic.bandit import BanditError, allocate, bounded_shares, probability_best, run_bandit
+from azml.release.evidence.observations import Measure, Observation
+from azml.release.evidence.sources import log_observation
 import typer
 from typer.testing import CliRunner
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from azml.release.ladder import LadderError, Split, infer_roles, next_split, position
-from azml.release.stackedit import (
+from azml.release.traffic.ladder import LadderError, Split, infer_roles, next_split, position
+from azml.release.traffic.stackedit import (
     EditRefused,
     LockHeld,
     StackChanged,
@@ -21,7 +21,7 @@ from azml.release.stackedit import (
     rewrite_traffic,
     temp_files,
 )
-from azml.release.verdict import Decision, Verdict, file_sha256, utc_now
+from azml.release.evidence.verdict import Decision, Verdict, file_sha256, utc_now
 
 from . import release_support
 from .release_support import ENDPOINT, GREEN, canary_stack_text
@@ -65,7 +65,7 @@ def log_verdict(
 ) -> Verdict:
     """A verdict on the stack file as it is now, logged like `evaluate` does."""
     from azml.config import load_stack
-    from azml.release import store
+    from azml.release.evidence import store
 
     stack_file, config = load_stack(stack, project_dir)
     endpoint = next(e for e in config.online_endpoints if e.name == ENDPOINT)
@@ -510,7 +510,7 @@ def test_up_runs_the_automation_api_on_the_project(project: Path, monkeypatch: p
     the Automation API, and that its output is streamed."""
     from pulumi import automation
 
-    from azml.release import advance as advance_module
+    from azml.release.traffic import advance as advance_module
 
     calls: list[tuple[str, str]] = []
 

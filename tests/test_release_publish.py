@@ -43,8 +43,8 @@ from azml.config import load_stack
 from azml.config.dashboards import DashboardsConfig
 from azml.naming import endpoint_name
 from azml import tracking as t
-from azml.release.observations import SAMPLE_SIZE_OF, Measure
-from azml.release.publish import (
+from azml.release.evidence.observations import SAMPLE_SIZE_OF, Measure
+from azml.release.reports.publish import (
     ConnectionStringError,
     PublishError,
     connection_string_from_env,

@@ -50,8 +50,8 @@ def attribution_command(
     against minOverlap, and log the comparison to MLflow for the verdict."""
     from ..config import ConfigError, load_stack
     from ..config.attribution import AttributionConfig
-    from .attribution import AttributionError, compare
-    from .evaluate import EvaluationError, find_endpoint, tracking_uri_of
+    from .evidence.attribution import AttributionError, compare
+    from .evidence.evaluate import EvaluationError, find_endpoint, tracking_uri_of
 
     try:
         stack_file, config = load_stack(stack, project_dir)
@@ -90,7 +90,7 @@ def _print(result: object) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .attribution import Attribution
+    from .evidence.attribution import Attribution
 
     assert isinstance(result, Attribution)
     console = Console(width=120)

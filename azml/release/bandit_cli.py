@@ -36,8 +36,8 @@ def bandit_command(
     observations: deployments failing the fairness or error-rate gate get 0,
     the rest shares within floorPercent..ceilingPercent summing to 100.
     Logs the allocation to MLflow and rewrites Pulumi.STACK.yaml."""
-    from .advance import AdvanceError, command_text
-    from .bandit import run_bandit
+    from .traffic.advance import AdvanceError, command_text
+    from .traffic.bandit import run_bandit
 
     if seed is not None and seed < 0:
         fail(EXIT_INVALID_INPUT, [f"--seed: must be a whole number >= 0 (got {seed})"])
@@ -67,7 +67,7 @@ def _print_table(allocation: object) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .bandit import Allocation
+    from .traffic.bandit import Allocation
 
     assert isinstance(allocation, Allocation)
     console = Console(width=140)

@@ -44,7 +44,7 @@ def _parse_time(value: str | None, option: str) -> dt.datetime | None:
 
 
 def verdict_markdown(verdict: object) -> str:
-    from .verdict import Verdict
+    from .evidence.verdict import Verdict
 
     assert isinstance(verdict, Verdict)
     lines = [
@@ -65,7 +65,7 @@ def _print_verdict(verdict: object) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .verdict import Decision, Verdict
+    from .evidence.verdict import Decision, Verdict
 
     assert isinstance(verdict, Verdict)
     console = Console(width=120)
@@ -115,8 +115,8 @@ def evaluate(
     1 when a source is unavailable (with --require-evidence: a store that
     never recorded an observation)."""
     from ..config import ConfigError
-    from .evaluate import EvaluationError, evaluate_release
-    from .observations import SourceUnavailable
+    from .evidence.evaluate import EvaluationError, evaluate_release
+    from .evidence.observations import SourceUnavailable
 
     try:
         verdict = evaluate_release(
@@ -187,11 +187,11 @@ def record(
     run that `azml release evaluate` reads; with --publish-to-app-insights,
     also send the metrics to Application Insights."""
     from ..config import ConfigError, load_stack
-    from .evaluate import EvaluationError, find_endpoint, tracking_uri_of
+    from .evidence.evaluate import EvaluationError, find_endpoint, tracking_uri_of
     from .. import tracking
-    from .observations import ObservationError
-    from .record import Columns, RequestLogError, measure_requests, read_table
-    from .sources import log_observation
+    from .evidence.observations import ObservationError
+    from .reports.record import Columns, RequestLogError, measure_requests, read_table
+    from .evidence.sources import log_observation
 
     target = None
     if not publish:
@@ -199,7 +199,7 @@ def record(
             if given is not None:
                 fail(EXIT_INVALID_INPUT, [f"{option}: only used with --publish-to-app-insights"])
     else:
-        from .publish import ConnectionStringError, connection_string_from_env
+        from .reports.publish import ConnectionStringError, connection_string_from_env
 
         if app_insights_auth not in (None, "key", "entra"):
             fail(EXIT_INVALID_INPUT, [f"--app-insights-auth: {app_insights_auth!r} is not key or entra"])
@@ -244,7 +244,7 @@ def record(
     typer.echo(f"Logged observation of {endpoint}/{deployment} to MLflow run {run_id}")
     if target is not None:
         from ..naming import endpoint_name
-        from .publish import PublishError, default_credential, metric_tags, publish_measures
+        from .reports.publish import PublishError, default_credential, metric_tags, publish_measures
 
         tags = metric_tags(
             stack=stack_file.stack, endpoint=endpoint_name(config, endpoint), deployment=deployment,

@@ -47,8 +47,8 @@ def kpis_command(
     """Lead time, deployment frequency, change failure rate, time to restore
     and drift reaction time of STACK, with their targets: met, NOT met, or
     no data."""
-    from .advance import AdvanceError
-    from .kpis import delivery_kpis, markdown, rows
+    from .traffic.advance import AdvanceError
+    from .reports.kpis import delivery_kpis, markdown, rows
 
     start, end = _time(since, "--since"), _time(until, "--until")
     if start is not None and end is not None and start >= end:

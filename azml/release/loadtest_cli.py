@@ -56,9 +56,9 @@ def loadtest_command(
     latency, throughput and error rate to MLflow (a run of kind loadtest) for
     the promotion gate."""
     from ..config import ConfigError
-    from .evaluate import tracking_uri_of
-    from .loadtest import LoadTestError, LoadTestFailed, authorization, read_bodies, requests_path, resolve_target
-    from .verdict import utc_now
+    from .evidence.evaluate import tracking_uri_of
+    from .evidence.loadtest import LoadTestError, LoadTestFailed, authorization, read_bodies, requests_path, resolve_target
+    from .evidence.verdict import utc_now
 
     overrides = {"users": users, "spawn_rate": spawn_rate, "duration_seconds": duration}
     try:
@@ -78,7 +78,7 @@ def loadtest_command(
         f"on {target.endpoint.name}/{deployment} at {target.url}" + (" (derived from the stack)" if target.url_derived else ""),
         err=True,
     )
-    from .loadtest import drive, log_load_test
+    from .evidence.loadtest import drive, log_load_test
 
     started = utc_now()
     try:
@@ -104,7 +104,7 @@ def loadtest_command(
 
 
 def _document(target: Any, result: Any) -> dict[str, Any]:
-    from .loadtest import judge
+    from .evidence.loadtest import judge
 
     settings = target.settings
     n = result.requests

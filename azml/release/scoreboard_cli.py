@@ -51,8 +51,8 @@ def scoreboard_command(
     pooled accuracy, parity difference, PSI, p95 latency and error rate with
     sample sizes, and its status — champion, canary, shadow or retired — from
     the stack file. Always writes a self-contained HTML page with a chart."""
-    from .scoreboard import ScoreboardError, build_scoreboard, render_markdown, render_text
-    from .scoreboard_html import write_html
+    from .reports.scoreboard import ScoreboardError, build_scoreboard, render_markdown, render_text
+    from .reports.scoreboard_html import write_html
 
     # Checked here rather than by typer so the error is one line naming the choices.
     allowed = [f.value for f in ScoreboardFormat]

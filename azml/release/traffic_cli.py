@@ -51,7 +51,7 @@ def advance_command(
     the canary one ladder step up, ROLLBACK gives the champion 100% and
     removes the mirror, HOLD changes nothing. Prints the split's diff and
     the `pulumi up` that applies it."""
-    from .advance import AdvanceError, advance, command_text, run_pulumi_up
+    from .traffic.advance import AdvanceError, advance, command_text, run_pulumi_up
 
     try:
         result = advance(
@@ -107,8 +107,8 @@ def status_command(
     """Per online endpoint: live and mirror split, canary and ladder
     position, and the last verdict with its age. Exit 1 when the tracking
     store cannot be read (the split is still shown)."""
-    from .advance import AdvanceError
-    from .status import render_text, stack_status
+    from .traffic.advance import AdvanceError
+    from .traffic.status import render_text, stack_status
 
     try:
         status = stack_status(

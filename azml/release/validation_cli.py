@@ -20,7 +20,7 @@ from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ProjectDir, Tracki
 
 if TYPE_CHECKING:
     from ..config import StackConfig
-    from .validation import ValidationReport
+    from .evidence.validation import ValidationReport
 
 #: Where reports go, relative to the project: <endpoint>/<deployment>.json and .md.
 REPORT_DIR = Path("build") / "validation"
@@ -36,7 +36,7 @@ class ValidateFormat(str, enum.Enum):
 def write_report(report: "ValidationReport", directory: Path, stem: str) -> tuple[Path, Path]:
     """``<stem>.json`` and ``<stem>.md`` in ``directory``, each replaced atomically."""
     from ..files import write_atomically
-    from .validation import dumps
+    from .evidence.validation import dumps
 
     json_path, markdown_path = directory / f"{stem}.json", directory / f"{stem}.md"
     write_atomically(json_path, dumps(report))
@@ -55,7 +55,7 @@ def log_validation(
 
     from ..drift.mlflow_log import metric_key
     from .. import tracking as t
-    from .validation import dumps
+    from .evidence.validation import dumps
 
     client = t.client(tracking_uri)
     tags = {t.TAG_KIND: t.KIND_VALIDATION, t.TAG_STACK: stack, t.TAG_ENDPOINT: endpoint, t.TAG_DEPLOYMENT: deployment,
@@ -103,7 +103,7 @@ def _deployment(config: "StackConfig", endpoint: str, deployment: str, stack_nam
 
 
 def _show(report: "ValidationReport", output_format: ValidateFormat) -> None:
-    from .validation import dumps
+    from .evidence.validation import dumps
 
     if output_format is ValidateFormat.json:
         typer.echo(dumps(report), nl=False)
@@ -130,9 +130,9 @@ def validate_command(
     build/validation/<endpoint>/<deployment>.json and .md and logs an MLflow
     run the promotion gate reads. Exit 0 passed, 1 failed, 2 bad input."""
     from ..config import ConfigError, load_stack
-    from ..config.checks import model_name_version
+    from ..naming import model_name_version
     from .. import tracking as t
-    from .validation import ValidationInputError, validate_batch
+    from .evidence.validation import ValidationInputError, validate_batch
 
     try:
         stack_file, config = load_stack(stack, project_dir)
@@ -170,7 +170,7 @@ def validate_command(
 def validate_before_retraining(config: "StackConfig", model_name: str, batch: Path, project_dir: Path, *, as_json: bool) -> None:
     """``azml retrain check --validate``: return when the batch passes; else
     show the report and exit 1 (2 on bad input) before anything is submitted."""
-    from .validation import ValidationInputError, dumps, validate_batch
+    from .evidence.validation import ValidationInputError, dumps, validate_batch
 
     try:
         report = validate_batch(config, model_name, batch, project_dir, option="--validate")

@@ -53,7 +53,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def _model_of(deployment: Any) -> tuple[str, str]:
-    from ..config.checks import model_name_version
+    from ..naming import model_name_version
 
     return model_name_version(deployment.model)
 

@@ -13,7 +13,7 @@ import io
 import math
 from pathlib import Path
 
-from .. import tracking as t
+from ... import tracking as t
 from .scoreboard import HEADERS, _minute, METRICS, MISSING, Row, Scoreboard, status_text, value_text, window_text
 
 STATUS_COLOURS = {"champion": "#2e7d32", "canary": "#f9a825", "shadow": "#0277bd", "retired": "#9e9e9e"}
@@ -174,7 +174,7 @@ def render_html(board: Scoreboard) -> str:
 
 def write_html(board: Scoreboard, out_dir: Path) -> Path:
     """Write ``<out_dir>/<stack>.html`` atomically; returns its path."""
-    from ..files import write_atomically
+    from ...files import write_atomically
 
     path = out_dir / f"{board.stack}.html"
     write_atomically(path, render_html(board))

@@ -23,7 +23,7 @@ Durations are medians. A KPI without samples is "no data", never met.
 
 Before reading, a traffic change a killed ``advance`` recorded but never
 tagged ``azml.applied`` is settled from the stack file
-(:func:`azml.release.store.settle_changes`), so that it counts.
+(:func:`azml.release.evidence.store.settle_changes`), so that it counts.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import statistics
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .. import tracking as t
+from ... import tracking as t
+from ..target import commit_tags  # noqa: F401  (re-exported)
 
 #: The platform's seed targets: (key, name, unit, comparison, target).
 TARGETS = (
@@ -46,23 +46,6 @@ TARGETS = (
     ("timeToRestore", "time to restore", "min", "<", 30.0),
     ("driftReactionTime", "drift reaction time", "h", "<", 24.0),
 )
-
-
-def commit_tags(directory: Path | None = None) -> dict[str, str]:
-    """The HEAD commit of the Git checkout holding ``directory`` (default: the
-    working directory) and its committer time, as run tags. Empty when git is
-    missing or the directory is no checkout: the lead time then says so."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(directory or Path.cwd()), "log", "-1", "--format=%H%n%cI"],
-            capture_output=True, text=True, timeout=10, check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    lines = done.stdout.split()
-    if done.returncode != 0 or len(lines) != 2:
-        return {}
-    return {t.TAG_GIT_COMMIT: lines[0], t.TAG_GIT_COMMIT_TIME: lines[1]}
 
 
 @dataclass(frozen=True)
@@ -294,8 +277,8 @@ def delivery_kpis(
 ) -> KpiReport:
     """KPIs of ``stack`` over [since, until] (default: the 28 days to now).
     Raises AdvanceError (code 2) for an unknown stack; store errors propagate."""
-    from .advance import load_target, missing_sqlite_store
-    from .verdict import utc_now
+    from ..target import load_target, missing_sqlite_store
+    from ..evidence.verdict import utc_now
 
     stack_file, config, uri, experiment_name = load_target(
         stack, None, project_dir=project_dir, tracking_uri=tracking_uri, experiment=experiment
@@ -304,9 +287,9 @@ def delivery_kpis(
     since = since or until - dt.timedelta(days=28)
     runs: dict[str, list[_Run]] = {}
     if missing_sqlite_store(uri) is None:  # else: nothing recorded, and reading would create the store
-        from .stackedit import StackEditError
-        from .status import SETTLE_LOCK_TIMEOUT
-        from .store import settle_changes
+        from ..traffic.stackedit import StackEditError
+        from ..traffic.status import SETTLE_LOCK_TIMEOUT
+        from ..evidence.store import settle_changes
 
         try:
             settle_changes(uri, experiment_name, stack_file, lock_timeout=SETTLE_LOCK_TIMEOUT)

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .. import tracking as t
-from .kpis import commit_tags
+from ... import tracking as t
+from ..target import commit_tags
 from .verdict import Verdict, dumps
 
 if TYPE_CHECKING:
-    from ..config import StackFile
+    from ...config import StackFile
 
 VERDICT_ARTIFACT = "verdict.json"
 
@@ -221,7 +221,7 @@ def _judge(
 def _file_splits(stack_file: "StackFile") -> dict[str, tuple[dict[str, int], dict[str, int]]] | None:
     """Each online endpoint's (live, mirror) split in the stack file, or
     None when the file does not load (then only its hash can decide)."""
-    from ..config import ConfigError, load_stack
+    from ...config import ConfigError, load_stack
 
     try:
         _, config = load_stack(str(stack_file.path), stack_file.project_dir)
@@ -252,10 +252,10 @@ def settle_changes(
     older ones would be judged on). Each marked run also gets
     :data:`TAG_SETTLED`. Idempotent: a marked run is never looked at again.
     Without unmarked runs the lock is not taken. Raises
-    :class:`azml.release.stackedit.LockHeld` / ``WriteFailed`` when the lock
+    :class:`azml.release.traffic.stackedit.LockHeld` / ``WriteFailed`` when the lock
     cannot be had; tracking-store errors propagate.
     """
-    from .stackedit import locked, sha256_bytes
+    from ..traffic.stackedit import locked, sha256_bytes
     from .verdict import utc_now
 
     client = t.client(tracking_uri)

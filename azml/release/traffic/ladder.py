@@ -29,8 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from ..serving.rules import traffic_problems
-from .verdict import Decision
+from ...serving.rules import traffic_problems
+from ..evidence.verdict import Decision
 
 
 class LadderError(ValueError):

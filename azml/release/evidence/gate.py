@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..config.release import ReleaseConfig
-from .. import tracking as t
+from ...config.release import ReleaseConfig
+from ... import tracking as t
 from .observations import Measure, Observation
 from .verdict import Decision, MetricResult, Outcome, Phase, Verdict
 

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from .. import tracking as t
+from ... import tracking as t
 
 #: Observation metric -> its sample-size metric, in tracking-store names.
 SAMPLE_SIZE_OF = {

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..config.attribution import AttributionConfig
-from ..errors import ProblemsError
-from .. import tracking as t
+from ...config.attribution import AttributionConfig
+from ...errors import ProblemsError
+from ... import tracking as t
 from .verdict import MetricResult, Outcome
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ def _log(result: Attribution, tracking_uri: str, experiment: str) -> Attribution
 def gate_rows(
     release: "Release", *, at: dt.datetime, tracking_uri: str
 ) -> tuple[tuple[MetricResult, ...], tuple[str, ...]]:
-    """``(rows, notes)`` for :func:`azml.release.gate.evaluate`: pass the rows
+    """``(rows, notes)`` for :func:`azml.release.evidence.gate.evaluate`: pass the rows
     as ``extra_metrics`` and the notes as ``notes`` (they are explanations,
     never rollback triggers). No row when ``azml:release.attribution`` is not
     set; INCONCLUSIVE when the canary has no attribution run younger than
@@ -232,7 +232,7 @@ def gate_rows(
     config = release.config.release.attribution
     if config is None:
         return (), ()
-    from .advance import missing_sqlite_store
+    from ..target import missing_sqlite_store
 
     run = None
     if missing_sqlite_store(tracking_uri) is None:  # reading a missing sqlite store would create it

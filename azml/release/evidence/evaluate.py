@@ -12,21 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, StackConfig, StackFile, load_stack
-from ..config.schema import OnlineEndpointConfig
-from ..errors import ProblemsError
-from ..naming import endpoint_name
+from ...config import ConfigError, StackConfig, StackFile, load_stack
+from ...config.schema import OnlineEndpointConfig
+from ...naming import endpoint_name
 from . import store
-from .. import tracking as t
+from ... import tracking as t
 from .gate import evaluate as run_gate
 from .observations import Observation, ObservationError, with_overrides
 from .sources import from_azure_monitor, from_file, from_mlflow
+from ..target import EvaluationError, find_endpoint, tracking_uri_of  # noqa: F401  (re-exported)
 from .timelimit import time_limit
 from .verdict import MetricResult, Phase, Verdict, file_sha256, utc_now
-
-
-class EvaluationError(ProblemsError):
-    """Evaluation cannot run (bad input); ``problems`` holds one line each."""
 
 
 @dataclass(frozen=True)
@@ -39,14 +35,6 @@ class Release:
     champion: str
     canary: str
     phase: Phase
-
-
-def find_endpoint(config: StackConfig, name: str, stack_file: StackFile) -> OnlineEndpointConfig:
-    for endpoint in config.online_endpoints:
-        if endpoint.name == name:
-            return endpoint
-    declared = ", ".join(e.name for e in config.online_endpoints) or "none"
-    raise EvaluationError([f"--endpoint: {name!r} is not an online endpoint of {stack_file.path.name} (declared: {declared})"])
 
 
 def resolve_release(
@@ -79,10 +67,6 @@ def resolve_release(
             ]
         )
     return Release(stack_file, config, endpoint, champion, canary, phase)
-
-
-def tracking_uri_of(config: StackConfig, project_dir: Path, override: str | None) -> str:
-    return t.resolve_tracking_uri(override or config.release.metrics.tracking_uri, project_dir, config)
 
 
 def observe(
@@ -131,7 +115,9 @@ def further_gate_rows(
     configures it: the canary's load test, its data validation and its
     attribution stability. Each provider returns ``(rows, notes)``."""
     # Imported here: loadtest imports this module (find_endpoint, EvaluationError).
-    from . import attribution, loadtest, validation
+    from . import attribution
+    from . import loadtest
+    from . import validation
 
     rows: list[MetricResult] = []
     notes: list[str] = []

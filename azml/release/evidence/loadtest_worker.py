@@ -1,5 +1,5 @@
 """The load generator of ``azml release loadtest``, run as a child process:
-``python -m azml.release.loadtest_worker`` with its spec as JSON on stdin.
+``python -m azml.release.evidence.loadtest_worker`` with its spec as JSON on stdin.
 
 Locust runs on gevent, which monkey-patches sockets, threads and ssl of the
 whole interpreter; that is why it lives in its own process and the CLI (and

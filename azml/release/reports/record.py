@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .. import tracking as t
-from .observations import Measure
+from ... import tracking as t
+from ..evidence.observations import Measure
 
 
 class RequestLogError(ValueError):
@@ -166,7 +166,7 @@ def _checked_numbers(frame: Any, column: str, option: str, rule: str, valid: Cal
 
 
 def _psi(frame: Any, reference: Path, features: Sequence[str]) -> Measure:
-    from ..drift import DriftInputError, compute_drift
+    from ...drift import DriftInputError, compute_drift
 
     if not features:
         raise RequestLogError("--features: name the model's input features (or set modelMonitoring.features) to measure PSI")

@@ -5,12 +5,12 @@ traffic: the stack is loaded and validated; the newest verdict of the
 endpoint is read from MLflow (so every verdict reaches MLflow before any
 traffic moves); it is refused when missing, stale, or naming deployments the
 endpoint no longer declares; HOLD ends here with nothing to apply; the
-ladder gives the next split; :func:`azml.release.stackedit.rewrite_traffic`
+ladder gives the next split; :func:`azml.release.traffic.stackedit.rewrite_traffic`
 takes the stack file's lock, refuses a file that changed since the verdict,
 writes and validates the new file, records the change in MLflow (a ``traffic``
 run naming the verdict run) and only then replaces the file, then tags the run
 ``azml.applied``. Before any of that, a change a killed run recorded but never
-tagged is settled from the stack file (:func:`azml.release.store.settle_changes`).
+tagged is settled from the stack file (:func:`azml.release.evidence.store.settle_changes`).
 ``pulumi up`` applies the file to Azure, run by hand or with ``--up`` through
 Pulumi's Automation API.
 """
@@ -24,58 +24,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .. import cliutil
-from ..config import ConfigError, StackConfig, StackFile, load_stack
-from .. import tracking
-from .ladder import LadderError, Move, Split, next_split
-from .verdict import Decision, Verdict, utc_now
-
-#: Exit codes of ``advance`` and ``status``.
-EXIT_OK = 0
-EXIT_REFUSED = 1
-EXIT_INVALID_INPUT = cliutil.EXIT_INVALID_INPUT
-EXIT_PROGRAM_ERROR = cliutil.EXIT_PROGRAM_ERROR  # the file system refused a write
+from ... import cliutil
+from ...config import StackFile
+from ... import tracking
+from .ladder import LadderError, Move, next_split
+from ..target import (  # noqa: F401  (the floor's names, as advance has always exported them)
+    EXIT_INVALID_INPUT,
+    EXIT_OK,
+    EXIT_PROGRAM_ERROR,
+    EXIT_REFUSED,
+    AdvanceError,
+    Target,
+    _minutes,
+    load_target,
+    missing_sqlite_store,
+    verdict_age,
+)
+from ..evidence.verdict import Decision, Verdict, utc_now
 
 #: Tag of a traffic run: "true" once the stack file was replaced.
 TAG_APPLIED = tracking.TAG_APPLIED
 
 
-class AdvanceError(Exception):
-    """``advance`` stopped; ``code`` is the exit code, ``problems`` one line each."""
-
-    def __init__(self, code: int, problems: list[str]):
-        self.code = code
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
 class PulumiMissing(AdvanceError):
     def __init__(self, problems: list[str]):
         super().__init__(EXIT_REFUSED, problems)
-
-
-@dataclass
-class Target:
-    """A loaded stack and one of its online endpoints, with the store to use."""
-
-    stack_file: StackFile
-    config: StackConfig
-    endpoint: str
-    tracking_uri: str
-    experiment: str
-
-    @property
-    def endpoint_config(self):  # type: ignore[no-untyped-def]
-        return next(e for e in self.config.online_endpoints if e.name == self.endpoint)
-
-    @property
-    def deployments(self) -> list[str]:
-        return [d.name for d in self.endpoint_config.deployments]
-
-    @property
-    def split(self) -> Split:
-        e = self.endpoint_config
-        return Split.of(e.traffic, e.mirror_traffic)
 
 
 @dataclass
@@ -90,49 +63,6 @@ class AdvanceResult:
     pulumi_command: list[str] = field(default_factory=list)
 
 
-def load_target(
-    stack: str,
-    endpoint: str | None,
-    *,
-    project_dir: Path | None = None,
-    tracking_uri: str | None = None,
-    experiment: str | None = None,
-) -> tuple[StackFile, StackConfig, str, str]:
-    """Load and validate the stack, check ``endpoint`` is declared, and
-    resolve the tracking store (option, else the stack's ``azml:release``;
-    a relative sqlite path is relative to the project directory)."""
-    from ..tracking import resolve_tracking_uri
-
-    try:
-        stack_file, config = load_stack(stack, project_dir)
-    except ConfigError as error:
-        raise AdvanceError(EXIT_INVALID_INPUT, error.problems) from None
-    if endpoint is not None:
-        declared = [e.name for e in config.online_endpoints]
-        if endpoint not in declared:
-            raise AdvanceError(
-                EXIT_INVALID_INPUT,
-                [
-                    f"stack {stack_file.stack} declares no online endpoint {endpoint!r} "
-                    f"(declared: {', '.join(declared) or 'none'})"
-                ],
-            )
-    metrics = config.release.metrics
-    uri = resolve_tracking_uri(tracking_uri or metrics.tracking_uri, stack_file.project_dir, config)
-    return stack_file, config, uri, experiment or metrics.experiment
-
-
-def missing_sqlite_store(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI that does not exist yet
-    (reading it would create an empty store), else None."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix):
-        path = Path(uri[len(prefix):].split("?", 1)[0])
-        if not path.exists():
-            return path
-    return None
-
-
 def pulumi_up_command(stack: str, project_dir: Path, cwd: Path | None = None) -> list[str]:
     """The ``pulumi up`` that applies the rewritten stack file."""
     command = ["pulumi", "up", "--stack", stack]
@@ -143,19 +73,6 @@ def pulumi_up_command(stack: str, project_dir: Path, cwd: Path | None = None) ->
 
 def command_text(command: list[str]) -> str:
     return shlex.join(command)
-
-
-def verdict_age(verdict: Verdict, now: dt.datetime | None = None) -> dt.timedelta:
-    return max((now or utc_now()) - verdict.computed(), dt.timedelta(0))
-
-
-def _minutes(delta: dt.timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 120:
-        return f"{minutes} min"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} h {minutes % 60} min"
-    return f"{minutes // 1440} d {(minutes % 1440) // 60} h"
 
 
 def advance(
@@ -177,7 +94,7 @@ def advance(
     ``after_replace`` just after, before the change is tagged applied (tests
     use them to stop a run mid-write). ``on_settled`` gets one line per
     change of a killed run that this run marked."""
-    from . import store
+    from ..evidence import store
     from .stackedit import StackEditError, rewrite_traffic
 
     stack_file, config, uri, experiment_name = load_target(
@@ -255,7 +172,7 @@ def advance(
     # has; a rollback restores it, so only PROMOTE is checked (and can be refused).
     budget_note = None
     if verdict.decision is Decision.PROMOTE:
-        from .budget import check_promotion
+        from ..evidence.budget import check_promotion
 
         budget_note = check_promotion(config, stack_file.stack, uri, experiment_name, now or utc_now())
 
@@ -327,8 +244,8 @@ def edit_error_code(error: Exception) -> int:
 
 def settle(uri: str, experiment: str, stack_file: StackFile, on_settled: Callable[[str], None] | None = None) -> None:
     """Before a write: mark the changes of killed runs from the stack file
-    (:func:`azml.release.store.settle_changes`), under the file's lock."""
-    from . import store
+    (:func:`azml.release.evidence.store.settle_changes`), under the file's lock."""
+    from ..evidence import store
     from .stackedit import StackEditError
 
     try:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable
 
-from ..config import StackConfig
-from .. import tracking as t
+from ...config import StackConfig
+from ... import tracking as t
 
 
 class BudgetUnavailable(Exception):
@@ -195,8 +195,8 @@ def error_budget(
 ) -> ErrorBudget:
     """The stack's budget for the month of ``now``, month start to ``now``.
     A source that cannot be read gives a budget with ``error`` set."""
-    from ..naming import endpoint_name
-    from .advance import missing_sqlite_store
+    from ...naming import endpoint_name
+    from ..target import missing_sqlite_store
 
     enabled, objective = policy(config)
     start = month_start(now)
@@ -242,7 +242,7 @@ def check_promotion(config: StackConfig, stack: str, tracking_uri: str, experime
     """For ``advance`` before it applies a PROMOTE: raise its refusal (exit 1)
     while the freeze holds; else return the line to show beside the result
     (None when the freeze is off for the stack)."""
-    from .advance import EXIT_REFUSED, AdvanceError
+    from ..target import EXIT_REFUSED, AdvanceError
 
     budget = error_budget(config, stack, tracking_uri=tracking_uri, experiment=experiment, now=now)
     problem = freeze_problem(budget)

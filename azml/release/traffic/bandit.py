@@ -18,7 +18,7 @@ runs in MLflow:
 
 Weights become whole percentages within [floor, ceiling] that sum to exactly
 100 (largest remainder). With no scored arm the run is refused. The new split
-is written by :func:`azml.release.stackedit.rewrite_traffic` (locked,
+is written by :func:`azml.release.traffic.stackedit.rewrite_traffic` (locked,
 validated, atomic, refused if the file changed since it was read), and each
 allocation is logged as an MLflow run of kind ``bandit`` before the file is
 replaced.
@@ -34,14 +34,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..config.bandit import BanditConfig, bandit_arms
-from ..config.release import ReleaseConfig
-from .. import tracking as t
+from ...config.bandit import BanditConfig, bandit_arms
+from ...config.release import ReleaseConfig
+from ... import tracking as t
 from .advance import (
     EXIT_INVALID_INPUT, EXIT_REFUSED, TAG_APPLIED, AdvanceError, edit_error_code, load_target, missing_sqlite_store,
     pulumi_up_command, settle,
 )
-from .observations import Observation
+from ..evidence.observations import Observation
 
 ALLOCATION_ARTIFACT = "allocation.json"
 
@@ -257,9 +257,9 @@ def run_bandit(
 ) -> Allocation:
     """Allocate, log and write ``endpoint``'s split (or only allocate, with
     ``dry_run``). Raises :class:`AdvanceError`: 1 refused, 2 bad input."""
-    from .sources import from_mlflow
+    from ..evidence.sources import from_mlflow
     from .stackedit import StackEditError, rewrite_traffic
-    from .verdict import file_sha256, utc_now
+    from ..evidence.verdict import file_sha256, utc_now
 
     stack_file, config, uri, experiment_name = load_target(
         stack, endpoint, project_dir=project_dir, tracking_uri=tracking_uri, experiment=experiment

@@ -5,7 +5,7 @@ the next ``pulumi up`` applies), the canary and its ladder position, and the
 newest verdict from MLflow with its age, whether it is still fresh enough for
 ``advance`` and whether it was computed on the current file (``advance``
 refuses it otherwise). A change a killed run recorded but never marked is
-settled from the stack file first (:func:`azml.release.store.settle_changes`).
+settled from the stack file first (:func:`azml.release.evidence.store.settle_changes`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .advance import _minutes, load_target, missing_sqlite_store, verdict_age
-from .budget import ErrorBudget, error_budget
+from ..target import _minutes, load_target, missing_sqlite_store, verdict_age
+from ..evidence.budget import ErrorBudget, error_budget
 from .ladder import Position, Split, infer_roles, position
-from .verdict import Verdict, file_sha256, utc_now
+from ..evidence.verdict import Verdict, file_sha256, utc_now
 
 
 @dataclass
@@ -100,7 +100,7 @@ class StackStatus:
 
 def _last_change(uri: str, experiment: str, stack: str, endpoint: str) -> tuple[str | None, str | None]:
     """(ISO time, verdict run id) of the newest applied traffic change."""
-    from .. import tracking as t
+    from ... import tracking as t
 
     query = t.run_filter(t.KIND_TRAFFIC, finished=True, stack=stack, endpoint=endpoint)
     run = t.newest_run(t.client(uri), experiment, f"{query} and tags.`{t.TAG_APPLIED}` = 'true'")
@@ -116,11 +116,11 @@ SETTLE_LOCK_TIMEOUT = 5.0
 
 
 def settle_quietly(uri: str, experiment: str, stack_file: Any) -> str | None:
-    """Settle changes of killed runs (:func:`azml.release.store.settle_changes`)
+    """Settle changes of killed runs (:func:`azml.release.evidence.store.settle_changes`)
     for a command that only reads: when a writer holds the lock (it settles
     them itself) or the directory is read-only, nothing is settled and
     nothing fails. Returns the error of an unreachable store, else None."""
-    from . import store
+    from ..evidence import store
     from .stackedit import StackEditError
 
     if missing_sqlite_store(uri) is not None:
@@ -144,9 +144,9 @@ def stack_status(
     now: dt.datetime | None = None,
 ) -> StackStatus:
     """The status of ``endpoint`` (default: every online endpoint) of ``stack``.
-    Raises :class:`azml.release.advance.AdvanceError` (code 2) for an unknown
+    Raises :class:`azml.release.traffic.advance.AdvanceError` (code 2) for an unknown
     stack or endpoint; a store that cannot be read is reported per endpoint."""
-    from . import store
+    from ..evidence import store
 
     stack_file, config, uri, experiment_name = load_target(
         stack, endpoint, project_dir=project_dir, tracking_uri=tracking_uri, experiment=experiment

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .. import tracking as t
+from ... import tracking as t
 from .observations import (
     SAMPLE_SIZE_OF, Measure, Observation, ObservationError, SourceUnavailable, check_measure, combine, parse_record,
 )

@@ -3,7 +3,7 @@ served recently, one row per (endpoint, model version).
 
 Numbers come from MLflow observation runs (``azml.kind=observation``) of the
 stack started inside the window, grouped by their ``azml.model`` tag and
-pooled by :func:`azml.release.observations.combine` — the same pooling the
+pooled by :func:`azml.release.evidence.observations.combine` — the same pooling the
 gate uses. The status comes from the stack file as it is now:
 
 * champion — served by the deployment with the most live traffic of its
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import tracking as t
-from .observations import Measure, Observation, ObservationError, combine, parse_record
+from ... import tracking as t
+from ..evidence.observations import Measure, Observation, ObservationError, combine, parse_record
 
 STATUSES = ("champion", "canary", "shadow", "retired")
 #: Metrics on the scoreboard, in column order (tracking-store names).
@@ -149,7 +149,7 @@ def _roles(endpoint: Any) -> dict[str, str]:
 
 def _observation_runs(uri: str, experiment: str, query: str, notes: list[str]) -> list[Any]:
     """All runs matching ``query``, page by page (a month of windows can pass one page)."""
-    from .advance import missing_sqlite_store
+    from ..target import missing_sqlite_store
 
     missing = missing_sqlite_store(uri)
     if missing is not None:  # reading would create an empty store: report it instead
@@ -185,8 +185,8 @@ def build_scoreboard(
 ) -> Scoreboard:
     """The scoreboard of ``stack`` (optionally one endpoint) over the
     ``window_days`` before ``now``. Raises :class:`ScoreboardError`."""
-    from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR
-    from .advance import AdvanceError, load_target
+    from ...cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR
+    from ..target import AdvanceError, load_target
 
     if window_days < 1:
         raise ScoreboardError(EXIT_INVALID_INPUT, [f"--window-days: must be a whole number of days >= 1 (got {window_days})"])
@@ -279,8 +279,8 @@ def _with_verdicts(rows: list[Row], uri: str, experiment: str, stack: str, notes
     """Attach each endpoint's last verdict to the canary or shadow row it judged."""
     from dataclasses import replace
 
-    from .advance import missing_sqlite_store
-    from .store import last_verdict
+    from ..target import missing_sqlite_store
+    from ..evidence.store import last_verdict
 
     if missing_sqlite_store(uri) is not None:
         return rows

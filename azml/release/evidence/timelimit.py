@@ -20,7 +20,7 @@ import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .. import tracking as t
+from ... import tracking as t
 from .verdict import Decision, Verdict
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def canary_start(
 ) -> tuple[dt.datetime, str] | None:
     """When ``canary`` started taking traffic, and the run that shows it; None
     when the audit trail holds neither a traffic change nor a verdict for it."""
-    from .advance import missing_sqlite_store
+    from ..target import missing_sqlite_store
 
     if missing_sqlite_store(tracking_uri) is not None:
         return None

@@ -17,14 +17,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config.checks import model_name_version
-from ..config.data_validation import DATA_SUFFIXES, ColumnRule, ModelValidation, data_suffix
-from ..errors import ProblemsError
-from .. import tracking as t
+from ...naming import model_name_version
+from ...config.data_validation import DATA_SUFFIXES, ColumnRule, ModelValidation, data_suffix
+from ...errors import ProblemsError
+from ... import tracking as t
 from .verdict import MetricResult, Outcome
 
 if TYPE_CHECKING:
-    from ..config import StackConfig
+    from ...config import StackConfig
     from .evaluate import Release
 
 #: Every kind of check, in report order; each has a ``failures.<kind>`` metric.
@@ -302,7 +302,7 @@ def _show(value: Any) -> str:
 
 def check_distribution(rules: ModelValidation, frame: Any, reference: Any) -> tuple[list[Shift], list[Failure]]:
     """PSI and KS of each listed feature against the reference (azml drift engine)."""
-    from ..drift import DriftInputError, compute_drift
+    from ...drift import DriftInputError, compute_drift
 
     shifts: list[Shift] = []
     failures: list[Failure] = []

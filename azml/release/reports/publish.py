@@ -41,7 +41,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from .observations import Measure
+from ..evidence.observations import Measure
 
 #: The workbook's series dimensions (components/dashboards.py, drift_query) first.
 DIMENSIONS = ("endpoint", "deployment", "model", "stack")
