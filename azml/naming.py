@@ -107,3 +107,16 @@ def model_name_version(model: object) -> tuple[str, str]:
         parts = str(registry_uri).split("/")  # azureml://registries/<r>/models/<name>/versions/<version>
         return parts[-3], parts[-1]
     return str(getattr(model, "name")), str(getattr(model, "version"))
+
+
+def model_label(model: object) -> str:
+    """The one label of a model in reports and MLflow tags: ``name:version``."""
+    return ":".join(model_name_version(model))
+
+
+def model_ref(model: object) -> str:
+    """A deployment's model as observation, load test and scoreboard runs tag
+    it: ``name:version`` of a workspace model, the registry URI of a registry
+    model."""
+    name = getattr(model, "name", None)
+    return f"{name}:{getattr(model, 'version')}" if name else str(getattr(model, "registry_uri"))

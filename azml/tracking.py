@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError
+from .errors import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError
 
 if TYPE_CHECKING:  # mlflow takes ~2 s to import: only commands that log pay for it
     from collections.abc import Mapping

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from azml import tracking as t
 from azml.release.evidence.attribution import gate_rows, overlap, top_features
-from azml.release.attribution_cli import register
+from azml.cli.release.attribution import register
 from azml.release.evidence.evaluate import resolve_release
 from azml.release.evidence.gate import evaluate
 from azml.release.evidence.observations import Measure, Observation

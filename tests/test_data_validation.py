@@ -24,7 +24,7 @@ from azml.release.evidence.evaluate import resolve_release
 from azml.release.evidence.gate import evaluate
 from azml.release.evidence.observations import Measure, Observation
 from azml.release.evidence.validation import ValidationInputError, gate_rows, validate_batch
-from azml.release.validation_cli import log_validation, register
+from azml.cli.release.validation import log_validation, register
 from azml.release.evidence.verdict import Decision, Outcome
 
 from .conftest import ROOT
@@ -424,7 +424,7 @@ def retrain_project(tmp_path: Path) -> Path:
 def test_retrain_validate_blocks_submission_of_a_failing_batch(
     retrain_project: Path, mlflow_uri: str, tmp_path: Path, azure_ml: Any
 ) -> None:
-    from azml.retrain.cli import EXIT_RETRAIN, retrain_app
+    from azml.cli.retrain import EXIT_RETRAIN, retrain_app
 
     from .test_retrain_check import DATA_URI, NOW_TEXT, lineage_file
 

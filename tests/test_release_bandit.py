@@ -20,7 +20,7 @@ from azml.release.evidence.sources import log_observation
 import typer
 from typer.testing import CliRunner
 
-from azml.release.bandit_cli import register
+from azml.cli.release.bandit import register
 from tests.release_support import ENDPOINT, canary_project
 
 PROD_MIN = {"accuracy": 2000, "parity": 1000, "errors": 2000}  # the prod stack's minSamples

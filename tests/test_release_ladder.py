@@ -128,7 +128,7 @@ def traffic_runs(project_dir: Path) -> list[dict[str, object]]:
 def cli_app():  # type: ignore[no-untyped-def]
     import typer
 
-    from azml.release.traffic_cli import register
+    from azml.cli.release.traffic import register
 
     app = typer.Typer()
     register(app)

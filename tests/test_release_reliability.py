@@ -42,7 +42,7 @@ RACER = textwrap.dedent(
     import mlflow  # noqa: F401 - imported before the start signal
     from azml.release.evidence import store  # noqa: F401
     from azml.release.traffic import advance, stackedit  # noqa: F401
-    from azml.release.traffic_cli import _standalone
+    from azml.cli.release.traffic import _standalone
 
     app = _standalone()
     signals, rounds, args = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
@@ -425,7 +425,7 @@ def test_a_write_the_disk_refuses_is_one_error_line(tmp_path: Path, mlflow_templ
     log_verdict(project, Decision.PROMOTE)
     done = _azml("release", "advance", "prod", "--endpoint", ENDPOINT, "--project-dir", str(project),
                  preexec_fn=_limited_file_size(len(before) // 2))
-    assert done.returncode == 1  # cliutil.EXIT_PROGRAM_ERROR
+    assert done.returncode == 1  # azml.errors.EXIT_PROGRAM_ERROR
     assert _one_error_line(done.stderr) == (
         f"error: cannot write the new {path}: File too large (EFBIG); Pulumi.prod.yaml was not changed"
     )
@@ -464,7 +464,7 @@ def test_a_read_only_directory_is_one_error_line(tmp_path: Path, mlflow_template
                               env=_env(), cwd=ROOT, timeout=120)
     finally:
         project.chmod(0o755)
-    assert done.returncode == 1, done.stderr  # cliutil.EXIT_PROGRAM_ERROR
+    assert done.returncode == 1, done.stderr  # azml.errors.EXIT_PROGRAM_ERROR
     line = _one_error_line(done.stderr)
     assert line.startswith(f"error: cannot create the lock file {lock_path(path)}: ") and line.endswith(
         "; Pulumi.prod.yaml was not changed"

@@ -14,7 +14,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cliutil
 from ..config import ConfigError, StackConfig, StackFile, load_stack
 from ..config.schema import OnlineEndpointConfig
 from ..errors import ProblemsError
@@ -23,19 +22,15 @@ from .traffic.ladder import Split
 from .evidence.verdict import Verdict, utc_now
 
 #: Exit codes of ``advance`` and ``status``.
-EXIT_OK = 0
-EXIT_REFUSED = 1
-EXIT_INVALID_INPUT = cliutil.EXIT_INVALID_INPUT
-EXIT_PROGRAM_ERROR = cliutil.EXIT_PROGRAM_ERROR  # the file system refused a write
+from ..errors import EXIT_INVALID_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_REFUSED  # noqa: E402,F401
 
 
-class AdvanceError(Exception):
+class AdvanceError(ProblemsError):
     """``advance`` stopped; ``code`` is the exit code, ``problems`` one line each."""
 
     def __init__(self, code: int, problems: list[str]):
         self.code = code
-        self.problems = problems
-        super().__init__("\n".join(problems))
+        super().__init__(problems)
 
 
 @dataclass

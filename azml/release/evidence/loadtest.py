@@ -28,7 +28,7 @@ from ...config.release import ReleaseConfig
 from ...config.schema import OnlineEndpointConfig
 from ... import jsonfile
 from ...errors import ProblemsError
-from ...naming import endpoint_name
+from ...naming import endpoint_name, model_ref
 from ... import tracking as t
 from ..target import EvaluationError, find_endpoint
 from .verdict import MetricResult, Outcome
@@ -72,7 +72,7 @@ class LoadResult:
 
 
 @dataclass(frozen=True)
-class Target:
+class ScoringTarget:
     stack_file: StackFile
     config: StackConfig
     endpoint: OnlineEndpointConfig
@@ -112,7 +112,7 @@ def _loopback(host: str) -> bool:
 
 def model_of(deployment: Any) -> str:
     model = deployment.model
-    return f"{model.name}:{model.version}" if model.name else str(model.registry_uri)
+    return model_ref(model)
 
 
 def resolve_target(
@@ -123,7 +123,7 @@ def resolve_target(
     scoring_uri: str | None = None,
     project_dir: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
-) -> Target:
+) -> ScoringTarget:
     """The deployment to load and the settings to load it with (config, then
     ``overrides`` in config field names). Raises ConfigError / LoadTestError."""
     stack_file, config = load_stack(stack, project_dir)
@@ -141,10 +141,10 @@ def resolve_target(
     if updates:
         settings = settings.model_copy(update=updates)
     url = check_scoring_uri(scoring_uri) if scoring_uri else derived_scoring_uri(config, declared)
-    return Target(stack_file, config, declared, deployment, model_of(by_name[deployment]), url, scoring_uri is None, settings)
+    return ScoringTarget(stack_file, config, declared, deployment, model_of(by_name[deployment]), url, scoring_uri is None, settings)
 
 
-def requests_path(target: Target, option: Path | None) -> Path:
+def requests_path(target: ScoringTarget, option: Path | None) -> Path:
     if option is not None:
         return option
     if target.settings.requests_file is None:
@@ -218,7 +218,7 @@ def _secret_kind(endpoint: OnlineEndpointConfig) -> str:
     }.get(endpoint.auth_mode, "key or token")
 
 
-def drive(target: Target, bodies: list[str], authorization_header: str) -> LoadResult:
+def drive(target: ScoringTarget, bodies: list[str], authorization_header: str) -> LoadResult:
     """Run the locust worker for the target's duration and parse its result."""
     settings = target.settings
     spec = {
@@ -264,7 +264,7 @@ def _refuse_unmeasured(result: LoadResult) -> None:
 
 
 def log_load_test(
-    tracking_uri: str, experiment: str, target: Target, result: LoadResult, *, started: dt.datetime, params: Mapping[str, str]
+    tracking_uri: str, experiment: str, target: ScoringTarget, result: LoadResult, *, started: dt.datetime, params: Mapping[str, str]
 ) -> str:
     """One finished run of kind ``loadtest``, started when the test started; returns its id."""
     client = t.client(tracking_uri)

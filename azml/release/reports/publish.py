@@ -65,7 +65,7 @@ class PublishError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Target:
+class AppInsightsTarget:
     """The parts of a connection string the exporter uses (never printed whole)."""
 
     connection_string: str
@@ -73,7 +73,7 @@ class Target:
     ingestion_endpoint: str | None
 
 
-def parse_connection_string(text: str) -> Target:
+def parse_connection_string(text: str) -> AppInsightsTarget:
     """Check an App Insights connection string the way the exporter reads it:
     ``Key=Value`` pairs separated by ``;``, an ``InstrumentationKey`` GUID, an
     https ``IngestionEndpoint`` when one is given, and no ``Authorization``
@@ -94,10 +94,10 @@ def parse_connection_string(text: str) -> Target:
         raise ConnectionStringError("has an IngestionEndpoint that is not an https:// URL")
     if pairs.get("authorization", "ikey").lower() != "ikey":
         raise ConnectionStringError("names an Authorization other than ikey (use --app-insights-auth entra instead)")
-    return Target(";".join(p.strip() for p in text.strip().split(";") if p.strip()), key.lower(), endpoint)
+    return AppInsightsTarget(";".join(p.strip() for p in text.strip().split(";") if p.strip()), key.lower(), endpoint)
 
 
-def connection_string_from_env(variable: str, environ: Mapping[str, str] | None = None) -> Target:
+def connection_string_from_env(variable: str, environ: Mapping[str, str] | None = None) -> AppInsightsTarget:
     """The connection string held by environment variable ``variable``."""
     environ = os.environ if environ is None else environ
     if not _ENV_NAME.match(variable):
@@ -188,7 +188,7 @@ class _Responses:
 def publish_measures(
     measures: Mapping[str, Measure],
     tags: Mapping[str, str],
-    target: Target | str,
+    target: AppInsightsTarget | str,
     credential: Any = None,
     *,
     timeout: float = 10.0,

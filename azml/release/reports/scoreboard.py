@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ... import tracking as t
+from ...errors import ProblemsError
+from ...naming import model_ref
 from ..evidence.observations import Measure, Observation, ObservationError, combine, parse_record
 
 STATUSES = ("champion", "canary", "shadow", "retired")
@@ -35,13 +37,14 @@ _REGISTRY_MODEL = re.compile(r"^azureml://registries/[^/]+/models/(?P<name>[^/]+
 _PAGE = 1000
 
 
-class ScoreboardError(Exception):
+class ScoreboardError(ProblemsError):
     """Bad input (code 2) or an unreadable tracking store (code 1)."""
 
+    separator = "; "
+
     def __init__(self, code: int, problems: list[str]):
-        super().__init__("; ".join(problems))
         self.code = code
-        self.problems = problems
+        super().__init__(problems)
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
 
 def model_tag(model: Any) -> str:
     """The ``azml.model`` tag ``azml release record`` writes for a deployment's model."""
-    return f"{model.name}:{model.version}" if model.name else model.registry_uri
+    return model_ref(model)
 
 
 def _roles(endpoint: Any) -> dict[str, str]:
@@ -185,7 +188,7 @@ def build_scoreboard(
 ) -> Scoreboard:
     """The scoreboard of ``stack`` (optionally one endpoint) over the
     ``window_days`` before ``now``. Raises :class:`ScoreboardError`."""
-    from ...cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR
+    from ...errors import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR
     from ..target import AdvanceError, load_target
 
     if window_days < 1:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ... import cliutil
 from ...config import StackFile
 from ... import tracking
 from .ladder import LadderError, Move, next_split

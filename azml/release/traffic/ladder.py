@@ -29,16 +29,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
+from ...errors import ProblemsError
 from ...serving.rules import traffic_problems
 from ..evidence.verdict import Decision
 
 
-class LadderError(ValueError):
+class LadderError(ProblemsError, ValueError):
     """The split cannot be moved by the ladder (one line per problem)."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
+    separator = "; "
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, Experiment, ProjectDir, TrackingUri, fail
+from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, Experiment, ProjectDir, TrackingUri, fail
 
 
 class KpiFormat(str, enum.Enum):
@@ -47,8 +47,8 @@ def kpis_command(
     """Lead time, deployment frequency, change failure rate, time to restore
     and drift reaction time of STACK, with their targets: met, NOT met, or
     no data."""
-    from .traffic.advance import AdvanceError
-    from .reports.kpis import delivery_kpis, markdown, rows
+    from ...release.traffic.advance import AdvanceError
+    from ...release.reports.kpis import delivery_kpis, markdown, rows
 
     start, end = _time(since, "--since"), _time(until, "--until")
     if start is not None and end is not None and start >= end:

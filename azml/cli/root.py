@@ -10,14 +10,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from .drift.cli import drift
-from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ErrorGroup, OutputFormat, fail as _fail
-from .files import write_atomically
-from .config_cli import config_app
-from .envcheck import env_app
-from .lineage_cli import lineage
-from .release.cli import release_app
-from .retrain.cli import retrain_app
+from .drift import drift
+from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ErrorGroup, OutputFormat, fail as _fail
+from ..files import write_atomically
+from .config import config_app
+from ..envcheck import env_app
+from .lineage import lineage
+from .release.app import release_app
+from .retrain import retrain_app
 
 app = typer.Typer(
     # Every command (retrain, lineage, drift, ...) ends a CommandError with its one line, never a traceback.
@@ -94,16 +94,16 @@ def plan(
     expiry date. Exit 1 on a mandatory policy violation, a blocked day-two
     operation, a failed (not skipped) checkov check or an expired risk
     acceptance."""
-    from .config import ConfigError, read_stack_file
-    from .plan.daytwo import DayTwoError, simulate
-    from .plan.engine import ProgramError, SecretLeakError, run_plan
-    from .plan.render import mermaid, summary_lines, tree_lines
-    from .plan.sequence import DependencyCycle, creation_waves
-    from .arm.skips import SKIPS
-    from .policy.acceptances import Ledger, from_pack_properties, from_skips
-    from .policy.pack_config import PackConfigError
-    from .policy.packs import PACKS
-    from .policy.runner import PolicyRunError, evaluate
+    from ..config import ConfigError, read_stack_file
+    from ..plan.daytwo import DayTwoError, simulate
+    from ..plan.engine import ProgramError, SecretLeakError, run_plan
+    from ..plan.render import mermaid, summary_lines, tree_lines
+    from ..plan.sequence import DependencyCycle, creation_waves
+    from ..arm.skips import SKIPS
+    from ..policy.acceptances import Ledger, from_pack_properties, from_skips
+    from ..policy.pack_config import PackConfigError
+    from ..policy.packs import PACKS
+    from ..policy.runner import PolicyRunError, evaluate
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
@@ -160,9 +160,9 @@ def plan(
     target = out / result.stack
     scan = None
     if checkov:
-        from .arm.bridge import export_and_scan
-        from .arm.checkov import CheckovError
-        from .plan.arm import UnknownResourceType
+        from ..arm.bridge import export_and_scan
+        from ..arm.checkov import CheckovError
+        from ..plan.arm import UnknownResourceType
 
         try:
             scan = export_and_scan(result, target, stack_file=stack_file.path)
@@ -236,14 +236,14 @@ def checkov(
     Writes DIR/arm/template.json, DIR/checkov.sarif and DIR/checkov.json; exits 1
     when a check fails that the curated skip list (azml.arm.skips) does not
     cover, or when a skip of the list is past its expiry date."""
-    from .arm.api_versions import ApiVersionError
-    from .arm.bridge import environment_of, export_and_scan
-    from .arm.skips import SKIPS
-    from .policy.acceptances import Ledger, from_skips
-    from .arm.checkov import CheckovError
-    from .arm.preview import PlanDocumentError, plan_from_plan_json, plan_from_preview
-    from .jsonfile import JsonInputError, read_json
-    from .plan.arm import UnknownResourceType
+    from ..arm.api_versions import ApiVersionError
+    from ..arm.bridge import environment_of, export_and_scan
+    from ..arm.skips import SKIPS
+    from ..policy.acceptances import Ledger, from_skips
+    from ..arm.checkov import CheckovError
+    from ..arm.preview import PlanDocumentError, plan_from_plan_json, plan_from_preview
+    from ..jsonfile import JsonInputError, read_json
+    from ..plan.arm import UnknownResourceType
 
     if (preview_json is None) == (plan_json is None):
         _fail(EXIT_INVALID_INPUT, ["give exactly one of --preview-json FILE or --plan-json FILE"])

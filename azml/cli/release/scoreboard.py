@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, Experiment, ProjectDir, TrackingUri, fail
+from ..common import EXIT_INVALID_INPUT, Experiment, ProjectDir, TrackingUri, fail
 
 
 class ScoreboardFormat(str, enum.Enum):
@@ -51,8 +51,8 @@ def scoreboard_command(
     pooled accuracy, parity difference, PSI, p95 latency and error rate with
     sample sizes, and its status — champion, canary, shadow or retired — from
     the stack file. Always writes a self-contained HTML page with a chart."""
-    from .reports.scoreboard import ScoreboardError, build_scoreboard, render_markdown, render_text
-    from .reports.scoreboard_html import write_html
+    from ...release.reports.scoreboard import ScoreboardError, build_scoreboard, render_markdown, render_text
+    from ...release.reports.scoreboard_html import write_html
 
     # Checked here rather than by typer so the error is one line naming the choices.
     allowed = [f.value for f in ScoreboardFormat]

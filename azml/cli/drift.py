@@ -18,8 +18,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import EXIT_DRIFT, EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, fail
-from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
+from .common import EXIT_DRIFT, EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, fail
+from ..drift.defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
 
 #: Upper bounds of --bins and --chunk-rows. The engine builds bins-1 quantile
 #: ranks up front (--bins 1000000000 runs out of memory, 10**23 never ends), and
@@ -29,7 +29,7 @@ MAX_CHUNK_ROWS = 100_000_000
 #: The files --out receives.
 REPORT_FILES = ("drift.json", "drift.md", "drift.html")
 #: Too few rows in a sample to say (below the minimum sample size); as `azml retrain check`.
-EXIT_INCONCLUSIVE = 5
+from ..errors import EXIT_INCONCLUSIVE  # noqa: E402,F401
 #: Without --stack and --tracking-uri: a file in the current directory, named when written.
 LOCAL_STORE = "sqlite:///mlruns.db"
 
@@ -139,11 +139,11 @@ def drift(
     chi-squared test (categorical). Writes drift.json, drift.md and drift.html;
     exits 3 when a feature breaches a threshold, 5 when a sample is below the
     minimum sample size, 2 on bad input."""
-    from .engine import compute_drift
-    from .progress import ProgressLine
-    from .reader import DriftInputError
-    from .spill import SpillError, usable_directory
-    from .report import to_html, to_json_text, to_markdown, to_text
+    from ..drift.engine import compute_drift
+    from ..drift.progress import ProgressLine
+    from ..drift.reader import DriftInputError
+    from ..drift.spill import SpillError, usable_directory
+    from ..drift.report import to_html, to_json_text, to_markdown, to_text
     from ..files import write_atomically
 
     # Options first, before any input is read or anything written.
@@ -155,13 +155,13 @@ def drift(
         fail(EXIT_INVALID_INPUT, [f"--threshold: {threshold} is not a finite number >= 0"])
     if min_samples is not None and min_samples < 1:
         fail(EXIT_INVALID_INPUT, [f"--min-samples: {min_samples} is not a whole number >= 1"])
-    from .settings import MIN_SAMPLES_KEY, THRESHOLDS_KEY, default_min_samples
+    from ..drift.settings import MIN_SAMPLES_KEY, THRESHOLDS_KEY, default_min_samples
 
     metric_thresholds = None
     store = tracking_uri
     if stack is not None:
         from ..config import ConfigError
-        from .settings import from_stack
+        from ..drift.settings import from_stack
 
         if threshold is not None:
             fail(EXIT_INVALID_INPUT, [
@@ -233,7 +233,7 @@ def drift(
     run_id = None
     if uri is not None:
         from ..tracking import first_line, store_errors
-        from .mlflow_log import log_report
+        from ..drift.mlflow_log import log_report
 
         try:
             with store_errors(uri):

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ProjectDir, TrackingUri, fail
+from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ProjectDir, TrackingUri, fail
 
 if TYPE_CHECKING:
-    from ..config import StackConfig
-    from .evidence.validation import ValidationReport
+    from ...config import StackConfig
+    from ...release.evidence.validation import ValidationReport
 
 #: Where reports go, relative to the project: <endpoint>/<deployment>.json and .md.
 REPORT_DIR = Path("build") / "validation"
-EXIT_FAILED = 1
+from ...errors import EXIT_FAILED  # noqa: E402,F401
 
 
 class ValidateFormat(str, enum.Enum):
@@ -35,8 +35,8 @@ class ValidateFormat(str, enum.Enum):
 
 def write_report(report: "ValidationReport", directory: Path, stem: str) -> tuple[Path, Path]:
     """``<stem>.json`` and ``<stem>.md`` in ``directory``, each replaced atomically."""
-    from ..files import write_atomically
-    from .evidence.validation import dumps
+    from ...files import write_atomically
+    from ...release.evidence.validation import dumps
 
     json_path, markdown_path = directory / f"{stem}.json", directory / f"{stem}.md"
     write_atomically(json_path, dumps(report))
@@ -53,9 +53,9 @@ def log_validation(
     finished runs), so nobody acts on half a record."""
     from mlflow.entities import Metric, Param
 
-    from ..drift.mlflow_log import metric_key
-    from .. import tracking as t
-    from .evidence.validation import dumps
+    from ...drift.mlflow_log import metric_key
+    from ... import tracking as t
+    from ...release.evidence.validation import dumps
 
     client = t.client(tracking_uri)
     tags = {t.TAG_KIND: t.KIND_VALIDATION, t.TAG_STACK: stack, t.TAG_ENDPOINT: endpoint, t.TAG_DEPLOYMENT: deployment,
@@ -103,7 +103,7 @@ def _deployment(config: "StackConfig", endpoint: str, deployment: str, stack_nam
 
 
 def _show(report: "ValidationReport", output_format: ValidateFormat) -> None:
-    from .evidence.validation import dumps
+    from ...release.evidence.validation import dumps
 
     if output_format is ValidateFormat.json:
         typer.echo(dumps(report), nl=False)
@@ -129,15 +129,11 @@ def validate_command(
     deployment's model declares under azml:dataValidation. Writes
     build/validation/<endpoint>/<deployment>.json and .md and logs an MLflow
     run the promotion gate reads. Exit 0 passed, 1 failed, 2 bad input."""
-    from ..config import ConfigError, load_stack
-    from ..naming import model_name_version
-    from .. import tracking as t
-    from .evidence.validation import ValidationInputError, validate_batch
+    from ...naming import model_label, model_name_version
+    from ...release.evidence.validation import ValidationInputError, validate_batch
+    from ..common import load_stack_or_fail, tracking_store
 
-    try:
-        stack_file, config = load_stack(stack, project_dir)
-    except ConfigError as error:
-        fail(EXIT_INVALID_INPUT, error.problems)
+    stack_file, config = load_stack_or_fail(stack, project_dir)
     chosen = _deployment(config, endpoint, deployment, stack_file.stack)
     name, version = model_name_version(chosen.model)
     project = stack_file.project_dir
@@ -147,15 +143,15 @@ def validate_command(
         fail(EXIT_INVALID_INPUT, error.problems)
     moment = dt.datetime.now(dt.timezone.utc)
     report = report.with_context(stack=stack_file.stack, endpoint=endpoint, deployment=deployment,
-                                 modelVersion=f"{name}:{version}", validatedAt=moment.isoformat())
+                                 modelVersion=model_label(chosen.model), validatedAt=moment.isoformat())
     json_path, markdown_path = write_report(report, project / REPORT_DIR / endpoint, deployment)
     problems: list[str] = []
     run_id = None
     if log:
-        uri = t.resolve_tracking_uri(tracking_uri or config.release.metrics.tracking_uri, project, config)
+        uri, experiment = tracking_store(config, project, tracking_uri)
         try:
-            run_id = log_validation(uri, config.release.metrics.experiment, report, stack=stack_file.stack,
-                                    endpoint=endpoint, deployment=deployment, model=f"{name}:{version}", at=moment)
+            run_id = log_validation(uri, experiment, report, stack=stack_file.stack,
+                                    endpoint=endpoint, deployment=deployment, model=model_label(chosen.model), at=moment)
         except Exception as error:  # noqa: BLE001 - MLflow raises many kinds
             problems.append(f"could not log the validation to MLflow at {uri}: {_first_line(error)}")
     _show(report, output_format)
@@ -170,7 +166,7 @@ def validate_command(
 def validate_before_retraining(config: "StackConfig", model_name: str, batch: Path, project_dir: Path, *, as_json: bool) -> None:
     """``azml retrain check --validate``: return when the batch passes; else
     show the report and exit 1 (2 on bad input) before anything is submitted."""
-    from .evidence.validation import ValidationInputError, dumps, validate_batch
+    from ...release.evidence.validation import ValidationInputError, dumps, validate_batch
 
     try:
         report = validate_batch(config, model_name, batch, project_dir, option="--validate")

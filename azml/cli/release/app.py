@@ -10,14 +10,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, ErrorGroup, ProjectDir, TrackingUri, fail
-from .traffic_cli import register as register_traffic_commands
-from .bandit_cli import register as register_bandit
-from .attribution_cli import register as register_attribution
-from .validation_cli import register as register_validation
-from .loadtest_cli import register as register_loadtest
-from .kpis_cli import register as register_kpis
-from .scoreboard_cli import register as register_scoreboard
+from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, ErrorGroup, ProjectDir, TrackingUri, fail
+from .traffic import register as register_traffic_commands
+from .bandit import register as register_bandit
+from .attribution import register as register_attribution
+from .validation import register as register_validation
+from .loadtest import register as register_loadtest
+from .kpis import register as register_kpis
+from .scoreboard import register as register_scoreboard
 
 release_app = typer.Typer(
     # A tracking store that is refused or unreachable ends any release command with one line.
@@ -44,7 +44,7 @@ def _parse_time(value: str | None, option: str) -> dt.datetime | None:
 
 
 def verdict_markdown(verdict: object) -> str:
-    from .evidence.verdict import Verdict
+    from ...release.evidence.verdict import Verdict
 
     assert isinstance(verdict, Verdict)
     lines = [
@@ -65,7 +65,7 @@ def _print_verdict(verdict: object) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .evidence.verdict import Decision, Verdict
+    from ...release.evidence.verdict import Decision, Verdict
 
     assert isinstance(verdict, Verdict)
     console = Console(width=120)
@@ -114,9 +114,9 @@ def evaluate(
     result and sample size. Exit 0 whatever the verdict; 2 on bad input;
     1 when a source is unavailable (with --require-evidence: a store that
     never recorded an observation)."""
-    from ..config import ConfigError
-    from .evidence.evaluate import EvaluationError, evaluate_release
-    from .evidence.observations import SourceUnavailable
+    from ...config import ConfigError
+    from ...release.evidence.evaluate import EvaluationError, evaluate_release
+    from ...release.evidence.observations import SourceUnavailable
 
     try:
         verdict = evaluate_release(
@@ -186,12 +186,11 @@ def record(
     error rate, parity difference, input PSI) and log it as an observation
     run that `azml release evaluate` reads; with --publish-to-app-insights,
     also send the metrics to Application Insights."""
-    from ..config import ConfigError, load_stack
-    from .evidence.evaluate import EvaluationError, find_endpoint, tracking_uri_of
-    from .. import tracking
-    from .evidence.observations import ObservationError
-    from .reports.record import Columns, RequestLogError, measure_requests, read_table
-    from .evidence.sources import log_observation
+    from ... import naming, tracking
+    from ..common import resolve_endpoint, tracking_store
+    from ...release.evidence.observations import ObservationError
+    from ...release.reports.record import Columns, RequestLogError, measure_requests, read_table
+    from ...release.evidence.sources import log_observation
 
     target = None
     if not publish:
@@ -199,7 +198,7 @@ def record(
             if given is not None:
                 fail(EXIT_INVALID_INPUT, [f"{option}: only used with --publish-to-app-insights"])
     else:
-        from .reports.publish import ConnectionStringError, connection_string_from_env
+        from ...release.reports.publish import ConnectionStringError, connection_string_from_env
 
         if app_insights_auth not in (None, "key", "entra"):
             fail(EXIT_INVALID_INPUT, [f"--app-insights-auth: {app_insights_auth!r} is not key or entra"])
@@ -208,28 +207,25 @@ def record(
         except ConnectionStringError as error:
             fail(EXIT_INVALID_INPUT, [f"--app-insights-connection-string-env: {error}"])
     notes: list[str] = []
+    stack_file, config, declared = resolve_endpoint(stack, endpoint, project_dir)
     try:
-        stack_file, config = load_stack(stack, project_dir)
-        declared = find_endpoint(config, endpoint, stack_file)
         by_name = {d.name: d for d in declared.deployments}
         if deployment not in by_name:
             fail(EXIT_INVALID_INPUT, [f"--deployment: {deployment!r} is not a deployment of {endpoint} (declared: {', '.join(by_name)})"])
         names = [f.strip() for f in features.split(",") if f.strip()] if features else list(config.model_monitoring.features or [])
         columns = Columns(prediction_column, label_column, latency_column, status_column, sensitive_column, positive_label)
         measures = measure_requests(read_table(requests), columns, reference=reference, features=names, notes=notes)
-    except (ConfigError, EvaluationError) as error:
-        fail(EXIT_INVALID_INPUT, error.problems)
     except RequestLogError as error:
         fail(EXIT_INVALID_INPUT, [str(error)])
     if not measures:
         fail(EXIT_INVALID_INPUT, [f"--requests: {requests.name} has none of the columns any metric needs"])
     model = by_name[deployment].model
-    model_ref = f"{model.name}:{model.version}" if model.name else model.registry_uri
-    uri = tracking_uri_of(config, stack_file.project_dir, tracking_uri)
+    model_ref = naming.model_ref(model)
+    uri, experiment = tracking_store(config, stack_file.project_dir, tracking_uri)
     try:
         with tracking.store_errors(uri):
             run_id = log_observation(
-                uri, config.release.metrics.experiment, stack=stack_file.stack, endpoint=endpoint, deployment=deployment,
+                uri, experiment, stack=stack_file.stack, endpoint=endpoint, deployment=deployment,
                 measures=measures, model=model_ref,
                 params={"requests_file": requests.name},
             )
@@ -243,8 +239,8 @@ def record(
         typer.echo(f"note: {note}")
     typer.echo(f"Logged observation of {endpoint}/{deployment} to MLflow run {run_id}")
     if target is not None:
-        from ..naming import endpoint_name
-        from .reports.publish import PublishError, default_credential, metric_tags, publish_measures
+        from ...naming import endpoint_name
+        from ...release.reports.publish import PublishError, default_credential, metric_tags, publish_measures
 
         tags = metric_tags(
             stack=stack_file.stack, endpoint=endpoint_name(config, endpoint), deployment=deployment,

@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import fail
+from ..common import fail
 
 
 class StatusFormat(str, enum.Enum):
@@ -51,7 +51,7 @@ def advance_command(
     the canary one ladder step up, ROLLBACK gives the champion 100% and
     removes the mirror, HOLD changes nothing. Prints the split's diff and
     the `pulumi up` that applies it."""
-    from .traffic.advance import AdvanceError, advance, command_text, run_pulumi_up
+    from ...release.traffic.advance import AdvanceError, advance, command_text, run_pulumi_up
 
     try:
         result = advance(
@@ -107,8 +107,8 @@ def status_command(
     """Per online endpoint: live and mirror split, canary and ladder
     position, and the last verdict with its age. Exit 1 when the tracking
     store cannot be read (the split is still shown)."""
-    from .traffic.advance import AdvanceError
-    from .traffic.status import render_text, stack_status
+    from ...release.traffic.advance import AdvanceError
+    from ...release.traffic.status import render_text, stack_status
 
     try:
         status = stack_status(
@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _standalone() -> typer.Typer:
-    """The two commands on their own (``python -m azml.release.traffic_cli``)."""
+    """The two commands on their own (``python -m azml.cli.release.traffic``)."""
     app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
     register(app)
     return app

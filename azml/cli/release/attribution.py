@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, ProjectDir, TrackingUri, fail
+from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, ProjectDir, TrackingUri, fail
 
 
 def default_canary(traffic: dict[str, int], mirror: dict[str, int]) -> str | None:
@@ -48,16 +48,11 @@ def attribution_command(
     """Explain both models on the sample with SHAP, compare the top-N
     features by mean |SHAP| (share of the champion's top N in the canary's)
     against minOverlap, and log the comparison to MLflow for the verdict."""
-    from ..config import ConfigError, load_stack
-    from ..config.attribution import AttributionConfig
-    from .evidence.attribution import AttributionError, compare
-    from .evidence.evaluate import EvaluationError, find_endpoint, tracking_uri_of
+    from ...config.attribution import AttributionConfig
+    from ...release.evidence.attribution import AttributionError, compare
+    from ..common import resolve_endpoint, tracking_store
 
-    try:
-        stack_file, config = load_stack(stack, project_dir)
-        declared = find_endpoint(config, endpoint, stack_file)
-    except (ConfigError, EvaluationError) as error:
-        fail(EXIT_INVALID_INPUT, error.problems)
+    stack_file, config, declared = resolve_endpoint(stack, endpoint, project_dir)
     names = [d.name for d in declared.deployments]
     canary = canary or default_canary(declared.traffic, declared.mirror_traffic)
     if canary is None:
@@ -66,13 +61,13 @@ def attribution_command(
         fail(EXIT_INVALID_INPUT, [f"--canary: {canary!r} is not a deployment of {endpoint} (declared: {', '.join(names)})"])
     if not sample.is_file():
         fail(EXIT_INVALID_INPUT, [f"--sample: no file {sample}"])
+    store = tracking_store(config, stack_file.project_dir, tracking_uri)
     settings = config.release.attribution or AttributionConfig()  # the command runs with defaults; the gate only when configured
     try:
         result = compare(
             stack=stack_file.stack, endpoint=endpoint, canary=canary, champion_model=champion_model,
             canary_model=canary_model, sample_path=sample, config=settings,
-            tracking_uri=tracking_uri_of(config, stack_file.project_dir, tracking_uri),
-            experiment=config.release.metrics.experiment,
+            tracking_uri=store[0], experiment=store[1],
         )
     except AttributionError as error:
         fail(EXIT_INVALID_INPUT, error.problems)
@@ -90,7 +85,7 @@ def _print(result: object) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .evidence.attribution import Attribution
+    from ...release.evidence.attribution import Attribution
 
     assert isinstance(result, Attribution)
     console = Console(width=120)

@@ -13,9 +13,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
-from .files import write_atomically
-from .lineage import (
+from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
+from ..files import write_atomically
+from ..lineage import (
     DEFAULT_ENV_LOCK,
     DEFAULT_OUT,
     LineageError,
@@ -35,7 +35,7 @@ from .lineage import (
 
 def _training_run_facts(tracking_uri: str, run_id: str) -> dict[str, Any]:
     """Training accuracy (metric ``accuracy``) and end (or start) time of an MLflow run."""
-    from . import tracking
+    from .. import tracking
 
     run = tracking.client(tracking_uri).get_run(run_id)
     facts: dict[str, Any] = {}
@@ -49,7 +49,7 @@ def _training_run_facts(tracking_uri: str, run_id: str) -> dict[str, Any]:
 
 def log_record(tracking_uri: str, experiment: str, record: dict[str, Any], stack: str | None) -> str:
     """One kind=lineage run holding the record (params, tags, lineage.json artifact)."""
-    from . import tracking
+    from .. import tracking
 
     client = tracking.client(tracking_uri)
     model = f"{record['model']['name']}:{record['model']['version']}"
@@ -131,7 +131,7 @@ def lineage(
     training: dict[str, Any] = {"run": training_run, "accuracy": training_accuracy, "trainedAt": iso(trained) if trained else None}
     resolved_uri = None
     if tracking_uri:
-        from .tracking import resolve_tracking_uri
+        from ..tracking import resolve_tracking_uri
 
         resolved_uri = resolve_tracking_uri(tracking_uri, base)
         if training_run and (training_accuracy is None or trained is None):

@@ -9,10 +9,15 @@ from typing import Annotated, NoReturn, Optional
 import typer
 from typer.core import TyperGroup
 
-EXIT_PROGRAM_ERROR = 1
-EXIT_INVALID_INPUT = 2
-#: ``azml drift``: a feature is over its threshold.
-EXIT_DRIFT = 3
+from ..errors import (  # noqa: F401  (the one exit-code table, re-exported for the commands)
+    EXIT_DRIFT,
+    EXIT_INCONCLUSIVE,
+    EXIT_INVALID_INPUT,
+    EXIT_OK,
+    EXIT_PROGRAM_ERROR,
+    EXIT_RETRAIN,
+    CommandError,
+)
 
 
 def fail(code: int, lines: list[str]) -> NoReturn:
@@ -20,15 +25,6 @@ def fail(code: int, lines: list[str]) -> NoReturn:
     for line in lines:
         typer.echo(f"error: {line}", err=True)
     raise typer.Exit(code)
-
-
-class CommandError(Exception):
-    """A refusal or failure whose message is one line for the user, with the
-    exit code it ends the command with. Raised below the command layer (where
-    no exit code is chosen) and turned into ``error: <message>`` by
-    :class:`ErrorGroup` or by the command itself."""
-
-    exit_code = EXIT_PROGRAM_ERROR
 
 
 class ErrorGroup(TyperGroup):
@@ -66,3 +62,38 @@ TrackingUri = Annotated[
 Experiment = Annotated[
     Optional[str], typer.Option("--experiment", help="MLflow experiment (default: the stack's azml:release.metrics.experiment).")
 ]
+
+
+# --- the one resolver: stack -> endpoint -> tracking store -----------------------
+
+
+def load_stack_or_fail(stack: str, project_dir: Path | None):  # type: ignore[no-untyped-def]
+    """The validated stack (``StackFile``, ``StackConfig``); a refused stack
+    ends the command with exit 2 and its problems, in every command alike."""
+    from ..config import ConfigError, load_stack
+
+    try:
+        return load_stack(stack, project_dir)
+    except ConfigError as error:
+        fail(EXIT_INVALID_INPUT, error.problems)
+
+
+def resolve_endpoint(stack: str, endpoint: str, project_dir: Path | None):  # type: ignore[no-untyped-def]
+    """``(stack_file, config, endpoint_config)`` of one declared online
+    endpoint; an unknown stack or endpoint ends the command with exit 2."""
+    from ..release.target import EvaluationError, find_endpoint
+
+    stack_file, config = load_stack_or_fail(stack, project_dir)
+    try:
+        return stack_file, config, find_endpoint(config, endpoint, stack_file)
+    except EvaluationError as error:
+        fail(EXIT_INVALID_INPUT, error.problems)
+
+
+def tracking_store(config, project_dir: Path, tracking_uri: str | None) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The MLflow ``(tracking URI, experiment)`` of a command: ``--tracking-uri``
+    else the stack's ``azml:release.metrics`` (a relative sqlite path is
+    relative to the project directory)."""
+    from ..release.target import tracking_uri_of
+
+    return tracking_uri_of(config, project_dir, tracking_uri), config.release.metrics.experiment

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ProjectDir, fail
+from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ProjectDir, fail
 
 config_app = typer.Typer(no_args_is_help=True, help="Edit a stack file's non-secret azml: keys (validated, comments kept, atomic).")
 
@@ -26,9 +26,9 @@ def set_command(
     Exit 0 when set (or already so), 2 on a bad key, value or resulting
     config, 1 when the file is read-only or locked or the disk refuses (as
     `azml release advance`)."""
-    from .config.loader import ConfigError
-    from .config.setting import SettingError, set_key
-    from .release.traffic.stackedit import StackEditError
+    from ..config.loader import ConfigError
+    from ..config.setting import SettingError, set_key
+    from ..release.traffic.stackedit import StackEditError
 
     try:
         result = set_key(stack, key, value, as_string=as_string, project_dir=project_dir)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, ProjectDir, TrackingUri, fail
+from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, ProjectDir, TrackingUri, fail
 
 
 _DEPLOYMENT_HELP = "The deployment to load (reached with the azureml-model-deployment header, whatever its share)."
@@ -55,10 +55,10 @@ def loadtest_command(
     """Drive one deployment with locust for a bounded time and log p50/p95/p99
     latency, throughput and error rate to MLflow (a run of kind loadtest) for
     the promotion gate."""
-    from ..config import ConfigError
-    from .evidence.evaluate import tracking_uri_of
-    from .evidence.loadtest import LoadTestError, LoadTestFailed, authorization, read_bodies, requests_path, resolve_target
-    from .evidence.verdict import utc_now
+    from ...config import ConfigError
+    from ..common import tracking_store
+    from ...release.evidence.loadtest import LoadTestError, LoadTestFailed, authorization, read_bodies, requests_path, resolve_target
+    from ...release.evidence.verdict import utc_now
 
     overrides = {"users": users, "spawn_rate": spawn_rate, "duration_seconds": duration}
     try:
@@ -78,7 +78,7 @@ def loadtest_command(
         f"on {target.endpoint.name}/{deployment} at {target.url}" + (" (derived from the stack)" if target.url_derived else ""),
         err=True,
     )
-    from .evidence.loadtest import drive, log_load_test
+    from ...release.evidence.loadtest import drive, log_load_test
 
     started = utc_now()
     try:
@@ -86,7 +86,7 @@ def loadtest_command(
     except LoadTestFailed as error:
         fail(EXIT_PROGRAM_ERROR, [str(error)])
     del header  # the credential is not needed past the child process
-    uri = tracking_uri_of(target.config, target.stack_file.project_dir, tracking_uri)
+    uri = tracking_store(target.config, target.stack_file.project_dir, tracking_uri)[0]
     params = {
         "users": str(settings.users), "spawn_rate": f"{settings.spawn_rate:g}",
         "duration_seconds": str(settings.duration_seconds), "request_timeout_seconds": f"{settings.request_timeout_seconds:g}",
@@ -104,7 +104,7 @@ def loadtest_command(
 
 
 def _document(target: Any, result: Any) -> dict[str, Any]:
-    from .evidence.loadtest import judge
+    from ...release.evidence.loadtest import judge
 
     settings = target.settings
     n = result.requests

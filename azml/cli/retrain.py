@@ -17,15 +17,15 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
+from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
 from ..lineage import LineageError, iso, parse_time
-from . import sources
-from .triggers import Decision, Inputs, Outcome, Status, Thresholds, decide
+from ..retrain import sources
+from ..retrain.triggers import Decision, Inputs, Outcome, Status, Thresholds, decide
 
 #: A retraining reason was found.
-EXIT_RETRAIN = 4
+from ..errors import EXIT_RETRAIN  # noqa: E402,F401
 #: No reason found, but at least one trigger could not be measured.
-EXIT_INCONCLUSIVE = 5
+from ..errors import EXIT_INCONCLUSIVE  # noqa: E402,F401
 
 retrain_app = typer.Typer(
     add_completion=False,
@@ -133,14 +133,10 @@ def check(
     maxPsi), performance (accuracy drop > maxAccuracyDrop), staleness (trained
     more than maxModelAgeDays ago); thresholds from azml:retraining.triggers.
     Exit 0 none, 4 reason found, 5 inconclusive, 2 bad input, 1 failure."""
-    from ..config import ConfigError, load_stack
-    from ..tracking import resolve_tracking_uri
+    from .common import load_stack_or_fail, tracking_store
 
     # ---- inputs that need nothing but the command line and the stack file
-    try:
-        stack_file, config = load_stack(stack, project_dir)
-    except ConfigError as error:
-        fail(EXIT_INVALID_INPUT, error.problems)
+    stack_file, config = load_stack_or_fail(stack, project_dir)
     endpoints = {e.name: e for e in config.batch_endpoints} | {e.name: e for e in config.online_endpoints}
     if endpoint not in endpoints:
         fail(EXIT_INVALID_INPUT, [
@@ -148,7 +144,7 @@ def check(
         ])
     chosen = _pick_deployment(endpoints[endpoint], deployment, stack_file.stack)
     model = _model_of(chosen)
-    model_label = f"{model[0]}:{model[1]}"
+    model_label = ":".join(model)  # azml.naming.model_label
     try:
         check_time = parse_time(now, "--now") if now is not None else dt.datetime.now(dt.timezone.utc)
     except LineageError as error:
@@ -161,7 +157,7 @@ def check(
         fail(EXIT_INVALID_INPUT, [f"--accuracy-n: expected a whole number >= 1, got {accuracy_n}"])
     project = stack_file.project_dir
     if validate is not None:
-        from ..release.validation_cli import validate_before_retraining
+        from .release.validation import validate_before_retraining
 
         validate_before_retraining(config, model[0], validate, project, as_json=output_format is OutputFormat.json)
     triggers = config.retraining.triggers
@@ -171,8 +167,8 @@ def check(
 
     submission = None
     if submit:
-        from . import submission as submission_module
-        from .submission import SubmissionError
+        from ..retrain import submission as submission_module
+        from ..retrain.submission import SubmissionError
 
         if not training_data or not training_data.strip():
             fail(EXIT_INVALID_INPUT, ["--submit needs --training-data URI (azureml://datastores/<ds>/paths/<file> or an https blob URL)"])
@@ -204,7 +200,7 @@ def check(
     live = sources.AccuracyReading(accuracy, accuracy_n or 0, "--accuracy") if accuracy is not None else None
 
     # ---- evidence from MLflow
-    uri = resolve_tracking_uri(tracking_uri or config.release.metrics.tracking_uri, project, config)
+    uri = tracking_store(config, project, tracking_uri)[0]
     client = None
     if drift is None or live is None or training is None or log:
         from .. import tracking

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cliutil import EXIT_INVALID_INPUT, Experiment, OutputFormat, ProjectDir, TrackingUri, fail
+from ..common import EXIT_INVALID_INPUT, Experiment, OutputFormat, ProjectDir, TrackingUri, fail
 
 
 def bandit_command(
@@ -36,8 +36,8 @@ def bandit_command(
     observations: deployments failing the fairness or error-rate gate get 0,
     the rest shares within floorPercent..ceilingPercent summing to 100.
     Logs the allocation to MLflow and rewrites Pulumi.STACK.yaml."""
-    from .traffic.advance import AdvanceError, command_text
-    from .traffic.bandit import run_bandit
+    from ...release.traffic.advance import AdvanceError, command_text
+    from ...release.traffic.bandit import run_bandit
 
     if seed is not None and seed < 0:
         fail(EXIT_INVALID_INPUT, [f"--seed: must be a whole number >= 0 (got {seed})"])
@@ -67,7 +67,7 @@ def _print_table(allocation: object) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .traffic.bandit import Allocation
+    from ...release.traffic.bandit import Allocation
 
     assert isinstance(allocation, Allocation)
     console = Console(width=140)
