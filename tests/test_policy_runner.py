@@ -11,7 +11,7 @@ import pytest
 
 from azml.plan.model import Plan
 from azml.policy.pack_config import PackConfigError
-from azml.policy.runner import PolicyRunError, evaluate
+from azml.policy.runner import PolicyRunError, evaluate, evaluate_all
 
 from .conftest import FIXTURES
 
@@ -98,3 +98,12 @@ def test_unknown_and_secret_values_reach_the_pack_as_such(dev_plan: Plan) -> Non
 def test_a_missing_pack_is_a_clear_error(dev_plan: Plan, tmp_path: Path) -> None:
     with pytest.raises(PolicyRunError, match="no policy pack at"):
         evaluate(dev_plan, tmp_path)
+
+
+def test_packs_run_side_by_side_answer_in_the_order_given_and_the_first_error_wins(dev_plan: Plan, tmp_path: Path) -> None:
+    disabled = with_config(tmp_path, {"vault-purge-protection": "disabled"})
+    reports = evaluate_all(dev_plan, [(PACK, disabled), (PACK, None)])
+    assert [r.policies["vault-purge-protection"] for r in reports] == ["disabled", "mandatory"]
+    assert [r.config for r in reports][1] is None
+    with pytest.raises(PolicyRunError, match=f"no policy pack at {tmp_path / 'first'}"):
+        evaluate_all(dev_plan, [(tmp_path / "first", None), (tmp_path / "second", None)])

@@ -407,3 +407,73 @@ def test_a_canary_held_past_its_time_limit_is_rolled_back(tmp_path: Path, mlflow
     document = json.loads(evaluate_cli(project, mlflow_uri).output)
     assert document["decision"] == "ROLLBACK"
     assert any(trigger.startswith("timeLimit") for trigger in document["rollback_triggers"]), document
+
+
+# --------------------------------------------------------------------------- the canary's own model monitor
+
+
+def _signal_metrics(path: Path, rows: list[tuple[str, str, float, float]]) -> Path:
+    """A stand-in of the canary's data drift monitor output, in the columns Microsoft's
+    data drift component writes (feature_name, metric_value, data_type, metric_name,
+    group, group_pivot, threshold_value)."""
+    frame = pd.DataFrame(
+        [{"feature_name": f, "metric_value": v, "data_type": "numerical", "metric_name": m, "group": "",
+          "group_pivot": "", "threshold_value": th} for f, m, v, th in rows]
+    )
+    frame.to_parquet(path, index=False) if path.suffix == ".parquet" else frame.to_csv(path, index=False)
+    return path
+
+
+def _good_metrics(path: Path) -> Path:
+    good = {"accuracy": 0.9, "accuracy_n": 5000, "latency_p95_ms": 120, "requests": 5000, "error_rate": 0.003,
+            "psi": 0.05, "psi_n": 5000, "parity_difference": 0.03, "parity_n": 5000}
+    path.write_text(json.dumps({"deployments": {"blue": good, "green": good}}))
+    return path
+
+
+def test_a_breach_in_the_canarys_model_monitor_holds_a_release_the_live_metrics_would_promote(
+    tmp_path: Path, mlflow_uri: str
+) -> None:
+    project = canary_project(tmp_path / "project", {"blue": 75, "green": 25})
+    metrics = _good_metrics(tmp_path / "m.json")
+    breached = _signal_metrics(tmp_path / "signal.parquet", [
+        ("income", "NormalizedWassersteinDistance", 0.31, 0.1),
+        ("income", "PopulationStabilityIndex", 0.05, 0.2),
+        ("plan", "PearsonsChiSquaredTest", 0.2, 0.05),
+        ("income", "NullValueRate", 0.9, 0.0),  # another signal's metric: counted, not judged
+    ])
+    document = json.loads(evaluate_cli(project, mlflow_uri, "--metrics-file", str(metrics), "--monitor-results", str(breached)).output)
+    row = next(m for m in document["metrics"] if m["name"] == "monitorDataDrift")
+    assert (row["value"], row["threshold"], row["comparison"], row["outcome"], row["n"]) == (1.0, 0.0, "<=", "FAIL", 3)
+    assert document["decision"] == "HOLD" and document["gate"] == "FAILED:monitorDataDrift"
+    assert any("income: NormalizedWassersteinDistance 0.31 > 0.1" in note for note in document["notes"])
+    stored = store.last_verdict(mlflow_uri, "credit-risk-release", "prod", ENDPOINT)
+    assert stored is not None and stored.run_id == document["run_id"] and "monitorDataDrift" in stored.failed
+
+    within = _signal_metrics(tmp_path / "within.csv", [("income", "JensenShannonDistance", 0.05, 0.1), ("plan", "PearsonsChiSquaredTest", 0.3, 0.05)])
+    document = json.loads(evaluate_cli(project, mlflow_uri, "--metrics-file", str(metrics), "--monitor-results", str(within)).output)
+    assert document["decision"] == "PROMOTE"
+    row = next(m for m in document["metrics"] if m["name"] == "monitorDataDrift")
+    assert row["outcome"] == "PASS" and row["n"] == 2
+    # Without the option the gate has no such row: the monitor is evidence only when given.
+    document = json.loads(evaluate_cli(project, mlflow_uri, "--metrics-file", str(metrics)).output)
+    assert "monitorDataDrift" not in {m["name"] for m in document["metrics"]}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("feature,value\nincome,0.3\n", "not a signal_metrics table (no column metric_name, metric_value, threshold_value, feature_name or group)"),
+        ("feature_name,metric_name,metric_value,threshold_value\nincome,NullValueRate,0.1,0.0\n", "holds no data drift metric"),
+        ("feature_name,metric_name,metric_value,threshold_value\nincome,JensenShannonDistance,high,0.1\n", "not a number"),
+    ],
+)
+def test_monitor_results_that_cannot_be_evidence_are_refused_and_nothing_is_logged(
+    tmp_path: Path, mlflow_uri: str, content: str, message: str
+) -> None:
+    project = canary_project(tmp_path / "project", {"blue": 75, "green": 25})
+    (tmp_path / "signal.csv").write_text(content)
+    result = evaluate_cli(project, mlflow_uri, "--metrics-file", str(_good_metrics(tmp_path / "m.json")),
+                          "--monitor-results", str(tmp_path / "signal.csv"))
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert store.last_verdict(mlflow_uri, "credit-risk-release", "prod", ENDPOINT) is None

@@ -103,7 +103,7 @@ def plan(
     from ..policy.acceptances import Ledger, from_pack_properties, from_skips
     from ..policy.pack_config import PackConfigError
     from ..policy.packs import PACKS
-    from ..policy.runner import PolicyRunError, evaluate
+    from ..policy.runner import PolicyRunError, evaluate_all
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
@@ -137,18 +137,21 @@ def plan(
     environment = stack_file.namespace().get("environment")
     accepted = []  # risk acceptances: the packs' exemptions, then the checkov skips
     if policy:
+        runs = []
         for pack in PACKS:
             config_path = pack.config_for(stack_file.project_dir, stack_file.stack, environment)
             if pack is PACKS[0] and policy_config is not None:
                 config_path = policy_config
-            try:
-                report = evaluate(result, stack_file.project_dir / pack.directory, config_path)
-            except PackConfigError as error:
-                _fail(EXIT_INVALID_INPUT, error.problems)
-                return
-            except PolicyRunError as error:
-                _fail(EXIT_PROGRAM_ERROR, [str(error)])
-                return
+            runs.append((stack_file.project_dir / pack.directory, config_path))
+        try:
+            pack_reports = evaluate_all(result, runs)
+        except PackConfigError as error:
+            _fail(EXIT_INVALID_INPUT, error.problems)
+            return
+        except PolicyRunError as error:
+            _fail(EXIT_PROGRAM_ERROR, [str(error)])
+            return
+        for pack, report in zip(PACKS, pack_reports):
             document[pack.key] = report.to_json()
             reports.append(report)
             accepted += from_pack_properties(pack.key, {k: {"exemptResources": v} for k, v in report.exemptions.items()})

@@ -14,9 +14,11 @@ import select
 import subprocess
 import sys
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
@@ -121,6 +123,26 @@ def _schemas(info: analyzer_pb2.AnalyzerInfo) -> dict[str, PolicySchema]:
     }
 
 
+#: Analyze calls in flight at once. The pack is one Python process (its four
+#: server threads share one interpreter lock), so this gains no parallel
+#: evaluation; it overlaps our side of each call (building and sending the
+#: next request, reading the last answer) with the pack's work and hides the
+#: round trip, as the Pulumi engine does by analysing resources as its steps
+#: run concurrently. Answers are read back in request order.
+_IN_FLIGHT = 8
+
+
+def _analyze_all(analyzer: analyzer_pb2_grpc.AnalyzerStub, requests: Iterable[analyzer_pb2.AnalyzeRequest]) -> list[Any]:
+    pending: deque[Any] = deque()
+    responses: list[Any] = []
+    for request in requests:
+        pending.append(analyzer.Analyze.future(request))
+        if len(pending) >= _IN_FLIGHT:
+            responses.append(pending.popleft().result())
+    responses.extend(future.result() for future in pending)
+    return responses
+
+
 def evaluate(plan: Plan, pack_dir: Path, config_path: Path | None = None) -> PolicyReport:
     """Every diagnostic the pack reports on ``plan`` under ``config_path``."""
     started = time.perf_counter()
@@ -133,9 +155,8 @@ def evaluate(plan: Plan, pack_dir: Path, config_path: Path | None = None) -> Pol
         resources = [r for r in plan.resources if r.type != "pulumi:pulumi:Stack"]
         custom = [r for r in resources if r.custom]
         # Each resource's properties go to Analyze and to AnalyzeStack: build them once.
-        # One call at a time: the pack serves from one Python process, threads gain nothing.
         structs = {r.urn: wire_struct(r.inputs) for r in resources}
-        responses = [analyzer.Analyze(_analyze_request(r, structs[r.urn])) for r in custom]
+        responses = _analyze_all(analyzer, (_analyze_request(r, structs[r.urn]) for r in custom))
         stack_response = analyzer.AnalyzeStack(
             analyzer_pb2.AnalyzeStackRequest(resources=[analyzer_resource(r, structs[r.urn]) for r in resources])
         )
@@ -171,6 +192,19 @@ def evaluate(plan: Plan, pack_dir: Path, config_path: Path | None = None) -> Pol
             if setting.enforcement != "disabled" and setting.properties.get("exemptResources")
         },
     )
+
+
+def evaluate_all(plan: Plan, packs: list[tuple[Path, Path | None]]) -> list[PolicyReport]:
+    """:func:`evaluate` for each ``(pack_dir, config_path)``, the packs run
+    side by side (each is its own process, so they use a core each, as the
+    Pulumi CLI runs every ``--policy-pack`` it is given); the reports come
+    back in the order given, and the first pack's error (in that order) is
+    the one raised."""
+    if len(packs) < 2:
+        return [evaluate(plan, pack_dir, config) for pack_dir, config in packs]
+    with ThreadPoolExecutor(max_workers=len(packs), thread_name_prefix="policy-pack") as pool:
+        futures = [pool.submit(evaluate, plan, pack_dir, config) for pack_dir, config in packs]
+        return [future.result() for future in futures]
 
 
 def shown_path(path: Path) -> str:

@@ -20,7 +20,10 @@ servicer byte for byte):
   on other types before anything is built for them (they would return at
   once);
 - ``AnalyzeStack`` decodes and links the stack once and hands every stack
-  policy the same resources;
+  policy the same resources; a resource whose properties are byte for byte
+  those an ``Analyze`` call of this process already decoded (the engine sends
+  each resource to ``Analyze`` first) reuses that decoding instead of
+  repeating it;
 - both hand policies ``args.memo``, a dict that lives for one request, where
   the pack keeps what it derives from the request once for all its policies
   (normalized properties, the indexed stack);
@@ -119,6 +122,9 @@ class SharedDecodingServicer(sdk._PolicyAnalyzerServicer):
         self._stack_tags: Mapping[str, str] = MappingProxyType({})
         self._by_type: dict[str, list[Any]] = {}
         self._thread = threading.local()
+        # urn -> (serialized properties, their decoding) from Analyze, for AnalyzeStack.
+        self._seen: dict[str, tuple[bytes, Any]] = {}
+        self._seen_lock = threading.Lock()
 
     # ------------------------------------------------------------------ once, not per call
 
@@ -144,7 +150,18 @@ class SharedDecodingServicer(sdk._PolicyAnalyzerServicer):
         return policies
 
     def _decode(self, request: Any) -> _Decoded:
-        return _Decoded(_props(request.properties), self._get_resource_options(request), self._get_provider_resource(request))
+        props = _props(request.properties)
+        with self._seen_lock:
+            self._seen[request.urn] = (request.properties.SerializeToString(deterministic=True), props)
+        return _Decoded(props, self._get_resource_options(request), self._get_provider_resource(request))
+
+    def _stack_props(self, resource: Any) -> Any:
+        """The decoding Analyze made of the same bytes, else a fresh one."""
+        with self._seen_lock:
+            seen = self._seen.get(resource.urn)
+        if seen is not None and seen[0] == resource.properties.SerializeToString(deterministic=True):
+            return seen[1]
+        return _props(resource.properties)
 
     # ------------------------------------------------------------------ the protocol
 
@@ -206,7 +223,7 @@ class SharedDecodingServicer(sdk._PolicyAnalyzerServicer):
         links = []
         for r in request.resources:
             resource = PolicyResource(
-                r.type, _props(r.properties), r.urn, r.name, self._get_resource_options(r),
+                r.type, self._stack_props(r), r.urn, r.name, self._get_resource_options(r),
                 self._get_provider_resource(r), None, [], {},
             )
             resources.append(resource)

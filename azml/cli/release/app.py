@@ -106,6 +106,15 @@ def evaluate(
             "instead of holding for lack of data. For scheduled runs.",
         ),
     ] = False,
+    monitor_results: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--monitor-results",
+            help="The canary's Azure ML model monitor run: its data drift signal_metrics table (CSV, Parquet or "
+            "JSON Lines). Adds the gate row monitorDataDrift; any breach holds the release.",
+            dir_okay=False,
+        ),
+    ] = None,
     project_dir: ProjectDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -122,7 +131,7 @@ def evaluate(
         verdict = evaluate_release(
             stack, endpoint=endpoint, canary=canary, champion=champion, project_dir=project_dir,
             tracking_uri=tracking_uri, metrics_file=metrics_file, at=_parse_time(at, "--at"),
-            require_evidence=require_evidence,
+            require_evidence=require_evidence, monitor_results=monitor_results,
         )
     except (ConfigError, EvaluationError) as error:
         fail(EXIT_INVALID_INPUT, error.problems)

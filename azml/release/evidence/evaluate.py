@@ -18,6 +18,7 @@ from ...naming import endpoint_name
 from . import store
 from ... import tracking as t
 from .gate import evaluate as run_gate
+from .monitor_gate import MonitorGateError, monitor_gate_row
 from .observations import Observation, ObservationError, with_overrides
 from .sources import from_azure_monitor, from_file, from_mlflow
 from ..target import EvaluationError, find_endpoint, tracking_uri_of  # noqa: F401  (re-exported)
@@ -141,13 +142,24 @@ def evaluate_release(
     logs_endpoint: str | None = None,
     credential: Any = None,
     require_evidence: bool = False,
+    monitor_results: Path | None = None,
 ) -> Verdict:
     """Evaluate and log; returns the logged verdict (with its run id).
+    ``monitor_results``: the canary's model monitor signal metrics, one more
+    gate row (:mod:`.monitor_gate`).
     Raises ConfigError / EvaluationError on bad input, TrackingUriError /
     TrackingUnavailable when the tracking store is refused or fails, and
     SourceUnavailable when ``require_evidence`` and the store has never
     recorded an observation."""
     release = resolve_release(stack, endpoint, canary, champion, project_dir)
+    monitor_rows: tuple[MetricResult, ...] = ()
+    monitor_notes: tuple[str, ...] = ()
+    if monitor_results is not None:  # read before any store is touched: a bad file logs nothing
+        try:
+            row, monitor_notes = monitor_gate_row(monitor_results)
+        except MonitorGateError as error:
+            raise EvaluationError([str(error)]) from None
+        monitor_rows = (row,)
     project = release.stack_file.project_dir
     uri = tracking_uri_of(release.config, project, tracking_uri)
     # Fingerprint first: a file edited while metrics load must not pass for the one evaluated.
@@ -171,8 +183,8 @@ def evaluate_release(
             mirror_traffic=release.endpoint.mirror_traffic,
             stack_file_sha256=fingerprint,
             computed_at=moment.isoformat(),
-            notes=notes + extra_notes,
-            extra_metrics=extra_metrics,
+            notes=notes + extra_notes + monitor_notes,
+            extra_metrics=extra_metrics + monitor_rows,
         )
         # A canary that lingers past the stack's maxCanaryMinutes is decided, not held.
         verdict = time_limit(release, verdict, tracking_uri=uri, now=moment)
