@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from azml.cli import app
 from azml.config.release import ReleaseConfig
-from azml.release.evidence import store
+from azml.release import store
 from azml import tracking as t
 from azml.release.evidence.gate import evaluate
 from azml.release.evidence.observations import Measure, Observation, combine

@@ -65,7 +65,7 @@ def log_verdict(
 ) -> Verdict:
     """A verdict on the stack file as it is now, logged like `evaluate` does."""
     from azml.config import load_stack
-    from azml.release.evidence import store
+    from azml.release import store
 
     stack_file, config = load_stack(stack, project_dir)
     endpoint = next(e for e in config.online_endpoints if e.name == ENDPOINT)

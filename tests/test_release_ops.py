@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from azml.cli import app
 from azml.config import load_stack
 from azml.naming import endpoint_name
-from azml.release.evidence import store
+from azml.release import store
 from azml import tracking as t
 from azml.release.evidence.budget import error_budget, month_start, policy
 from azml.release.evidence.evaluate import resolve_release

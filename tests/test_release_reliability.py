@@ -40,7 +40,7 @@ RACER = textwrap.dedent(
     import contextlib, io, json, sys, time
     from pathlib import Path
     import mlflow  # noqa: F401 - imported before the start signal
-    from azml.release.evidence import store  # noqa: F401
+    from azml.release import store  # noqa: F401
     from azml.release.traffic import advance, stackedit  # noqa: F401
     from azml.cli.release.traffic import _standalone
 
@@ -252,7 +252,7 @@ def test_a_failed_replace_is_marked_in_the_audit_trail(tmp_path: Path, mlflow_te
 
 def test_an_unreachable_store_changes_nothing(tmp_path: Path, mlflow_template: Path) -> None:
     """The change is recorded before the file is replaced: no record, no change."""
-    from azml.release.evidence import store
+    from azml.release import store
     from azml.release.traffic.advance import AdvanceError, advance
 
     project = make_project(tmp_path / "project", mlflow_template, canary_stack_text())
@@ -311,7 +311,7 @@ def _kill_after_the_replace(project: Path) -> None:
 
 def _settled_tags(project: Path) -> list[dict[str, str]]:
     from azml import tracking as t
-    from azml.release.evidence.store import TAG_SETTLED
+    from azml.release.store import TAG_SETTLED
 
     from .test_release_ladder import EXPERIMENT, tracking_uri
 
@@ -376,7 +376,7 @@ def test_settling_reads_the_split_when_the_file_changed_since(tmp_path: Path, ml
     """After the crash a comment was edited (the hash no longer matches, the
     split does): applied. A split edited by hand cannot be told: left unmarked."""
     from azml.config import load_stack
-    from azml.release.evidence.store import settle_changes
+    from azml.release.store import settle_changes
 
     from .test_release_ladder import EXPERIMENT, tracking_uri
 

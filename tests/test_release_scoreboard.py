@@ -89,7 +89,7 @@ def _log(uri: str, deployment: str, model: str, metrics: dict, days_ago: float, 
 
 def _verdict(project: Path, uri: str, decision: Decision, minutes_ago: int) -> None:
     from azml.config import load_stack
-    from azml.release.evidence import store
+    from azml.release import store
 
     stack_file, config = load_stack("prod", project)
     endpoint = config.online_endpoints[0]

@@ -15,7 +15,7 @@ from typing import Any
 from ...config import ConfigError, StackConfig, StackFile, load_stack
 from ...config.schema import OnlineEndpointConfig
 from ...naming import endpoint_name
-from . import store
+from .. import store
 from ... import tracking as t
 from .gate import evaluate as run_gate
 from .monitor_gate import MonitorGateError, monitor_gate_row

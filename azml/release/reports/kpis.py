@@ -23,7 +23,7 @@ Durations are medians. A KPI without samples is "no data", never met.
 
 Before reading, a traffic change a killed ``advance`` recorded but never
 tagged ``azml.applied`` is settled from the stack file
-(:func:`azml.release.evidence.store.settle_changes`), so that it counts.
+(:func:`azml.release.store.settle_changes`), so that it counts.
 """
 
 from __future__ import annotations
@@ -289,7 +289,7 @@ def delivery_kpis(
     if missing_sqlite_store(uri) is None:  # else: nothing recorded, and reading would create the store
         from ..traffic.stackedit import StackEditError
         from ..traffic.status import SETTLE_LOCK_TIMEOUT
-        from ..evidence.store import settle_changes
+        from ..store import settle_changes
 
         try:
             settle_changes(uri, experiment_name, stack_file, lock_timeout=SETTLE_LOCK_TIMEOUT)

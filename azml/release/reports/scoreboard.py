@@ -283,7 +283,7 @@ def _with_verdicts(rows: list[Row], uri: str, experiment: str, stack: str, notes
     from dataclasses import replace
 
     from ..target import missing_sqlite_store
-    from ..evidence.store import last_verdict
+    from ..store import last_verdict
 
     if missing_sqlite_store(uri) is not None:
         return rows

@@ -10,7 +10,7 @@ takes the stack file's lock, refuses a file that changed since the verdict,
 writes and validates the new file, records the change in MLflow (a ``traffic``
 run naming the verdict run) and only then replaces the file, then tags the run
 ``azml.applied``. Before any of that, a change a killed run recorded but never
-tagged is settled from the stack file (:func:`azml.release.evidence.store.settle_changes`).
+tagged is settled from the stack file (:func:`azml.release.store.settle_changes`).
 ``pulumi up`` applies the file to Azure, run by hand or with ``--up`` through
 Pulumi's Automation API.
 """
@@ -93,7 +93,7 @@ def advance(
     ``after_replace`` just after, before the change is tagged applied (tests
     use them to stop a run mid-write). ``on_settled`` gets one line per
     change of a killed run that this run marked."""
-    from ..evidence import store
+    from .. import store
     from .stackedit import StackEditError, rewrite_traffic
 
     stack_file, config, uri, experiment_name = load_target(
@@ -243,8 +243,8 @@ def edit_error_code(error: Exception) -> int:
 
 def settle(uri: str, experiment: str, stack_file: StackFile, on_settled: Callable[[str], None] | None = None) -> None:
     """Before a write: mark the changes of killed runs from the stack file
-    (:func:`azml.release.evidence.store.settle_changes`), under the file's lock."""
-    from ..evidence import store
+    (:func:`azml.release.store.settle_changes`), under the file's lock."""
+    from .. import store
     from .stackedit import StackEditError
 
     try:

@@ -5,7 +5,7 @@ the next ``pulumi up`` applies), the canary and its ladder position, and the
 newest verdict from MLflow with its age, whether it is still fresh enough for
 ``advance`` and whether it was computed on the current file (``advance``
 refuses it otherwise). A change a killed run recorded but never marked is
-settled from the stack file first (:func:`azml.release.evidence.store.settle_changes`).
+settled from the stack file first (:func:`azml.release.store.settle_changes`).
 """
 
 from __future__ import annotations
@@ -116,11 +116,11 @@ SETTLE_LOCK_TIMEOUT = 5.0
 
 
 def settle_quietly(uri: str, experiment: str, stack_file: Any) -> str | None:
-    """Settle changes of killed runs (:func:`azml.release.evidence.store.settle_changes`)
+    """Settle changes of killed runs (:func:`azml.release.store.settle_changes`)
     for a command that only reads: when a writer holds the lock (it settles
     them itself) or the directory is read-only, nothing is settled and
     nothing fails. Returns the error of an unreachable store, else None."""
-    from ..evidence import store
+    from .. import store
     from .stackedit import StackEditError
 
     if missing_sqlite_store(uri) is not None:
@@ -146,7 +146,7 @@ def stack_status(
     """The status of ``endpoint`` (default: every online endpoint) of ``stack``.
     Raises :class:`azml.release.traffic.advance.AdvanceError` (code 2) for an unknown
     stack or endpoint; a store that cannot be read is reported per endpoint."""
-    from ..evidence import store
+    from .. import store
 
     stack_file, config, uri, experiment_name = load_target(
         stack, endpoint, project_dir=project_dir, tracking_uri=tracking_uri, experiment=experiment

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ... import tracking as t
-from ..target import commit_tags
-from .verdict import Verdict, dumps
+from .. import tracking as t
+from .target import commit_tags
+from .evidence.verdict import Verdict, dumps
 
 if TYPE_CHECKING:
-    from ...config import StackFile
+    from ..config import StackFile
 
 VERDICT_ARTIFACT = "verdict.json"
 
@@ -221,7 +221,7 @@ def _judge(
 def _file_splits(stack_file: "StackFile") -> dict[str, tuple[dict[str, int], dict[str, int]]] | None:
     """Each online endpoint's (live, mirror) split in the stack file, or
     None when the file does not load (then only its hash can decide)."""
-    from ...config import ConfigError, load_stack
+    from ..config import ConfigError, load_stack
 
     try:
         _, config = load_stack(str(stack_file.path), stack_file.project_dir)
@@ -255,8 +255,8 @@ def settle_changes(
     :class:`azml.release.traffic.stackedit.LockHeld` / ``WriteFailed`` when the lock
     cannot be had; tracking-store errors propagate.
     """
-    from ..traffic.stackedit import locked, sha256_bytes
-    from .verdict import utc_now
+    from .traffic.stackedit import locked, sha256_bytes
+    from .evidence.verdict import utc_now
 
     client = t.client(tracking_uri)
     found = client.get_experiment_by_name(experiment)
