@@ -29,13 +29,13 @@ from typing import Annotated, Iterable, Optional
 
 import typer
 
-from .cliutil import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
+from .cli.common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
 
 #: Never counted as drift: the project (editable install) and installer bootstrap.
 DEFAULT_IGNORED = ("azml", "pip", "setuptools", "wheel")
 DEFAULT_LOCK = "requirements.lock"
 #: Exit code when the environment differs from the lock.
-EXIT_MISMATCH = 1
+from .errors import EXIT_MISMATCH  # noqa: E402,F401
 
 _PIN = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*(?P<version>[A-Za-z0-9][A-Za-z0-9.+!_-]*)\s*(?:;(?P<marker>.*))?$"

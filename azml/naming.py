@@ -98,3 +98,25 @@ def names_for(config: StackConfig) -> Names:
         if not re.match(pattern, value):  # guarded by the prefix rule; kept as a tripwire
             raise ValueError(f"derived {field} name {value!r} breaks Azure's rule: {rule}")
     return names
+
+
+def model_name_version(model: object) -> tuple[str, str]:
+    """Name and version of a ``ModelRef`` (workspace or registry form)."""
+    registry_uri = getattr(model, "registry_uri", None)
+    if registry_uri:
+        parts = str(registry_uri).split("/")  # azureml://registries/<r>/models/<name>/versions/<version>
+        return parts[-3], parts[-1]
+    return str(getattr(model, "name")), str(getattr(model, "version"))
+
+
+def model_label(model: object) -> str:
+    """The one label of a model in reports and MLflow tags: ``name:version``."""
+    return ":".join(model_name_version(model))
+
+
+def model_ref(model: object) -> str:
+    """A deployment's model as observation, load test and scoreboard runs tag
+    it: ``name:version`` of a workspace model, the registry URI of a registry
+    model."""
+    name = getattr(model, "name", None)
+    return f"{name}:{getattr(model, 'version')}" if name else str(getattr(model, "registry_uri"))

@@ -10,7 +10,7 @@ string (400 ``BadArgumentError``) and, when present, an ISO 8601
 ``timespan``, which bounds the rows by ``TimeGenerated``.
 
 What it cannot do is run KQL: it answers only the traffic summary the
-controller sends (``azml.release.sources.TRAFFIC_QUERY``: requests, 5xx
+controller sends (``azml.release.evidence.sources.TRAFFIC_QUERY``: requests, 5xx
 failures and p95 of ``TotalDurationMs`` per ``DeploymentName`` for one
 ``EndpointName``), computing it in Python with an exact percentile where
 Log Analytics' ``percentile()`` is an estimate. That the KQL itself runs

@@ -14,13 +14,13 @@ import typer
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from azml.release import tracking as t
-from azml.release.attribution import gate_rows, overlap, top_features
-from azml.release.attribution_cli import register
-from azml.release.evaluate import resolve_release
-from azml.release.gate import evaluate
-from azml.release.observations import Measure, Observation
-from azml.release.verdict import Decision, Outcome
+from azml import tracking as t
+from azml.release.evidence.attribution import gate_rows, overlap, top_features
+from azml.cli.release.attribution import register
+from azml.release.evidence.evaluate import resolve_release
+from azml.release.evidence.gate import evaluate
+from azml.release.evidence.observations import Measure, Observation
+from azml.release.evidence.verdict import Decision, Outcome
 from tests.release_support import ENDPOINT, canary_project
 
 FEATURES = [f"f{i}" for i in range(8)]

@@ -17,10 +17,10 @@ import pytest
 
 from azml.config import ConfigError, validate_config
 from azml.config.release import GateThresholds, ReleaseConfig, RollbackTriggers
-from azml.release import tracking as t
-from azml.release.gate import decide, gate_metrics, rollback_triggers
-from azml.release.observations import Measure, Observation
-from azml.release.verdict import Decision
+from azml import tracking as t
+from azml.release.evidence.gate import decide, gate_metrics, rollback_triggers
+from azml.release.evidence.observations import Measure, Observation
+from azml.release.evidence.verdict import Decision
 
 from .conftest import ROOT, load_stack, run_cli, write_stack
 

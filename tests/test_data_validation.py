@@ -19,13 +19,13 @@ from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from azml.config import ConfigError, load_stack, validate_config
-from azml.release import tracking as t
-from azml.release.evaluate import resolve_release
-from azml.release.gate import evaluate
-from azml.release.observations import Measure, Observation
-from azml.release.validation import ValidationInputError, gate_rows, validate_batch
-from azml.release.validation_cli import log_validation, register
-from azml.release.verdict import Decision, Outcome
+from azml import tracking as t
+from azml.release.evidence.evaluate import resolve_release
+from azml.release.evidence.gate import evaluate
+from azml.release.evidence.observations import Measure, Observation
+from azml.release.evidence.validation import ValidationInputError, gate_rows, validate_batch
+from azml.cli.release.validation import log_validation, register
+from azml.release.evidence.verdict import Decision, Outcome
 
 from .conftest import ROOT
 from .conftest import load_stack as load_stack_document
@@ -424,7 +424,7 @@ def retrain_project(tmp_path: Path) -> Path:
 def test_retrain_validate_blocks_submission_of_a_failing_batch(
     retrain_project: Path, mlflow_uri: str, tmp_path: Path, azure_ml: Any
 ) -> None:
-    from azml.retrain.cli import EXIT_RETRAIN, retrain_app
+    from azml.cli.retrain import EXIT_RETRAIN, retrain_app
 
     from .test_retrain_check import DATA_URI, NOW_TEXT, lineage_file
 

@@ -541,7 +541,7 @@ def test_release_workflow_finds_canaries_in_the_stack_config(
     jq = shutil.which("jq")
     if jq is None:
         pytest.skip("jq is not installed (GitHub's runners have it)")
-    from azml.release.status import stack_status
+    from azml.release.traffic.status import stack_status
 
     project = stack_with_canary(tmp_path / "project", traffic, mirror)
     status = stack_status("prod", project_dir=project, tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}")
@@ -556,7 +556,7 @@ def test_release_workflow_leaves_bandit_endpoints_to_the_bandit(tmp_path: Path) 
     jq = shutil.which("jq")
     if jq is None:
         pytest.skip("jq is not installed (GitHub's runners have it)")
-    from azml.release.status import stack_status
+    from azml.release.traffic.status import stack_status
 
     text = canary_stack_text("      traffic:\n        blue: 90\n        green: 10\n", "{}")
     assert "  azml:release:\n" in text
@@ -574,7 +574,7 @@ def test_the_shipped_stacks_have_no_canary_to_evaluate() -> None:
     jq = shutil.which("jq")
     if jq is None:
         pytest.skip("jq is not installed (GitHub's runners have it)")
-    from azml.release.status import stack_status
+    from azml.release.traffic.status import stack_status
 
     for stack in STACKS:
         status = stack_status(stack, project_dir=ROOT, tracking_uri="sqlite:////nonexistent/never-created.db")

@@ -20,7 +20,7 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from azml.drift import EPSILON, DriftInputError, compute_drift
-from azml.drift.cli import drift
+from azml.cli.drift import drift
 from azml.drift.ks import MAX_ERROR, ks_pvalue, ks_statistic_sorted
 
 from .conftest import AZML
@@ -315,7 +315,7 @@ def test_html_plots_are_svg_with_an_ecdf_panel_marking_the_ks_statistic() -> Non
 
 
 def test_cli_logs_an_mlflow_run_with_the_metrics(tmp_path: Path, mlflow_template: Path) -> None:
-    from azml.release import tracking
+    from azml import tracking
 
     store = tmp_path / "mlruns.db"
     shutil.copy(mlflow_template, store)
@@ -347,7 +347,7 @@ def test_cli_logs_an_mlflow_run_with_the_metrics(tmp_path: Path, mlflow_template
 def test_azml_drift_console_script(tmp_path: Path) -> None:
     probe = subprocess.run([str(AZML), "drift", "--help"], capture_output=True, text=True, timeout=120)
     if probe.returncode != 0:
-        pytest.skip("`azml drift` is not registered on the azml app yet (azml/cli.py)")
+        pytest.skip("`azml drift` is not registered on the azml app yet (azml/cli/root.py)")
     ref, cur = _write_pair(tmp_path, shift=1.0)
     shifted = subprocess.run(
         [str(AZML), "drift", "--reference", str(ref), "--current", str(cur), "--out", str(tmp_path / "a"), "--no-log"],

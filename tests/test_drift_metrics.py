@@ -157,7 +157,7 @@ def test_a_one_row_sample_exits_5_naming_the_minimum(tmp_path: Path) -> None:
 
 
 def test_with_a_stack_the_monitors_thresholds_min_samples_and_store_are_used(tmp_path: Path, mlflow_template: Path) -> None:
-    from azml.release import tracking
+    from azml import tracking
 
     document = load_stack("prod")
     monitors = document["config"]["azml:modelMonitoring"]["dataDrift"]["thresholds"]

@@ -145,6 +145,6 @@ def test_azml_env_check_console_script(tmp_path: Path) -> None:
     lock.write_text("no-such-distribution-here==1.0\n")
     result = subprocess.run([str(AZML), "env", "check", "--lock", str(lock)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     if "No such command 'env'" in result.stderr:
-        pytest.skip("`azml env` is not registered in azml/cli.py yet")
+        pytest.skip("`azml env` is not registered in azml/cli/root.py yet")
     assert result.returncode == 1, result.stderr
     assert "missing   no-such-distribution-here==1.0" in result.stdout

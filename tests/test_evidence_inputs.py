@@ -17,9 +17,9 @@ from typing import Callable, Iterator
 
 import pytest
 
-from azml.release import tracking as t
-from azml.release.observations import Measure, ObservationError
-from azml.release.sources import log_observation
+from azml import tracking as t
+from azml.release.evidence.observations import Measure, ObservationError
+from azml.release.evidence.sources import log_observation
 
 from .conftest import AZML
 from .release_support import ENDPOINT, canary_project

@@ -30,7 +30,7 @@ from azml.files import stale_temp_files, write_atomically
 from azml.jsonfile import JsonInputError, read_json
 from azml.lineage import LineageError, read_record
 from azml.policy.pack_config import PackConfigError, load_config_file
-from azml.release.stackedit import LockHeld, locked, lock_path, temp_files
+from azml.release.traffic.stackedit import LockHeld, locked, lock_path, temp_files
 
 REPO = Path(__file__).resolve().parents[1]
 FUZZ = REPO / "tests" / "fuzz"

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from azml.config import ConfigError, read_stack_file, validate_config
 from azml.config.stackfile import as_config_values
 from azml.lineage import ALWAYS_TAGS, LineageError, hash_directory, read_record, sha256_json
-from azml.lineage_cli import lineage
+from azml.cli.lineage import lineage
 
 from .conftest import AZML, ROOT, load_stack, write_stack
 
@@ -370,6 +370,6 @@ def test_lineage_tags_without_a_record_are_the_model_reference() -> None:
 def test_azml_lineage_console_script(workdir: Path) -> None:
     result = subprocess.run([str(AZML), "lineage", *BASIC], cwd=workdir, capture_output=True, text=True, timeout=120)
     if "No such command 'lineage'" in result.stderr:
-        pytest.skip("`azml lineage` is not registered in azml/cli.py yet")
+        pytest.skip("`azml lineage` is not registered in azml/cli/root.py yet")
     assert result.returncode == 0, result.stderr
     assert read_record(workdir / "lineage.json")["model"] == {"name": "credit-risk", "version": "3"}

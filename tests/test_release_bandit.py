@@ -12,15 +12,15 @@ from ruamel.yaml import YAML
 
 from azml.config import ConfigError, load_stack
 from azml.config.release import ReleaseConfig
-from azml.release import tracking as t
-from azml.release.advance import AdvanceError, advance
-from azml.release.bandit import BanditError, allocate, bounded_shares, probability_best, run_bandit
-from azml.release.observations import Measure, Observation
-from azml.release.sources import log_observation
+from azml import tracking as t
+from azml.release.traffic.advance import AdvanceError, advance
+from azml.release.traffic.bandit import BanditError, allocate, bounded_shares, probability_best, run_bandit
+from azml.release.evidence.observations import Measure, Observation
+from azml.release.evidence.sources import log_observation
 import typer
 from typer.testing import CliRunner
 
-from azml.release.bandit_cli import register
+from azml.cli.release.bandit import register
 from tests.release_support import ENDPOINT, canary_project
 
 PROD_MIN = {"accuracy": 2000, "parity": 1000, "errors": 2000}  # the prod stack's minSamples

@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from azml.cli import app
-from azml.release import tracking as t
+from azml import tracking as t
 
 from .release_support import ENDPOINT, canary_project
 from .test_release_gate import record, request_log

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from azml.cli import app
 from azml.config.release import ReleaseConfig
 from azml.release import store
-from azml.release import tracking as t
-from azml.release.gate import evaluate
-from azml.release.observations import Measure, Observation, combine
-from azml.release.verdict import Decision, Outcome
+from azml import tracking as t
+from azml.release.evidence.gate import evaluate
+from azml.release.evidence.observations import Measure, Observation, combine
+from azml.release.evidence.verdict import Decision, Outcome
 
 from .release_support import ENDPOINT, canary_project
 
@@ -160,7 +160,7 @@ def test_observations_pool_rates_and_keep_the_worst_percentile() -> None:
 
 def test_verdict_json_round_trips() -> None:
     verdict = verdict_of(healthy("blue"), healthy("green", **{t.METRIC_PSI: (0.3, 5000)}))
-    from azml.release.verdict import Verdict
+    from azml.release.evidence.verdict import Verdict
 
     assert Verdict.from_json(json.loads(json.dumps(verdict.to_json()))) == verdict
 
@@ -240,7 +240,7 @@ def test_evaluate_promotes_from_recorded_requests_and_logs_the_verdict(tmp_path:
     assert run.data.metrics["accuracyDelta_n"] == 2000 or run.data.metrics["accuracyDelta_n"] >= 2000
     stored = store.last_verdict(mlflow_uri, "credit-risk-release", "prod", ENDPOINT)
     assert stored is not None and stored.run_id == document["run_id"]
-    from azml.release.verdict import file_sha256
+    from azml.release.evidence.verdict import file_sha256
 
     assert stored.stack_file_sha256 == file_sha256(project / "Pulumi.prod.yaml")
 
@@ -294,7 +294,7 @@ def test_recorded_parity_difference_is_fairlearns(tmp_path: Path, mlflow_uri: st
          "-d", "green", "--requests", str(tmp_path / "log.csv"), "--sensitive-column", "segment"],
     )
     assert result.exit_code == 0, result.output
-    from azml.release.sources import from_mlflow
+    from azml.release.evidence.sources import from_mlflow
 
     now = dt.datetime.now(dt.timezone.utc)
     observed = from_mlflow(

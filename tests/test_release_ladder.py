@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from azml.release.ladder import LadderError, Split, infer_roles, next_split, position
-from azml.release.stackedit import (
+from azml.release.traffic.ladder import LadderError, Split, infer_roles, next_split, position
+from azml.release.traffic.stackedit import (
     EditRefused,
     LockHeld,
     StackChanged,
@@ -21,7 +21,7 @@ from azml.release.stackedit import (
     rewrite_traffic,
     temp_files,
 )
-from azml.release.verdict import Decision, Verdict, file_sha256, utc_now
+from azml.release.evidence.verdict import Decision, Verdict, file_sha256, utc_now
 
 from . import release_support
 from .release_support import ENDPOINT, GREEN, canary_stack_text
@@ -33,7 +33,7 @@ LADDER = [10, 25, 50, 100]
 @pytest.fixture(scope="session")
 def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One migrated sqlite MLflow store per worker, copied by each test."""
-    from azml.release import tracking
+    from azml import tracking
 
     db = tmp_path_factory.mktemp("mlflow") / "mlruns.db"
     uri = f"sqlite:///{db}"
@@ -103,7 +103,7 @@ def changed_lines(old: str, new: str) -> tuple[list[str], list[str]]:
 
 
 def traffic_runs(project_dir: Path) -> list[dict[str, object]]:
-    from azml.release import tracking as t
+    from azml import tracking as t
 
     client = t.client(tracking_uri(project_dir))
     experiment = client.get_experiment_by_name(EXPERIMENT)
@@ -128,7 +128,7 @@ def traffic_runs(project_dir: Path) -> list[dict[str, object]]:
 def cli_app():  # type: ignore[no-untyped-def]
     import typer
 
-    from azml.release.traffic_cli import register
+    from azml.cli.release.traffic import register
 
     app = typer.Typer()
     register(app)
@@ -510,7 +510,7 @@ def test_up_runs_the_automation_api_on_the_project(project: Path, monkeypatch: p
     the Automation API, and that its output is streamed."""
     from pulumi import automation
 
-    from azml.release import advance as advance_module
+    from azml.release.traffic import advance as advance_module
 
     calls: list[tuple[str, str]] = []
 

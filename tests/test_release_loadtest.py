@@ -18,12 +18,12 @@ from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from azml.cli import app
-from azml.release import tracking as t
-from azml.release.evaluate import resolve_release
-from azml.release.gate import evaluate as run_gate
-from azml.release.loadtest import LoadResult, authorization, drive, gate_rows, log_load_test, read_bodies, resolve_target
-from azml.release.observations import Measure, Observation
-from azml.release.verdict import Decision, Outcome
+from azml import tracking as t
+from azml.release.evidence.evaluate import resolve_release
+from azml.release.evidence.gate import evaluate as run_gate
+from azml.release.evidence.loadtest import LoadResult, authorization, drive, gate_rows, log_load_test, read_bodies, resolve_target
+from azml.release.evidence.observations import Measure, Observation
+from azml.release.evidence.verdict import Decision, Outcome
 
 from .release_support import ENDPOINT, canary_project
 

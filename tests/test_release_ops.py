@@ -23,14 +23,14 @@ from azml.cli import app
 from azml.config import load_stack
 from azml.naming import endpoint_name
 from azml.release import store
-from azml.release import tracking as t
-from azml.release.budget import error_budget, month_start, policy
-from azml.release.evaluate import resolve_release
-from azml.release.gate import evaluate as gate_evaluate
-from azml.release.kpis import TARGETS, commit_tags
-from azml.release.observations import Measure, Observation
-from azml.release.timelimit import time_limit
-from azml.release.verdict import Decision, Verdict, file_sha256, utc_now
+from azml import tracking as t
+from azml.release.evidence.budget import error_budget, month_start, policy
+from azml.release.evidence.evaluate import resolve_release
+from azml.release.evidence.gate import evaluate as gate_evaluate
+from azml.release.reports.kpis import TARGETS, commit_tags
+from azml.release.evidence.observations import Measure, Observation
+from azml.release.evidence.timelimit import time_limit
+from azml.release.evidence.verdict import Decision, Verdict, file_sha256, utc_now
 
 from .loganalytics_server import LogAnalyticsServer, loganalytics  # noqa: F401  (fixture)
 from .release_support import ENDPOINT, canary_project

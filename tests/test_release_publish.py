@@ -42,9 +42,9 @@ from azml.cli import app
 from azml.config import load_stack
 from azml.config.dashboards import DashboardsConfig
 from azml.naming import endpoint_name
-from azml.release import tracking as t
-from azml.release.observations import SAMPLE_SIZE_OF, Measure
-from azml.release.publish import (
+from azml import tracking as t
+from azml.release.evidence.observations import SAMPLE_SIZE_OF, Measure
+from azml.release.reports.publish import (
     ConnectionStringError,
     PublishError,
     connection_string_from_env,

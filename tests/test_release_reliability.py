@@ -18,8 +18,8 @@ import pytest
 
 from azml.config import load_stack
 from azml.config.stackfile import available_stacks
-from azml.release.stackedit import edit_traffic_text, lock_path, rewrite_traffic, temp_files
-from azml.release.verdict import Decision, file_sha256
+from azml.release.traffic.stackedit import edit_traffic_text, lock_path, rewrite_traffic, temp_files
+from azml.release.evidence.verdict import Decision, file_sha256
 
 from .test_release_ladder import (  # noqa: F401 - mlflow_template is a fixture
     ENDPOINT,
@@ -40,8 +40,9 @@ RACER = textwrap.dedent(
     import contextlib, io, json, sys, time
     from pathlib import Path
     import mlflow  # noqa: F401 - imported before the start signal
-    from azml.release import advance, stackedit, store  # noqa: F401
-    from azml.release.traffic_cli import _standalone
+    from azml.release import store  # noqa: F401
+    from azml.release.traffic import advance, stackedit  # noqa: F401
+    from azml.cli.release.traffic import _standalone
 
     app = _standalone()
     signals, rounds, args = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
@@ -68,8 +69,8 @@ WRITER = textwrap.dedent(
     """
     import random, sys, time
     from pathlib import Path
-    from azml.release.stackedit import rewrite_traffic
-    from azml.release.verdict import file_sha256
+    from azml.release.traffic.stackedit import rewrite_traffic
+    from azml.release.evidence.verdict import file_sha256
 
     path = Path(sys.argv[1])
     a = {"blue": 90, "green": 10}
@@ -92,7 +93,7 @@ STALLED_ADVANCE = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from azml.release.advance import advance
+    from azml.release.traffic.advance import advance
 
     def stall():
         print("replacing", flush=True)
@@ -219,7 +220,7 @@ def test_kill_9_of_an_advance_before_the_replace(tmp_path: Path, mlflow_template
     assert phantom["verdict"] == verdict.run_id and phantom["applied"] is None  # recorded, never confirmed
     # The lock died with the process: the same verdict applies now, and the leftover is removed.
     # First the phantom is settled from the file, which still holds the split from before it.
-    from azml.release.advance import advance
+    from azml.release.traffic.advance import advance
 
     settled: list[str] = []
     result = advance("prod", ENDPOINT, project_dir=project, on_settled=settled.append)
@@ -232,7 +233,7 @@ def test_kill_9_of_an_advance_before_the_replace(tmp_path: Path, mlflow_template
 
 
 def test_a_failed_replace_is_marked_in_the_audit_trail(tmp_path: Path, mlflow_template: Path) -> None:
-    from azml.release.advance import advance
+    from azml.release.traffic.advance import advance
 
     project = make_project(tmp_path / "project", mlflow_template, canary_stack_text())
     path = project / "Pulumi.prod.yaml"
@@ -252,7 +253,7 @@ def test_a_failed_replace_is_marked_in_the_audit_trail(tmp_path: Path, mlflow_te
 def test_an_unreachable_store_changes_nothing(tmp_path: Path, mlflow_template: Path) -> None:
     """The change is recorded before the file is replaced: no record, no change."""
     from azml.release import store
-    from azml.release.advance import AdvanceError, advance
+    from azml.release.traffic.advance import AdvanceError, advance
 
     project = make_project(tmp_path / "project", mlflow_template, canary_stack_text())
     path = project / "Pulumi.prod.yaml"
@@ -280,7 +281,7 @@ STOPPED_AFTER_REPLACE = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from azml.release.advance import advance
+    from azml.release.traffic.advance import advance
 
     def stall():
         print("replaced", flush=True)
@@ -309,7 +310,7 @@ def _kill_after_the_replace(project: Path) -> None:
 
 
 def _settled_tags(project: Path) -> list[dict[str, str]]:
-    from azml.release import tracking as t
+    from azml import tracking as t
     from azml.release.store import TAG_SETTLED
 
     from .test_release_ladder import EXPERIMENT, tracking_uri
@@ -424,7 +425,7 @@ def test_a_write_the_disk_refuses_is_one_error_line(tmp_path: Path, mlflow_templ
     log_verdict(project, Decision.PROMOTE)
     done = _azml("release", "advance", "prod", "--endpoint", ENDPOINT, "--project-dir", str(project),
                  preexec_fn=_limited_file_size(len(before) // 2))
-    assert done.returncode == 1  # cliutil.EXIT_PROGRAM_ERROR
+    assert done.returncode == 1  # azml.errors.EXIT_PROGRAM_ERROR
     assert _one_error_line(done.stderr) == (
         f"error: cannot write the new {path}: File too large (EFBIG); Pulumi.prod.yaml was not changed"
     )
@@ -463,7 +464,7 @@ def test_a_read_only_directory_is_one_error_line(tmp_path: Path, mlflow_template
                               env=_env(), cwd=ROOT, timeout=120)
     finally:
         project.chmod(0o755)
-    assert done.returncode == 1, done.stderr  # cliutil.EXIT_PROGRAM_ERROR
+    assert done.returncode == 1, done.stderr  # azml.errors.EXIT_PROGRAM_ERROR
     line = _one_error_line(done.stderr)
     assert line.startswith(f"error: cannot create the lock file {lock_path(path)}: ") and line.endswith(
         "; Pulumi.prod.yaml was not changed"

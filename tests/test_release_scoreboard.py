@@ -18,10 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 from azml.cli import app
-from azml.release import tracking as t
-from azml.release.observations import SAMPLE_SIZE_OF
-from azml.release.scoreboard import build_scoreboard
-from azml.release.verdict import Decision, Verdict, file_sha256, utc_now
+from azml import tracking as t
+from azml.release.evidence.observations import SAMPLE_SIZE_OF
+from azml.release.reports.scoreboard import build_scoreboard
+from azml.release.evidence.verdict import Decision, Verdict, file_sha256, utc_now
 
 from .conftest import run_cli
 from .release_support import ENDPOINT, canary_project
@@ -295,7 +295,7 @@ def test_html_scoreboard_renders_in_headless_chromium(seeded: tuple[Path, str], 
     colours = {tuple(c) for c in (chart * 255).round().astype(int).reshape(-1, 3)[::7]}
     assert len(colours) > 20
     # Each status in the seeded data appears as its badge/marker colour somewhere on the page.
-    from azml.release.scoreboard_html import STATUS_COLOURS
+    from azml.release.reports.scoreboard_html import STATUS_COLOURS
 
     for status in ("champion", "canary", "retired"):
         rgb = np.array([int(STATUS_COLOURS[status][i:i + 2], 16) / 255 for i in (1, 3, 5)])

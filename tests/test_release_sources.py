@@ -14,11 +14,11 @@ from azure.core.credentials import AccessToken
 
 from azml.config import load_stack
 from azml.naming import endpoint_name
-from azml.release import tracking as t
-from azml.release.evaluate import evaluate_release
-from azml.release.observations import Measure, SourceUnavailable
-from azml.release.sources import from_azure_monitor, log_observation
-from azml.release.verdict import Decision
+from azml import tracking as t
+from azml.release.evidence.evaluate import evaluate_release
+from azml.release.evidence.observations import Measure, SourceUnavailable
+from azml.release.evidence.sources import from_azure_monitor, log_observation
+from azml.release.evidence.verdict import Decision
 
 from .loganalytics_server import LogAnalyticsServer, loganalytics, parse_duration  # noqa: F401  (fixture)
 from .release_support import ENDPOINT, canary_project

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from azml.config import load_stack
-from azml.release.tracking import TrackingUriError, resolve_tracking_uri, workspace_tracking_uri
+from azml.tracking import TrackingUriError, resolve_tracking_uri, workspace_tracking_uri
 
 from .release_support import canary_project
 

@@ -18,7 +18,7 @@ import typer
 from typer.testing import CliRunner
 
 from azml.retrain import submission
-from azml.retrain.cli import EXIT_INCONCLUSIVE, EXIT_RETRAIN, retrain_app
+from azml.cli.retrain import EXIT_INCONCLUSIVE, EXIT_RETRAIN, retrain_app
 from azml.retrain.triggers import Inputs, Outcome, Status, Thresholds, decide
 
 from .conftest import AZML, ROOT, load_stack, write_stack
@@ -146,7 +146,7 @@ def store(tmp_path: Path, mlflow_template: Path) -> Store:
 
 def lineage_file(directory: Path, model: str = "credit-risk:1", accuracy: float | None = 0.91, days_ago: float = 10) -> Path:
     """A lineage record written by `azml lineage` itself."""
-    from azml.lineage_cli import lineage
+    from azml.cli.lineage import lineage
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "train.csv").write_text("x\n")
@@ -293,7 +293,7 @@ def test_training_facts_from_the_registered_model_version(store: Store, tmp_path
 
 def test_training_facts_from_a_lineage_run_come_first(store: Store, tmp_path: Path) -> None:
     from azml.lineage import read_record
-    from azml.lineage_cli import log_record
+    from azml.cli.lineage import log_record
 
     record = read_record(lineage_file(tmp_path, days_ago=3))
     log_record(store.uri, "azml-lineage", record, "dev")
@@ -486,7 +486,7 @@ def test_azml_retrain_check_console_script(store: Store, tmp_path: Path) -> None
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     if "No such command 'retrain'" in result.stderr:
-        pytest.skip("`azml retrain` is not registered in azml/cli.py yet")
+        pytest.skip("`azml retrain` is not registered in azml/cli/root.py yet")
     assert result.returncode == EXIT_RETRAIN, result.stderr
     assert "Retrain: drift" in result.stdout
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from ..naming import endpoint_name
+from ..naming import endpoint_name, model_name_version
 from ..serving.rules import traffic_problems
 from .bandit import bandit_problems
 from .data_validation import data_validation_problems
@@ -87,15 +87,6 @@ def _lineage_problems(key: str, project_dir: Path, relative: str, model: object)
     name, version = model_name_version(model)
     for message in record_problems(path, name, version):
         yield key, message
-
-
-def model_name_version(model: object) -> tuple[str, str]:
-    """Name and version of a ``ModelRef`` (workspace or registry form)."""
-    registry_uri = getattr(model, "registry_uri", None)
-    if registry_uri:
-        parts = str(registry_uri).split("/")  # azureml://registries/<r>/models/<name>/versions/<version>
-        return parts[-3], parts[-1]
-    return str(getattr(model, "name")), str(getattr(model, "version"))
 
 
 def observability_problems(config: StackConfig) -> Iterator[tuple[str, str]]:

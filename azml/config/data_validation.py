@@ -164,7 +164,7 @@ class ModelValidation(_Keys):
 def data_validation_problems(config: "StackConfig", project_dir: Path | None) -> Iterator[tuple[str, str]]:
     """Cross-field checks: each model is served by a declared deployment; each
     reference file exists under the project (when it is known)."""
-    from .checks import model_name_version
+    from ..naming import model_name_version
 
     served = sorted(
         {

@@ -3,7 +3,7 @@
 
 Both are fields of :class:`azml.config.release.ReleaseConfig`
 (``errorBudget``, ``maxCanaryMinutes``); how they act is in
-``azml/release/budget.py`` and ``azml/release/timelimit.py``.
+``azml/release/evidence/budget.py`` and ``azml/release/evidence/timelimit.py``.
 """
 
 from __future__ import annotations

@@ -133,8 +133,9 @@ def set_key(stack: str, key: str, text: str, *, as_string: bool = False, project
     """Set ``key`` to ``text`` in the stack file of ``stack``: validated,
     comments and order kept, atomic. Raises SettingError (bad key, value or
     resulting config, naming them), or the stack-file write errors of
-    :mod:`azml.release.stackedit` (lock held, read-only, disk)."""
-    from ..release.stackedit import _dump, _round_trip, locked, refuse_read_only, write_durably
+    :mod:`azml.release.traffic.stackedit` (lock held, read-only, disk)."""
+    from ..release.traffic.stackedit import locked, refuse_read_only, write_durably
+    from ..release.traffic.yamledit import _dump, _round_trip
     from .loader import ConfigError
     from .stackfile import load_stack, read_stack_file
 

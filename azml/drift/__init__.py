@@ -4,7 +4,7 @@ per feature.
 
 ``compute_drift`` reads CSV/Parquet files in chunks (or takes DataFrames and
 pyarrow Tables) and returns a :class:`DriftReport`; ``azml drift`` is its command
-(:mod:`azml.drift.cli`). The definitions are pinned in docs/drift.md.
+(:mod:`azml.cli.drift`). The definitions are pinned in docs/drift.md.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..release import tracking as t
+from .. import tracking as t
 from .engine import DriftReport
 from .report import HTML_NAME, JSON_NAME, MARKDOWN_NAME, to_html, to_json_text, to_markdown
 

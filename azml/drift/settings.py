@@ -42,7 +42,7 @@ class StackDrift:
 def from_stack(stack: str, project_dir: Path | None) -> StackDrift:
     """The stack's drift settings; raises ConfigError (one line per problem)."""
     from ..config import load_stack
-    from ..release.tracking import resolve_tracking_uri
+    from ..tracking import resolve_tracking_uri
 
     stack_file, config = load_stack(stack, project_dir)
     project = stack_file.project_dir

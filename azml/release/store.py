@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from . import tracking as t
-from .kpis import commit_tags
-from .verdict import Verdict, dumps
+from .. import tracking as t
+from .target import commit_tags
+from .evidence.verdict import Verdict, dumps
 
 if TYPE_CHECKING:
     from ..config import StackFile
@@ -252,11 +252,11 @@ def settle_changes(
     older ones would be judged on). Each marked run also gets
     :data:`TAG_SETTLED`. Idempotent: a marked run is never looked at again.
     Without unmarked runs the lock is not taken. Raises
-    :class:`azml.release.stackedit.LockHeld` / ``WriteFailed`` when the lock
+    :class:`azml.release.traffic.stackedit.LockHeld` / ``WriteFailed`` when the lock
     cannot be had; tracking-store errors propagate.
     """
-    from .stackedit import locked, sha256_bytes
-    from .verdict import utc_now
+    from .traffic.stackedit import locked, sha256_bytes
+    from .evidence.verdict import utc_now
 
     client = t.client(tracking_uri)
     found = client.get_experiment_by_name(experiment)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..jsonfile import JsonInputError, read_json
 from ..lineage import LineageError, iso, parse_time, read_record
-from ..release import tracking
+from .. import tracking
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -1,0 +1,5 @@
+"""``python -m azml.cli``: the ``azml`` command."""
+
+from .root import main
+
+main()
