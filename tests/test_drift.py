@@ -280,7 +280,7 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 def test_html_escapes_feature_names() -> None:
-    from azml.drift.report import to_html
+    from azml.drift.output.report import to_html
 
     frame = pd.DataFrame({"<b>x&y</b>": [1.0, 2.0, 3.0], "<script>alert(1)</script>": [1.0, 2.0, 3.0]})
     page = to_html(compute_drift(frame, frame))
@@ -291,8 +291,8 @@ def test_html_escapes_feature_names() -> None:
 def test_html_plots_are_svg_with_an_ecdf_panel_marking_the_ks_statistic() -> None:
     import base64
 
-    from azml.drift.plots import short_label
-    from azml.drift.report import to_html
+    from azml.drift.output.plots import short_label
+    from azml.drift.output.report import to_html
 
     rng = np.random.default_rng(4)
     ref, cur = rng.normal(size=2000), rng.normal(0.5, size=1500)

@@ -24,7 +24,7 @@ MAX_RELEASE_MODULE_LINES = 400
 
 # Folders the split of azml/release/ did not cover; their ceilings are today's
 # counts, so they can shrink but not grow.
-FOLDER_CEILINGS = {"azml/config": 25, "azml/drift": 14}
+FOLDER_CEILINGS = {"azml/config": 25}
 
 
 def module_name(path: Path) -> str:

@@ -497,8 +497,8 @@ def test_azml_retrain_check_console_script(store: Store, tmp_path: Path) -> None
 def test_reads_what_azml_drift_writes(store: Store, tmp_path: Path) -> None:
     """The report file and the MLflow run of the real drift engine."""
     drift = pytest.importorskip("azml.drift.engine")
-    from azml.drift.mlflow_log import log_report
-    from azml.drift.report import to_json_text
+    from azml.drift.output.mlflow_log import log_report
+    from azml.drift.output.report import to_json_text
 
     pa = pytest.importorskip("pyarrow")
     reference = pa.table({"income": [float(i) for i in range(1000)], "score": [float(i % 50) for i in range(1000)]})

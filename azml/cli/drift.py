@@ -145,7 +145,7 @@ def drift(
     from ..drift.progress import ProgressLine
     from ..drift.reader import DriftInputError
     from ..drift.spill import SpillError, usable_directory
-    from ..drift.report import to_html, to_json_text, to_markdown, to_text
+    from ..drift.output.report import to_html, to_json_text, to_markdown, to_text
     from ..progress import display_mode
     from ..files import write_atomically
 
@@ -237,7 +237,7 @@ def drift(
     run_id = None
     if uri is not None:
         from ..tracking import first_line, store_errors
-        from ..drift.mlflow_log import log_report
+        from ..drift.output.mlflow_log import log_report
 
         try:
             with store_errors(uri):

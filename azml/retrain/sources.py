@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 PSI_PREFIX = "psi."
-TAG_DRIFT_STATUS = "azml.drift.status"  # written by azml.drift.mlflow_log
+TAG_DRIFT_STATUS = "azml.drift.status"  # written by azml.drift.output.mlflow_log
 DRIFT_METRICS = ("JensenShannonDistance", "PopulationStabilityIndex", "NormalizedWassersteinDistance",
                  "TwoSampleKolmogorovSmirnovTest", "PearsonsChiSquaredTest")
 MAX_PSI = "max_psi"

@@ -53,7 +53,7 @@ def log_validation(
     finished runs), so nobody acts on half a record."""
     from mlflow.entities import Metric, Param
 
-    from ...drift.mlflow_log import metric_key
+    from ...drift.output.mlflow_log import metric_key
     from ... import tracking as t
     from ...release.evidence.validation import dumps
 

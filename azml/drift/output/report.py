@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..files import write_atomically
-from .engine import DriftReport, FeatureDrift
+from ...files import write_atomically
+from ..engine import DriftReport, FeatureDrift
 
 JSON_NAME, MARKDOWN_NAME, HTML_NAME = "drift.json", "drift.md", "drift.html"
 
@@ -94,7 +94,7 @@ def to_text(report: DriftReport) -> str:
 
 def feature_svg(feature: FeatureDrift) -> str:
     """The feature's plot (share per bin beside both ECDFs) as an SVG ``data:`` URI."""
-    from ..templates import svg_data_uri
+    from ...templates import svg_data_uri
     from .plots import feature_figure
 
     return svg_data_uri(feature_figure(feature))
@@ -102,7 +102,7 @@ def feature_svg(feature: FeatureDrift) -> str:
 
 def to_html(report: DriftReport) -> str:
     """A self-contained page from the ``drift.html.j2`` template, every value escaped."""
-    from ..templates import render
+    from ...templates import render
 
     rows = [{"status": f.status, "cells": row} for f, row in zip(report.features, _rows(report))]
     plots = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .. import tracking as t
-from .engine import DriftReport
+from ... import tracking as t
+from ..engine import DriftReport
 from .report import HTML_NAME, JSON_NAME, MARKDOWN_NAME, to_html, to_json_text, to_markdown
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .results import FeatureDrift
+from ..results import FeatureDrift
 
 #: Labels longer than this are rotated; edges are shown with this many significant digits.
 ROTATE_OVER = 8
