@@ -59,7 +59,7 @@ plan-prod: $(STAMP) $(CHECKOV_STAMP)
 test: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python benchmarks/plan_scaling.py
 
 bench-policy: $(STAMP)

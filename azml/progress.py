@@ -95,3 +95,17 @@ class Phases:
         self.__enter__()
         context.call_on_close(lambda: self.close(failed=sys.exc_info()[0] is not None))
         return self
+
+
+#: When set to a file path, ``azml plan`` writes its phase breakdown there as
+#: JSON (the plan benchmark reads it; plan.json stays free of timings so that
+#: two runs of the same commit and config produce identical plans).
+TIMINGS_ENV = "AZML_TIMINGS"
+
+
+def timings_document(phases: Phases, packs: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    """``{"phases": {name: seconds}, "packs": {pack: {startSeconds, analyzeSeconds}}}``."""
+    return {
+        "phases": {name: round(seconds, 3) for name, seconds in phases.done},
+        "packs": {name: dict(values) for name, values in packs.items()},
+    }

@@ -11,6 +11,12 @@ max peak RSS of the child as reported by ``os.wait4``):
   is touched once). No plan can be cheaper than loading its SDKs, so plans
   are reported as multiples of it;
 * ``azml plan dev`` and ``azml plan prod``;
+* a breakdown of one full ``azml plan prod`` (policy packs and checkov
+  included): start-up (interpreter, imports, config: the wall time outside
+  every phase), the program under mocks, the day-two simulation, each policy
+  pack's start and evaluation (the packs run side by side, so their phase is
+  shorter than the sum), the ARM export and checkov, as ``azml plan`` reports
+  them through ``AZML_TIMINGS``;
 * synthetic stacks derived from ``Pulumi.dev.yaml`` with N compute clusters
   (``--sizes``, default 10 50 100): ``cpu-build`` (the dev image-build
   cluster, which must stay declared) plus generated ``train-001``...
@@ -36,20 +42,35 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from azml.progress import TIMINGS_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = Path(sys.executable)
 AZML = PYTHON.parent / "azml"
 # pulumi_azure_native loads submodules lazily: a bare `from ... import network`
 # loads a stub. Touching `__all__` loads each package the way the program's
 # first attribute access does, so the floor is what a plan really must import.
-_MODULES = (
-    "applicationinsights, authorization, consumption, containerregistry, eventgrid, keyvault, "
-    "machinelearningservices, monitor, network, operationalinsights, privatedns, resources, storage, web"
-)
-IMPORTS = (
-    f"import pulumi\nfrom pulumi_azure_native import {_MODULES}\n"
-    f"for m in ({_MODULES}): getattr(m, '__all__', None)"
-)
+# Which packages those are is asked of the program itself (a child plans dev and
+# prod and lists the packages it loaded), so the floor follows the program.
+USED_MODULES = """
+import sys
+from pathlib import Path
+from azml.config import read_stack_file
+from azml.plan.engine import run_plan
+for stack in ("dev", "prod"):
+    run_plan(read_stack_file(stack, Path(".")))
+loaded = {name.split(".")[1] for name in sys.modules if name.startswith("pulumi_azure_native.") and name.count(".") >= 2}
+print(" ".join(sorted(loaded - {"_utilities"})))
+"""
+
+
+def floor_imports() -> str:
+    """The floor program: import pulumi and fully load the azure-native packages a plan loads."""
+    listed = subprocess.run([str(PYTHON), "-c", USED_MODULES], cwd=ROOT, capture_output=True, text=True, check=True)
+    modules = ", ".join(listed.stdout.split())
+    return f"import pulumi\nfrom pulumi_azure_native import {modules}\nfor m in ({modules},): getattr(m, '__all__', None)"
+
+
 KEPT_CLUSTER = "cpu-build"
 
 
@@ -85,6 +106,40 @@ def measure(scenario: str, command: list[str], repeat: int, plan_json: Path | No
     runs = [run_once(command) for _ in range(repeat)]
     resources = json.loads(plan_json.read_text())["summary"]["total"] if plan_json else None
     return Result(scenario, resources, statistics.median(w for w, _ in runs), max(r for _, r in runs))
+
+
+def measure_breakdown(out: Path, repeat: int) -> tuple[float, dict[str, float]]:
+    """Median wall time of a full ``azml plan prod`` and the median of each part of it."""
+    walls: list[float] = []
+    parts: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        timings = out / "timings.json"
+        command = [str(AZML), "plan", "prod", "--format", "json", "--out", str(out)]
+        with tempfile.TemporaryFile() as stderr:
+            start = time.perf_counter()
+            proc = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
+                                  env={**os.environ, TIMINGS_ENV: str(timings)})
+            wall = time.perf_counter() - start
+            if proc.returncode not in (0, 1):  # 1: the plan has findings (dev relaxations, accepted risks)
+                stderr.seek(0)
+                raise RunFailed(command, proc.returncode, stderr.read().decode(errors="replace"))
+        document = json.loads(timings.read_text())
+        walls.append(wall)
+        phases = document["phases"]
+        parts.setdefault("start-up (interpreter, imports, config)", []).append(wall - sum(phases.values()))
+        for name, seconds in phases.items():
+            parts.setdefault(name, []).append(seconds)
+        for pack, values in document["packs"].items():
+            parts.setdefault(f"  {pack}: start", []).append(values["startSeconds"])
+            parts.setdefault(f"  {pack}: evaluate", []).append(values["analyzeSeconds"])
+    return statistics.median(walls), {name: statistics.median(values) for name, values in parts.items()}
+
+
+def print_breakdown(wall: float, parts: dict[str, float], floor: Result) -> None:
+    print(f"azml plan prod, everything on: {wall:.2f} s median wall ({wall / floor.wall:.2f}x the import floor)")
+    width = max(len(name) for name in parts)
+    for name, seconds in parts.items():
+        print(f"  {name.ljust(width)}  {seconds:7.3f} s")
 
 
 def write_synthetic_stack(directory: Path, clusters: int) -> Path:
@@ -153,7 +208,9 @@ def main() -> int:
         stacks = [("dev", "dev"), ("prod", "prod")]
         stacks += [(f"c{n}", str(write_synthetic_stack(Path(tmp), n))) for n in sizes]
         try:
-            floor = measure("import floor", [str(PYTHON), "-c", IMPORTS], args.repeat)
+            floor = measure("import floor", [str(PYTHON), "-c", floor_imports()], args.repeat)
+            print("measuring the breakdown of prod ...", file=sys.stderr, flush=True)
+            breakdown = measure_breakdown(Path(tmp) / "full", args.repeat)
             results = [floor]
             for name, stack in stacks:
                 # The plan itself: policy and checkov have their own costs (and benchmark).
@@ -166,6 +223,8 @@ def main() -> int:
 
     print(f"\nazml plan, {args.repeat} run(s) per scenario, Python {sys.version.split()[0]}\n")
     print_table(results, floor)
+    print()
+    print_breakdown(*breakdown, floor)
     print()
     print_verdicts({r.scenario: r for r in results}, floor, sizes)
     return 0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import pty
 import re
 import subprocess
 from pathlib import Path
 
-from azml.progress import PLAIN, RICH, Phases, display_mode
+from azml.progress import PLAIN, RICH, TIMINGS_ENV, Phases, display_mode
 
 from .conftest import AZML, ROOT
 
@@ -49,8 +50,10 @@ def test_phases_write_nothing_off_a_terminal_and_plain_lines_without_colour() ->
     assert "ARM export" in ANSI.sub("", rich.getvalue()) and ANSI.search(rich.getvalue())
 
 
-def _plan(tmp_path: Path, *, stderr_tty: bool) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("CI", "NO_COLOR", "TERM")}
+def _plan(tmp_path: Path, *, stderr_tty: bool, timings: Path | None = None) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "NO_COLOR", "TERM", TIMINGS_ENV)}
+    if timings is not None:
+        env[TIMINGS_ENV] = str(timings)
     command = [str(AZML), "plan", "dev", "--out", str(tmp_path)]
     if not stderr_tty:
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -81,7 +84,14 @@ def test_plan_names_each_phase_on_a_terminal_and_keeps_stdout_and_pipes_clean(tm
     assert shown.index("✓ Pulumi program under mocks") < shown.index("✓ ARM export") < shown.index("✓ checkov")
     assert "\x1b" not in stdout  # the report itself never carries terminal codes
 
-    code, piped_stdout, piped_stderr = _plan(tmp_path / "pipe", stderr_tty=False)
+    # Asked for (the plan benchmark does), the phase breakdown goes to its own file, not into the plan.
+    timings = tmp_path / "timings.json"
+    code, piped_stdout, piped_stderr = _plan(tmp_path / "pipe", stderr_tty=False, timings=timings)
     assert code == 0 and "\x1b" not in piped_stdout + piped_stderr
     assert not any(phase in piped_stderr for phase in PLAN_PHASES)
     assert piped_stdout == stdout.replace(str(tmp_path / "tty"), str(tmp_path / "pipe"))
+    breakdown = json.loads(timings.read_text())
+    assert list(breakdown["phases"]) == list(PLAN_PHASES) and all(s >= 0 for s in breakdown["phases"].values())
+    assert set(breakdown["packs"]) == {"policy", "platform"}
+    assert all(set(pack) == {"startSeconds", "analyzeSeconds"} for pack in breakdown["packs"].values())
+    assert (tmp_path / "tty" / "dev" / "plan.json").read_text() == (tmp_path / "pipe" / "dev" / "plan.json").read_text()

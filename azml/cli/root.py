@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,7 +14,7 @@ import typer
 from .drift import drift
 from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ErrorGroup, OutputFormat, fail as _fail
 from ..files import write_atomically
-from ..progress import Phases
+from ..progress import TIMINGS_ENV, Phases, timings_document
 from .config import config_app
 from ..envcheck import env_app
 from .lineage import lineage
@@ -185,6 +186,9 @@ def plan(
         document["checkov"] = scan.to_json()
 
     phases.close()
+    if os.environ.get(TIMINGS_ENV):
+        packs = {pack.key: report.timings for pack, report in zip(PACKS, reports)}
+        write_atomically(Path(os.environ[TIMINGS_ENV]), json.dumps(timings_document(phases, packs), indent=2) + "\n")
     text = json.dumps(document, indent=2) + "\n"
     write_atomically(target / "plan.json", text)
     write_atomically(target / "graph.mmd", mermaid(result))
