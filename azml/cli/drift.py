@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,7 +18,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import EXIT_DRIFT, EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, fail
-from ..drift.defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
+from ..drift.defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_PSI_LIMIT, PSI_LIMIT_RULE, psi_limit_problem
 
 #: Upper bounds of --bins and --chunk-rows. The engine builds bins-1 quantile
 #: ranks up front (--bins 1000000000 runs out of memory, 10**23 never ends), and
@@ -72,7 +71,7 @@ def drift(
         Optional[float],
         typer.Option(
             "--threshold",
-            help=f"Without --stack: a feature drifts when its PSI is above this (finite, >= 0; default {DEFAULT_THRESHOLD}). "
+            help=f"Without --stack: a feature drifts when its PSI is above this ({PSI_LIMIT_RULE}; default {DEFAULT_PSI_LIMIT}). "
             "With --stack the thresholds are azml:modelMonitoring.dataDrift.thresholds.",
             show_default=False,
         ),
@@ -154,8 +153,8 @@ def drift(
         fail(EXIT_INVALID_INPUT, [f"--bins: {bins} is not in 2..{MAX_BINS}"])
     if not 1 <= chunk_rows <= MAX_CHUNK_ROWS:
         fail(EXIT_INVALID_INPUT, [f"--chunk-rows: {chunk_rows} is not in 1..{MAX_CHUNK_ROWS}"])
-    if threshold is not None and not (math.isfinite(threshold) and threshold >= 0):  # NaN or inf would let every PSI pass
-        fail(EXIT_INVALID_INPUT, [f"--threshold: {threshold} is not a finite number >= 0"])
+    if threshold is not None and (problem := psi_limit_problem(threshold)):  # NaN or inf would let every PSI pass
+        fail(EXIT_INVALID_INPUT, [f"--threshold: {problem}"])
     if min_samples is not None and min_samples < 1:
         fail(EXIT_INVALID_INPUT, [f"--min-samples: {min_samples} is not a whole number >= 1"])
     from ..drift.settings import MIN_SAMPLES_KEY, THRESHOLDS_KEY, default_min_samples
@@ -207,7 +206,7 @@ def drift(
             reference,
             current,
             features=_features(features),
-            default_threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+            default_threshold=DEFAULT_PSI_LIMIT if threshold is None else threshold,
             metric_thresholds=metric_thresholds,
             min_samples=minimum,
             bins=bins,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...naming import model_name_version
 from ...config.data_validation import DATA_SUFFIXES, ColumnRule, ModelValidation, data_suffix
+from ...drift.defaults import psi_breaches
 from ...errors import ProblemsError
 from ... import tracking as t
 from .verdict import MetricResult, Outcome
@@ -316,7 +317,7 @@ def check_distribution(rules: ModelValidation, frame: Any, reference: Any) -> tu
             shifts.append(Shift(name, None, limits.max_psi, None, limits.min_ks_pvalue, False))
             continue
         passed = True
-        if limits.max_psi is not None and feature.psi > limits.max_psi:
+        if limits.max_psi is not None and psi_breaches(feature.psi, limits.max_psi):
             failures.append(Failure(name, "psi", f"PSI <= {limits.max_psi:g} (got {feature.psi:.4g})", 1))
             passed = False
         if limits.min_ks_pvalue is not None and (feature.ks_pvalue is None or feature.ks_pvalue < limits.min_ks_pvalue):

@@ -104,7 +104,7 @@ def _thresholds(board: Scoreboard, metric: str, gate_key: str) -> list[tuple[str
     """(endpoint, y, label) of the lines to draw for ``metric``."""
     limit = board.gate[gate_key]
     if metric != t.METRIC_ACCURACY:
-        return [("", limit, f"gate {'≤' if metric == t.METRIC_PARITY else '<'} {limit:g}")]
+        return [("", limit, f"gate {'≤' if metric in (t.METRIC_PARITY, t.METRIC_PSI) else '<'} {limit:g}")]
     # The accuracy gate is relative: non-inferior to the champion by minAccuracyDelta.
     lines = []
     endpoints = sorted({r.endpoint for r in board.rows})
