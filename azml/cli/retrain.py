@@ -19,6 +19,7 @@ import typer
 
 from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
 from ..lineage import LineageError, iso, parse_time
+from ..naming import label
 from ..retrain import sources
 from ..retrain.triggers import Decision, Inputs, Outcome, Status, Thresholds, decide
 
@@ -146,7 +147,7 @@ def check(
         ])
     chosen = _pick_deployment(endpoints[endpoint], deployment, stack_file.stack)
     model = _model_of(chosen)
-    model_label = ":".join(model)  # azml.naming.model_label
+    model_label = label(*model)
     try:
         check_time = parse_time(now, "--now") if now is not None else dt.datetime.now(dt.timezone.utc)
     except LineageError as error:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...naming import model_name_version
+from ...naming import label, model_name_version
 from ...config.data_validation import DATA_SUFFIXES, ColumnRule, ModelValidation, data_suffix
 from ...drift.defaults import psi_breaches
 from ...errors import ProblemsError
@@ -369,13 +369,13 @@ def gate_rows(release: "Release", *, at: dt.datetime, tracking_uri: str) -> tupl
     start = at - dt.timedelta(minutes=settings.window_minutes)
     query = t.run_filter(
         t.KIND_VALIDATION, finished=True, stack=release.stack_file.stack, endpoint=release.endpoint.name,
-        deployment=release.canary, model=f"{name}:{version}",
+        deployment=release.canary, model=label(name, version),
     ) + f" and attributes.start_time >= {t.millis(start)} and attributes.start_time <= {t.millis(at)}"
     run = t.newest_run(t.client(tracking_uri), settings.metrics.experiment, query)
     min_rows = release.config.data_validation[name].min_rows
     if run is None:
         row = MetricResult(GATE_METRIC, None, 0, "<=", Outcome.INCONCLUSIVE, 0, min_rows)
-        note = (f"{GATE_METRIC}: no validation run of {release.canary} ({name}:{version}) in the last "
+        note = (f"{GATE_METRIC}: no validation run of {release.canary} ({label(name, version)}) in the last "
                 f"{settings.window_minutes} min; run `azml release validate`")
         return (row,), (note,)
     failed = float(run.data.metrics.get("failures_total", 0.0))
