@@ -10,14 +10,13 @@ the thresholds, minimum sample size and MLflow store are the stack's
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from .common import EXIT_DRIFT, EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, fail
+from .common import EXIT_DRIFT, EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, OutputFormat, TextJsonOrMarkdown, fail
 from ..drift.defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_PSI_LIMIT, PSI_LIMIT_RULE, psi_limit_problem
 
 #: Upper bounds of --bins and --chunk-rows. The engine builds bins-1 quantile
@@ -32,11 +31,6 @@ from ..errors import EXIT_INCONCLUSIVE  # noqa: E402,F401
 #: Without --stack and --tracking-uri: a file in the current directory, named when written.
 LOCAL_STORE = "sqlite:///mlruns.db"
 
-
-class DriftFormat(str, enum.Enum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
 
 
 def _features(values: list[str] | None) -> list[str] | None:
@@ -93,7 +87,7 @@ def drift(
         ),
     ] = DEFAULT_CHUNK_ROWS,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for drift.json, drift.md and drift.html.")] = Path("build/drift"),
-    output_format: Annotated[DriftFormat, typer.Option("--format", "-f", help="What to print on stdout.")] = DriftFormat.text,
+    output_format: TextJsonOrMarkdown = OutputFormat.text,
     tracking_uri: Annotated[
         Optional[str],
         typer.Option(
@@ -248,9 +242,9 @@ def drift(
         except Exception as error:  # noqa: BLE001 - the store's own errors are reported, not a traceback
             fail(EXIT_PROGRAM_ERROR, [f"wrote the report to {out} but could not log it to MLflow at {store}: {first_line(error)}"])
 
-    if output_format is DriftFormat.json:
+    if output_format is OutputFormat.json:
         sys.stdout.write(text)
-    elif output_format is DriftFormat.markdown:
+    elif output_format is OutputFormat.markdown:
         sys.stdout.write(markdown)
     else:
         typer.echo(to_text(report), nl=False)
@@ -258,7 +252,7 @@ def drift(
     if run_id:
         # Always said, on stderr when stdout is a document: where the run went.
         where = f"Logged MLflow run {run_id} (experiment {experiment}) to {_display(uri, created)}"
-        typer.echo(where, err=output_format is not DriftFormat.text)
+        typer.echo(where, err=output_format is not OutputFormat.text)
     if report.drifted:
         names = ", ".join(f"{f.name} ({'; '.join(f.breaches)})" for f in report.features if f.drifted)
         fail(EXIT_DRIFT, [f"drift in {len(report.drifted)} feature(s): {names}"])

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
+from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, TextOrJson, fail
 from ..files import write_atomically
 from ..naming import label
 from ..lineage import (
@@ -105,7 +105,7 @@ def lineage(
     ] = None,
     experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment of the lineage run.")] = "azml-lineage",
     stack: Annotated[Optional[str], typer.Option("--stack", help="Stack name tagged on the MLflow run.")] = None,
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text: the tags; json: the record.")] = OutputFormat.text,
+    output_format: TextOrJson = OutputFormat.text,
 ) -> None:
     """Write a model version's lineage record and its deployment tags.
 

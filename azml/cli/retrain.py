@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
+from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, TextOrJson, fail
 from ..lineage import LineageError, iso, parse_time
 from ..naming import label
 from ..retrain import sources
@@ -128,7 +128,7 @@ def check(
     project_dir: Annotated[
         Optional[Path], typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
     ] = None,
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text or json.")] = OutputFormat.text,
+    output_format: TextOrJson = OutputFormat.text,
 ) -> None:
     """Decide whether the deployed model needs retraining.
 
