@@ -17,10 +17,10 @@ import typer
 from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, ProjectDir, TextOrJson, TrackingUri, fail
 
 
-def default_canary(traffic: dict[str, int], mirror: dict[str, int]) -> str | None:
+def default_canary(traffic: dict[str, int], mirror_traffic: dict[str, int]) -> str | None:
     """The deployment under release: the one mirror target, else the live
     deployment with the smallest share beside others; None when unclear."""
-    mirrored = [n for n, share in mirror.items() if share > 0]
+    mirrored = [n for n, share in mirror_traffic.items() if share > 0]
     if len(mirrored) == 1:
         return mirrored[0]
     live = sorted((share, n) for n, share in traffic.items() if share > 0)
