@@ -1,4 +1,5 @@
-"""``azml env check``: does the running environment match the lock file?
+"""Does the running environment match the lock file? (``azml env check``,
+:mod:`azml.cli.env`)
 
 Compares the installed distributions (``importlib.metadata``, names
 normalised per PEP 503) with the lock's exact ``name==version`` pins and
@@ -19,17 +20,12 @@ names. See docs/retraining-and-lineage.md.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Iterable, Optional
-
-import typer
-
-from .cli.common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
+from typing import Iterable
 
 #: Never counted as drift: the project (editable install) and installer bootstrap.
 DEFAULT_IGNORED = ("azml", "pip", "setuptools", "wheel")
@@ -187,21 +183,8 @@ def compare(pins: dict[str, Pin], installed: dict[str, list[str]], ignore: Itera
     return report
 
 
-
-env_app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="The Python environment against the lock file.",
-)
-
-
-@env_app.callback()
-def _env() -> None:
-    """Subcommands: check."""
-
-
-def _default_lock(lock: Path | None) -> Path:
+def default_lock(lock: Path | None) -> Path:
+    """``lock``, else requirements.lock in the current directory, else beside Pulumi.yaml."""
     if lock is not None:
         return lock
     here = Path(DEFAULT_LOCK)
@@ -214,54 +197,3 @@ def _default_lock(lock: Path | None) -> Path:
         return find_project_dir() / DEFAULT_LOCK
     except ConfigError:
         return here
-
-
-@env_app.command("check")
-def check(
-    lock: Annotated[
-        Optional[Path],
-        typer.Option("--lock", help="Lock file of exact pins (default: requirements.lock here, else beside Pulumi.yaml)."),
-    ] = None,
-    ignore: Annotated[
-        list[str], typer.Option("--ignore", help="Another distribution not to count (repeatable); azml, pip, setuptools, wheel never count.")
-    ] = [],  # noqa: B006 - typer needs a literal default
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text or json.")] = OutputFormat.text,
-) -> None:
-    """Compare the installed packages with the lock file.
-
-    Report installed packages that are not in the lock, at another version
-    than locked, or locked but not installed. Exit 1 on any of them, 0 when
-    the environment matches, 2 when the lock cannot be read."""
-    path = _default_lock(lock)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        fail(EXIT_INVALID_INPUT, [f"--lock: cannot read {path}: {error.strerror or error}"])
-    except UnicodeDecodeError:
-        fail(EXIT_INVALID_INPUT, [f"--lock: {path} is not UTF-8 text"])
-    try:
-        pins = parse_lock(text, str(path))
-    except LockError as error:
-        fail(EXIT_INVALID_INPUT, [f"--lock: {error}"])
-    if not pins:
-        fail(EXIT_INVALID_INPUT, [f"--lock: {path} pins no packages"])
-    try:
-        installed = installed_distributions()
-    except Exception as error:  # noqa: BLE001 - broken metadata on disk
-        fail(EXIT_PROGRAM_ERROR, [f"cannot list installed distributions: {error}"])
-    report = compare(pins, installed, [*DEFAULT_IGNORED, *ignore], str(path))
-
-    if output_format is OutputFormat.json:
-        document = report.to_json()
-        document["lockSha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        typer.echo(json.dumps(document, indent=2))
-    else:
-        if report.ok:
-            typer.echo(f"Environment matches {path}: {report.checked} distributions checked ({len(pins)} pinned).")
-        else:
-            counts = f"{len(report.unlocked)} unlocked, {len(report.version)} at another version, {len(report.missing)} missing"
-            typer.echo(f"Environment differs from {path}: {counts}")
-            for line in report.lines():
-                typer.echo(line)
-    if not report.ok:
-        raise typer.Exit(EXIT_MISMATCH)

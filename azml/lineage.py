@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .jsonfile import JsonInputError, read_json
+from .naming import label
 
 
 SCHEMA_VERSION = 1
@@ -332,5 +333,5 @@ def record_problems(path: Path, model_name: str | None, model_version: str | Non
         return [str(error)]
     recorded = (record["model"]["name"], record["model"]["version"])
     if model_name is not None and recorded != (model_name, model_version):
-        return [f"{path.name} records model {recorded[0]}:{recorded[1]} but the deployment serves {model_name}:{model_version}"]
+        return [f"{path.name} records model {label(*recorded)} but the deployment serves {label(model_name, model_version)}"]
     return []

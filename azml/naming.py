@@ -109,9 +109,15 @@ def model_name_version(model: object) -> tuple[str, str]:
     return str(getattr(model, "name")), str(getattr(model, "version"))
 
 
+def label(name: object, version: object) -> str:
+    """The one label of a model version in reports, messages and MLflow tags:
+    ``name:version``."""
+    return f"{name}:{version}"
+
+
 def model_label(model: object) -> str:
-    """The one label of a model in reports and MLflow tags: ``name:version``."""
-    return ":".join(model_name_version(model))
+    """:func:`label` of a ``ModelRef`` (workspace or registry form)."""
+    return label(*model_name_version(model))
 
 
 def model_ref(model: object) -> str:
@@ -119,4 +125,4 @@ def model_ref(model: object) -> str:
     it: ``name:version`` of a workspace model, the registry URI of a registry
     model."""
     name = getattr(model, "name", None)
-    return f"{name}:{getattr(model, 'version')}" if name else str(getattr(model, "registry_uri"))
+    return label(name, getattr(model, "version")) if name else str(getattr(model, "registry_uri"))

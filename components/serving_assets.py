@@ -18,6 +18,7 @@ import pulumi
 from pulumi_azure_native import machinelearningservices
 
 from azml.config.serving import CodeRef, EnvironmentRef, ModelRef
+from azml.naming import label
 
 
 #: Tag of a deployment naming the workspace assets its config declares
@@ -61,8 +62,8 @@ def lineage_tags(model: ModelRef, lineage_file: Path | None = None) -> dict[str,
     if (recorded["model-name"], recorded["model-version"]) != (tags["model-name"], tags["model-version"]):
         # Config validation refuses this first; kept as a tripwire.
         raise ValueError(
-            f"{lineage_file} records model {recorded['model-name']}:{recorded['model-version']}, "
-            f"not the served {tags['model-name']}:{tags['model-version']}"
+            f"{lineage_file} records model {label(recorded['model-name'], recorded['model-version'])}, "
+            f"not the served {label(tags['model-name'], tags['model-version'])}"
         )
     return {**tags, **recorded}
 

@@ -40,13 +40,13 @@ def _changed_lines(before: str, after: str) -> tuple[list[str], list[str]]:
 def test_a_threshold_changes_on_its_own_line_and_everything_else_stays(project: Path) -> None:
     path = project / "Pulumi.prod.yaml"
     before = path.read_text()
-    result = _azml(project, "config", "set", "prod", "azml:release.gate.maxPsi", "0.15")
+    result = _azml(project, "config", "set", "prod", "azml:release.gate.maxErrorRate", "0.015")
     assert result.returncode == 0 and result.stderr == "", result.stderr
-    assert result.stdout == "Pulumi.prod.yaml: azml:release.gate.maxPsi: 0.2 -> 0.15\n"
+    assert result.stdout == "Pulumi.prod.yaml: azml:release.gate.maxErrorRate: 0.02 -> 0.015\n"
     after = path.read_text()
     removed, added = _changed_lines(before, after)
-    assert [l.strip() for l in removed] == ["maxPsi: 0.2"] and [l.strip() for l in added] == ["maxPsi: 0.15"]
-    assert load_stack("prod", project)[1].release.gate.max_psi == 0.15
+    assert [l.strip() for l in removed] == ["maxErrorRate: 0.02"] and [l.strip() for l in added] == ["maxErrorRate: 0.015"]
+    assert load_stack("prod", project)[1].release.gate.max_error_rate == 0.015
     assert not [p.name for p in project.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -109,7 +109,7 @@ def test_a_read_only_stack_file_is_refused(project: Path) -> None:
     before = path.read_bytes()
     os.chmod(path, 0o444)
     try:
-        result = _azml(project, "config", "set", "prod", "azml:release.gate.maxPsi", "0.15")
+        result = _azml(project, "config", "set", "prod", "azml:release.gate.maxErrorRate", "0.015")
         assert result.returncode == 1 and "read-only" in result.stderr and result.stderr.startswith("error: ")
         assert path.read_bytes() == before and stat.S_IMODE(path.stat().st_mode) == 0o444
     finally:

@@ -11,7 +11,8 @@ import typer
 from typer.testing import CliRunner
 
 from azml import envcheck
-from azml.envcheck import LockError, Pin, compare, env_app, normalize, parse_lock
+from azml.cli.env import env_app
+from azml.envcheck import LockError, Pin, compare, normalize, parse_lock
 
 from .conftest import AZML, ROOT
 

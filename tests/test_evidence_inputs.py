@@ -146,8 +146,9 @@ CASES = [
     Case("drift-bins-1e9", lambda env: drift(env, "--bins", "1000000000", "--no-log"), 2, "--bins: 1000000000 is not in 2..1000"),
     Case("drift-bins-1e23", lambda env: drift(env, "--bins", str(10**23), "--no-log"), 2, f"--bins: {10**23} is not in 2..1000"),
     Case("drift-chunk-rows-1e23", lambda env: drift(env, "--chunk-rows", str(10**23), "--no-log"), 2, f"--chunk-rows: {10**23} is not in 1..100000000"),
-    Case("drift-threshold-nan", lambda env: drift(env, "--threshold", "nan", "--no-log"), 2, "--threshold: nan is not a finite number >= 0"),
-    Case("drift-threshold-inf", lambda env: drift(env, "--threshold", "inf", "--no-log"), 2, "--threshold: inf is not a finite number >= 0"),
+    Case("drift-threshold-nan", lambda env: drift(env, "--threshold", "nan", "--no-log"), 2, "--threshold: nan is not a PSI limit (finite, > 0, <= 1)"),
+    Case("drift-threshold-inf", lambda env: drift(env, "--threshold", "inf", "--no-log"), 2, "--threshold: inf is not a PSI limit (finite, > 0, <= 1)"),
+    Case("drift-threshold-0", lambda env: drift(env, "--threshold", "0", "--no-log"), 2, "--threshold: 0 is not a PSI limit (finite, > 0, <= 1)"),
     Case("drift-out-is-a-file", lambda env: drift(env, "--no-log", "--out", str(env.write("report.txt", "mine"))), 2, "report.txt: is a file, not a directory; nothing was written"),
     Case("drift-out-under-a-file", lambda env: drift(env, "--no-log", "--out", str(env.write("report.txt", "mine") / "sub")), 2, "report.txt is a file, not a directory; nothing was written"),
 ]

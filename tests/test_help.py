@@ -54,3 +54,23 @@ def test_help_renders_at_80_columns_with_a_one_sentence_summary(path: tuple[str,
     for name, sub in getattr(command, "commands", {}).items():
         # each subcommand's summary whole on one line of the list
         assert any(re.search(rf"│ {re.escape(name)} +{re.escape(_summary(sub))} *│", line) for line in lines), name
+
+
+def test_every_format_option_is_declared_the_one_way() -> None:
+    """``--format/-f``: the same help wording naming exactly the accepted values,
+    and an unsupported value refused by typer (exit 2, the values named)."""
+    found = 0
+    for path, command in COMMANDS:
+        for param in getattr(command, "params", []):
+            if "--format" not in getattr(param, "opts", []):
+                continue
+            found += 1
+            assert param.opts == ["--format", "-f"], path
+            match = re.fullmatch(r"Output format: ((?:\w+, )*\w+) or (\w+)\.", param.help or "")
+            assert match, (path, param.help)
+            values = [*match.group(1).split(", "), match.group(2)]
+            assert getattr(param.default, "value", param.default) in values, path
+            result = CliRunner().invoke(app, [*path, "--format", "yaml"], env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+            assert result.exit_code == 2, (path, result.output)
+            assert "is not one of " + ", ".join(f"'{v}'" for v in values) in result.output, (path, result.output)
+    assert found >= 12

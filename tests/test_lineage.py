@@ -373,3 +373,15 @@ def test_azml_lineage_console_script(workdir: Path) -> None:
         pytest.skip("`azml lineage` is not registered in azml/cli/root.py yet")
     assert result.returncode == 0, result.stderr
     assert read_record(workdir / "lineage.json")["model"] == {"name": "credit-risk", "version": "3"}
+
+
+def test_one_model_label_for_every_form_of_a_model() -> None:
+    from types import SimpleNamespace
+
+    from azml.naming import label, model_label, model_ref
+
+    assert label("credit-risk", 3) == "credit-risk:3"
+    workspace = SimpleNamespace(name="credit-risk", version="3", registry_uri=None)
+    registry = SimpleNamespace(name=None, version=None, registry_uri="azureml://registries/r/models/credit-risk/versions/3")
+    assert model_label(workspace) == model_label(registry) == model_ref(workspace) == label("credit-risk", "3")
+    assert model_ref(registry) == registry.registry_uri

@@ -246,7 +246,6 @@ def test_real_console_script(seeded: tuple[Path, str]) -> None:
     ("args", "message"),
     [
         (["--endpoint", "nope"], "--endpoint: 'nope' is not an online endpoint of stack prod (declared: credit-risk-endpoint)"),
-        (["--format", "pdf"], "--format: 'pdf' is not one of text, markdown, html, json"),
         (["--window-days", "0"], "--window-days: must be a whole number of days >= 1 (got 0)"),
     ],
 )
@@ -312,3 +311,10 @@ def test_a_missing_sqlite_store_is_reported_not_created(tmp_path: Path) -> None:
         ("credit-risk:3", "champion", 0), ("credit-risk:4", "canary", 0)
     ]
     assert any(str(db) in note for note in board.notes)
+
+
+def test_an_unsupported_format_fails_as_every_command_does(tmp_path: Path, mlflow_uri: str) -> None:
+    project = canary_project(tmp_path / "project", {"blue": 90, "green": 10})
+    result = scoreboard(project, mlflow_uri, "--format", "pdf", code=2)
+    error = " ".join(result.stderr.replace("│", " ").split())
+    assert "'pdf' is not one of 'text', 'markdown', 'html', 'json'" in error and result.stdout == ""

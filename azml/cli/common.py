@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Any, Literal, NoReturn, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -39,10 +39,38 @@ class ErrorGroup(TyperGroup):
 
 
 class OutputFormat(str, enum.Enum):
-    """``--format`` of commands that print either text or a JSON document."""
+    """What a command prints (``--format/-f``); each command accepts the values
+    its :func:`format_option` lists, no others."""
 
     text = "text"
     json = "json"
+    markdown = "markdown"
+    html = "html"
+
+
+def _as_format(value: str | None) -> OutputFormat | None:
+    return None if value is None else OutputFormat(value)
+
+
+def _words(values: tuple[str, ...]) -> str:
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+
+
+def format_option(*accepted: OutputFormat) -> Any:
+    """The one ``--format/-f`` option: ``Annotated[..., typer.Option(...)]`` accepting
+    exactly ``accepted`` (in that order), its value an :class:`OutputFormat`. Any
+    other value fails in typer's way: exit 2, naming the accepted values."""
+    values = tuple(OutputFormat(a).value for a in accepted)
+    return Annotated[
+        Literal[values],  # type: ignore[valid-type]
+        typer.Option("--format", "-f", help=f"Output format: {_words(values)}.", callback=_as_format),
+    ]
+
+
+#: ``--format`` of the commands that print text or a JSON document.
+TextOrJson = format_option(OutputFormat.text, OutputFormat.json)
+#: ``--format`` of the commands that also print Markdown (a pull request comment).
+TextJsonOrMarkdown = format_option(OutputFormat.text, OutputFormat.json, OutputFormat.markdown)
 
 
 #: Options shared by the commands that read a stack.

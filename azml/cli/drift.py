@@ -10,16 +10,14 @@ the thresholds, minimum sample size and MLflow store are the stack's
 from __future__ import annotations
 
 import datetime as dt
-import enum
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from .common import EXIT_DRIFT, EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, fail
-from ..drift.defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
+from .common import EXIT_DRIFT, EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, OutputFormat, TextJsonOrMarkdown, fail
+from ..drift.defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_PSI_LIMIT, PSI_LIMIT_RULE, psi_limit_problem
 
 #: Upper bounds of --bins and --chunk-rows. The engine builds bins-1 quantile
 #: ranks up front (--bins 1000000000 runs out of memory, 10**23 never ends), and
@@ -33,11 +31,6 @@ from ..errors import EXIT_INCONCLUSIVE  # noqa: E402,F401
 #: Without --stack and --tracking-uri: a file in the current directory, named when written.
 LOCAL_STORE = "sqlite:///mlruns.db"
 
-
-class DriftFormat(str, enum.Enum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
 
 
 def _features(values: list[str] | None) -> list[str] | None:
@@ -72,7 +65,7 @@ def drift(
         Optional[float],
         typer.Option(
             "--threshold",
-            help=f"Without --stack: a feature drifts when its PSI is above this (finite, >= 0; default {DEFAULT_THRESHOLD}). "
+            help=f"Without --stack: a feature drifts when its PSI is above this ({PSI_LIMIT_RULE}; default {DEFAULT_PSI_LIMIT}). "
             "With --stack the thresholds are azml:modelMonitoring.dataDrift.thresholds.",
             show_default=False,
         ),
@@ -94,7 +87,7 @@ def drift(
         ),
     ] = DEFAULT_CHUNK_ROWS,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for drift.json, drift.md and drift.html.")] = Path("build/drift"),
-    output_format: Annotated[DriftFormat, typer.Option("--format", "-f", help="What to print on stdout.")] = DriftFormat.text,
+    output_format: TextJsonOrMarkdown = OutputFormat.text,
     tracking_uri: Annotated[
         Optional[str],
         typer.Option(
@@ -154,8 +147,8 @@ def drift(
         fail(EXIT_INVALID_INPUT, [f"--bins: {bins} is not in 2..{MAX_BINS}"])
     if not 1 <= chunk_rows <= MAX_CHUNK_ROWS:
         fail(EXIT_INVALID_INPUT, [f"--chunk-rows: {chunk_rows} is not in 1..{MAX_CHUNK_ROWS}"])
-    if threshold is not None and not (math.isfinite(threshold) and threshold >= 0):  # NaN or inf would let every PSI pass
-        fail(EXIT_INVALID_INPUT, [f"--threshold: {threshold} is not a finite number >= 0"])
+    if threshold is not None and (problem := psi_limit_problem(threshold)):  # NaN or inf would let every PSI pass
+        fail(EXIT_INVALID_INPUT, [f"--threshold: {problem}"])
     if min_samples is not None and min_samples < 1:
         fail(EXIT_INVALID_INPUT, [f"--min-samples: {min_samples} is not a whole number >= 1"])
     from ..drift.settings import MIN_SAMPLES_KEY, THRESHOLDS_KEY, default_min_samples
@@ -207,7 +200,7 @@ def drift(
             reference,
             current,
             features=_features(features),
-            default_threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+            default_threshold=DEFAULT_PSI_LIMIT if threshold is None else threshold,
             metric_thresholds=metric_thresholds,
             min_samples=minimum,
             bins=bins,
@@ -249,9 +242,9 @@ def drift(
         except Exception as error:  # noqa: BLE001 - the store's own errors are reported, not a traceback
             fail(EXIT_PROGRAM_ERROR, [f"wrote the report to {out} but could not log it to MLflow at {store}: {first_line(error)}"])
 
-    if output_format is DriftFormat.json:
+    if output_format is OutputFormat.json:
         sys.stdout.write(text)
-    elif output_format is DriftFormat.markdown:
+    elif output_format is OutputFormat.markdown:
         sys.stdout.write(markdown)
     else:
         typer.echo(to_text(report), nl=False)
@@ -259,7 +252,7 @@ def drift(
     if run_id:
         # Always said, on stderr when stdout is a document: where the run went.
         where = f"Logged MLflow run {run_id} (experiment {experiment}) to {_display(uri, created)}"
-        typer.echo(where, err=output_format is not DriftFormat.text)
+        typer.echo(where, err=output_format is not OutputFormat.text)
     if report.drifted:
         names = ", ".join(f"{f.name} ({'; '.join(f.breaches)})" for f in report.features if f.drifted)
         fail(EXIT_DRIFT, [f"drift in {len(report.drifted)} feature(s): {names}"])

@@ -13,8 +13,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, fail
+from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, TextOrJson, fail
 from ..files import write_atomically
+from ..naming import label
 from ..lineage import (
     DEFAULT_ENV_LOCK,
     DEFAULT_OUT,
@@ -52,7 +53,7 @@ def log_record(tracking_uri: str, experiment: str, record: dict[str, Any], stack
     from .. import tracking
 
     client = tracking.client(tracking_uri)
-    model = f"{record['model']['name']}:{record['model']['version']}"
+    model = label(record["model"]["name"], record["model"]["version"])
     tags = {tracking.TAG_KIND: tracking.KIND_LINEAGE, tracking.TAG_MODEL: model}
     if stack:
         tags[tracking.TAG_STACK] = stack
@@ -104,7 +105,7 @@ def lineage(
     ] = None,
     experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment of the lineage run.")] = "azml-lineage",
     stack: Annotated[Optional[str], typer.Option("--stack", help="Stack name tagged on the MLflow run.")] = None,
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text: the tags; json: the record.")] = OutputFormat.text,
+    output_format: TextOrJson = OutputFormat.text,
 ) -> None:
     """Write a model version's lineage record and its deployment tags.
 
@@ -168,7 +169,7 @@ def lineage(
     if output_format is OutputFormat.json:
         typer.echo(text, nl=False)
         return
-    typer.echo(f"Wrote {out}: lineage of {name_version[0]}:{name_version[1]} (lineage-sha256 {record['lineageSha256']})")
+    typer.echo(f"Wrote {out}: lineage of {label(*name_version)} (lineage-sha256 {record['lineageSha256']})")
     if record["git"]["commit"] is None:
         typer.echo("note: not in a git work tree: no git-commit recorded")
     elif record["git"]["dirty"]:

@@ -12,11 +12,11 @@ from typing import Annotated, Optional
 import typer
 
 from .drift import drift
-from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ErrorGroup, OutputFormat, fail as _fail
+from .common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ErrorGroup, OutputFormat, TextOrJson, fail as _fail
 from ..files import write_atomically
 from ..progress import TIMINGS_ENV, Phases, timings_document
 from .config import config_app
-from ..envcheck import env_app
+from .env import env_app
 from .lineage import lineage
 from .release.app import release_app
 from .retrain import retrain_app
@@ -61,9 +61,7 @@ app.add_typer(config_app, name="config")
 def plan(
     ctx: typer.Context,
     stack: Annotated[str, typer.Argument(help="Stack name (reads Pulumi.STACK.yaml) or path to a stack config file.")],
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="text: resource tree; json: plan.json on stdout.")
-    ] = OutputFormat.text,
+    output_format: TextOrJson = OutputFormat.text,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for <stack>/plan.json and graph.mmd.")] = Path(
         "build"
     ),

@@ -54,9 +54,9 @@ class BanditConfig(Model):
         return self
 
 
-def bandit_arms(traffic: Mapping[str, int], mirror: Mapping[str, int]) -> list[str]:
+def bandit_arms(traffic: Mapping[str, int], mirror_traffic: Mapping[str, int]) -> list[str]:
     """The deployments a bandit allocates among, in file order."""
-    return [name for name in traffic if not mirror.get(name, 0)]
+    return [name for name in traffic if not mirror_traffic.get(name, 0)]
 
 
 def bandit_problems(config: "StackConfig") -> Iterator[tuple[str, str]]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..drift.defaults import PsiLimit
 from .base import Model
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def _parse_time(text: str) -> dt.datetime | None:
 class DistributionCheck(_Keys):
     """Limits of one feature's shift against the reference (azml drift engine)."""
 
-    max_psi: float | None = Field(default=None, ge=0, description="Fail when PSI > maxPsi.")
+    max_psi: PsiLimit | None = Field(default=None, description="Fail when PSI > maxPsi.")
     min_ks_pvalue: float | None = Field(
         default=None, ge=0, le=1, description="Numeric features: fail when the two-sample KS p-value < minKsPvalue."
     )

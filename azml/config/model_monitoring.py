@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .alerts import Email, unique_emails
+from ..drift.defaults import DEFAULT_PSI_LIMIT, PsiLimit
 from .base import Model
 from .serving import AssetName, AssetVersion, EndpointName
 
@@ -73,7 +74,7 @@ class DriftThresholds(_Thresholds):
     jensen_shannon_distance: Probability | None = Field(
         default=None, alias="JensenShannonDistance", description="Jensen-Shannon distance, all features; alert above."
     )
-    population_stability_index: NonNegative | None = Field(
+    population_stability_index: PsiLimit | None = Field(
         default=None, alias="PopulationStabilityIndex", description="Population stability index, all features; alert above."
     )
     normalized_wasserstein_distance: NonNegative | None = Field(
@@ -106,15 +107,16 @@ class DataQualityThresholds(_Thresholds):
 
 
 def _default_data_drift() -> DriftThresholds:
-    # PSI 0.2 is the promotion gate's drift limit (azml:release.gate.maxPsi); Azure's own
-    # defaults are Wasserstein 0.1 (numerical) and Jensen-Shannon 0.1 (categorical).
+    # PSI: the one PSI limit default (azml.drift.defaults.DEFAULT_PSI_LIMIT, also the
+    # default of azml:release.gate.maxPsi and azml:retraining.triggers.maxPsi); Azure's
+    # own defaults are Wasserstein 0.1 (numerical) and Jensen-Shannon 0.1 (categorical).
     return DriftThresholds.model_validate(
-        {"PopulationStabilityIndex": 0.2, "JensenShannonDistance": 0.1, "NormalizedWassersteinDistance": 0.1}
+        {"PopulationStabilityIndex": DEFAULT_PSI_LIMIT, "JensenShannonDistance": 0.1, "NormalizedWassersteinDistance": 0.1}
     )
 
 
 def _default_prediction_drift() -> DriftThresholds:
-    return DriftThresholds.model_validate({"PopulationStabilityIndex": 0.2, "JensenShannonDistance": 0.1})
+    return DriftThresholds.model_validate({"PopulationStabilityIndex": DEFAULT_PSI_LIMIT, "JensenShannonDistance": 0.1})
 
 
 def _default_data_quality() -> DataQualityThresholds:

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from ..drift.defaults import DEFAULT_PSI_LIMIT, PsiLimit
 from .base import Model
 from .attribution import AttributionConfig
 from .bandit import BanditConfig
@@ -78,7 +79,7 @@ class GateThresholds(Model):
     min_accuracy_delta: float = Field(default=-0.01, ge=-0.1, le=0.1, description="Non-inferiority margin: canary - champion.")
     max_latency_p95_ms: float = Field(default=350, gt=0, le=60_000, description="p95 latency SLA in milliseconds (strictly below).")
     max_error_rate: float = Field(default=0.02, ge=0, le=0.5, description="Share of failed requests (strictly below).")
-    max_psi: float = Field(default=0.2, gt=0, le=1, description="Input drift PSI of canary traffic vs the reference (strictly below).")
+    max_psi: PsiLimit = Field(default=DEFAULT_PSI_LIMIT, description="Input drift PSI of canary traffic vs the reference (passes at <=; drift above).")
     max_parity_difference: float = Field(
         default=0.08, ge=0, le=0.5, description="Demographic parity difference between groups (at most; fairlearn's definition)."
     )
@@ -161,7 +162,7 @@ class ReleaseConfig(Model):
 class RetrainTriggers(Model):
     """``azml retrain check``: any of these gives a retraining reason."""
 
-    max_psi: float = Field(default=0.2, gt=0, le=1, description="Any feature's PSI above this: drift.")
+    max_psi: PsiLimit = Field(default=DEFAULT_PSI_LIMIT, description="Any feature's PSI above this: drift.")
     max_accuracy_drop: float = Field(
         default=0.03, gt=0, le=1, description="Accuracy below the training-time accuracy by more than this: performance."
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD, EPSILON
+from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_PSI_LIMIT, EPSILON
 
 # The engine needs numpy and pyarrow; they load on first use, not when the
 # ``azml`` command starts (PEP 562 module __getattr__).
@@ -33,7 +33,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_BINS",
     "DEFAULT_CHUNK_ROWS",
-    "DEFAULT_THRESHOLD",
+    "DEFAULT_PSI_LIMIT",
     "EPSILON",
     "DriftInputError",
     "DriftReport",

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_THRESHOLD
+from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_PSI_LIMIT
 from .ks import ks_pvalue, ks_search
 from .metrics import CHI2, JSD, KS, METRICS, NWD, PSI, Wasserstein, breaches, chi_squared_pvalue, jensen_shannon
 from .results import DRIFT, INCONCLUSIVE, OK, DriftReport, FeatureDrift
@@ -43,7 +43,7 @@ def compute_drift(
     *,
     features: list[str] | tuple[str, ...] | None = None,
     thresholds: Mapping[str, float] | None = None,
-    default_threshold: float = DEFAULT_THRESHOLD,
+    default_threshold: float = DEFAULT_PSI_LIMIT,
     bins: int = DEFAULT_BINS,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: ProgressCallback | None = None,

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .defaults import psi_breaches
+
 JSD = "JensenShannonDistance"
 PSI = "PopulationStabilityIndex"
 NWD = "NormalizedWassersteinDistance"
@@ -54,6 +56,15 @@ MIN_NORM = 0.001
 BLOCK = 4096
 
 
+def breached(metric: str, value: float, threshold: float) -> bool:
+    """Whether ``value`` of ``metric`` breaches ``threshold``: PSI by
+    :func:`~azml.drift.defaults.psi_breaches` (above), other distances above,
+    the tests' p-values below."""
+    if metric == PSI:
+        return psi_breaches(value, threshold)
+    return value < threshold if METRICS[metric][1] else value > threshold
+
+
 def breaches(kind: str, values: dict[str, float | None], thresholds: dict[str, float]) -> tuple[str, ...]:
     """``"<metric> <value> > <threshold>"`` (or ``<`` for p-values) for each configured
     metric of this feature kind whose value breaches its threshold. A metric that
@@ -64,7 +75,7 @@ def breaches(kind: str, values: dict[str, float | None], thresholds: dict[str, f
         value = values.get(metric)
         if kind not in kinds or value is None:
             continue
-        if (value < threshold) if below else (value > threshold):
+        if breached(metric, value, threshold):
             found.append(f"{metric} {value:.4g} {'<' if below else '>'} {threshold:g}")
     return tuple(found)
 

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .metrics import METRICS, PSI
+from .metrics import METRICS, PSI, breached
 
 REQUIRED = ("metric_name", "metric_value", "threshold_value")
 
@@ -88,7 +88,7 @@ def read_monitor_results(path: Path) -> MonitorResults:
             if isinstance(number, bool) or not isinstance(number, (int, float)) or math.isnan(number):
                 raise MonitorResultsError(f"{where}: row {index} ({feature} {metric}) has {label} {number!r}, not a number")
         below = METRICS[metric][1]
-        if (value < threshold) if below else (value > threshold):
+        if breached(metric, value, threshold):
             breaches.append(f"{feature}: {metric} {value:.4g} {'<' if below else '>'} {threshold:g}")
         if metric == PSI:
             psi[str(feature)] = float(value)

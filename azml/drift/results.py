@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .defaults import DEFAULT_BINS, DEFAULT_THRESHOLD, EPSILON
+from .defaults import DEFAULT_BINS, DEFAULT_PSI_LIMIT, EPSILON
 from .metrics import CHI2, JSD, KS, METRICS, NWD, PSI
 
 #: Feature and report status: over a threshold, within all, or too few rows to say.
@@ -86,7 +86,7 @@ class DriftReport:
     features: tuple[FeatureDrift, ...]
     bins: int = DEFAULT_BINS
     epsilon: float = EPSILON
-    default_threshold: float = DEFAULT_THRESHOLD
+    default_threshold: float = DEFAULT_PSI_LIMIT
     reference: str = ""
     current: str = ""
     streamed: bool = False

@@ -205,11 +205,11 @@ def _judge(
     endpoint = run.data.tags.get(t.TAG_ENDPOINT, "")
     if splits is None or endpoint not in splits:
         return None
-    live, mirror = splits[endpoint]
+    live, mirror_traffic = splits[endpoint]
     before, after = _recorded(run, "before"), _recorded(run, "after")
 
     def holds(recorded: tuple[dict[str, int] | None, dict[str, int] | None] | None) -> bool:
-        return recorded is not None and recorded[0] == live and recorded[1] in (None, mirror)
+        return recorded is not None and recorded[0] == live and recorded[1] in (None, mirror_traffic)
 
     if holds(after) and not holds(before):
         return True, f"the stack file holds the split it wrote for {endpoint}"

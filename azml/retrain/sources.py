@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..jsonfile import JsonInputError, read_json
 from ..lineage import LineageError, iso, parse_time, read_record
+from ..naming import label as model_version_label
 from .. import tracking
 
 if TYPE_CHECKING:
@@ -254,7 +255,7 @@ def live_accuracy(
 def training_from_mlflow(client: "MlflowClient", ids: list[str], model: tuple[str, str]) -> TrainingReading | None:
     """The latest kind=lineage run of the model version, else the registered
     model version's training run."""
-    label = f"{model[0]}:{model[1]}"
+    label = model_version_label(*model)
     for run in _search(client, ids, tracking.run_filter(tracking.KIND_LINEAGE, model=label), limit=1):
         params = run.data.params
         accuracy = params.get("training_accuracy")
@@ -297,7 +298,7 @@ def training_from_lineage(path: Path, model: tuple[str, str], option: str) -> Tr
     recorded = (record["model"]["name"], record["model"]["version"])
     if recorded != model:
         raise SourceError(
-            f"{option}: {path} records model {recorded[0]}:{recorded[1]} but the deployment serves {model[0]}:{model[1]}"
+            f"{option}: {path} records model {model_version_label(*recorded)} but the deployment serves {model_version_label(*model)}"
         )
     training = record.get("training") or {}
     trained = training.get("trainedAt")

@@ -19,6 +19,8 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, field
 
+from ..drift.defaults import psi_breaches
+
 DRIFT = "drift"
 PERFORMANCE = "performance"
 STALENESS = "staleness"
@@ -112,7 +114,7 @@ def _fmt(value: float) -> str:
 def drift_check(inputs: Inputs, t: Thresholds) -> Check:
     psi = inputs.psi or {}
     worst = max(psi.values()) if psi else inputs.max_psi
-    if inputs.drift_breaches and not (worst is not None and worst > t.max_psi):
+    if inputs.drift_breaches and not (worst is not None and psi_breaches(worst, t.max_psi)):
         # The monitor judged drift by its configured metrics: the same definition, its verdict.
         listed = "; ".join(inputs.drift_breaches[:5]) + (" ..." if len(inputs.drift_breaches) > 5 else "")
         return Check(DRIFT, Outcome.TRIGGERED, worst, t.max_psi, f"model monitor thresholds breached: {listed}", inputs.drift_source)
@@ -122,8 +124,8 @@ def drift_check(inputs: Inputs, t: Thresholds) -> Check:
         return Check(DRIFT, Outcome.INCONCLUSIVE, None, t.max_psi, "no drift report (run `azml drift`)", inputs.drift_source)
     if inputs.drift_inconclusive:
         return Check(DRIFT, Outcome.INCONCLUSIVE, worst, t.max_psi, inputs.drift_inconclusive, inputs.drift_source)
-    over = sorted(((f, v) for f, v in psi.items() if v > t.max_psi), key=lambda item: (-item[1], item[0]))
-    if worst > t.max_psi:
+    over = sorted(((f, v) for f, v in psi.items() if psi_breaches(v, t.max_psi)), key=lambda item: (-item[1], item[0]))
+    if psi_breaches(worst, t.max_psi):
         features = ", ".join(f"{f} {_fmt(v)}" for f, v in over) or "feature not named"
         return Check(DRIFT, Outcome.TRIGGERED, worst, t.max_psi, f"max PSI {_fmt(worst)} > {_fmt(t.max_psi)} ({features})", inputs.drift_source)
     return Check(DRIFT, Outcome.OK, worst, t.max_psi, f"max PSI {_fmt(worst)} <= {_fmt(t.max_psi)}", inputs.drift_source)

@@ -11,7 +11,7 @@ MAX_MIRROR_PERCENT = 50
 
 def traffic_problems(
     traffic: Mapping[str, object],
-    mirror: Mapping[str, object],
+    mirror_traffic: Mapping[str, object],
     deployments: Iterable[str],
 ) -> list[tuple[str, str]]:
     """Problems as ``(key, message)``; key is ``traffic.<name>``,
@@ -19,7 +19,7 @@ def traffic_problems(
     declared = list(deployments)
     known = ", ".join(declared) or "none declared"
     problems: list[tuple[str, str]] = []
-    for field, split in (("traffic", traffic), ("mirrorTraffic", mirror)):
+    for field, split in (("traffic", traffic), ("mirrorTraffic", mirror_traffic)):
         for name, value in split.items():
             if name not in declared:
                 problems.append((f"{field}.{name}", f"names no declared deployment (declared: {known})"))
@@ -30,7 +30,7 @@ def traffic_problems(
     total = sum(traffic.values())  # type: ignore[arg-type]
     if total not in (0, 100):
         problems.append(("traffic", f"values must sum to 0 or 100 (got {total})"))
-    mirrored = {name: value for name, value in mirror.items() if value}
+    mirrored = {name: value for name, value in mirror_traffic.items() if value}
     if len(mirrored) > 1:
         problems.append(("mirrorTraffic", f"may mirror to at most one deployment (got {', '.join(mirrored)})"))
     for name, value in mirrored.items():

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, ErrorGroup, ProjectDir, TrackingUri, fail
+from ..common import (
+    EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, ErrorGroup, OutputFormat, ProjectDir, TextJsonOrMarkdown, TrackingUri, fail,
+)
 from .traffic import register as register_traffic_commands
 from .bandit import register as register_bandit
 from .attribution import register as register_attribution
@@ -27,11 +28,6 @@ release_app = typer.Typer(
     "The release controller: canary analysis, promotion gate, traffic ladder, rollback.",
 )
 
-
-class VerdictFormat(str, enum.Enum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
 
 
 def _parse_time(value: str | None, option: str) -> dt.datetime | None:
@@ -98,7 +94,7 @@ def evaluate(
         Optional[Path], typer.Option("--metrics-file", help="JSON/CSV metrics file instead of the configured source.")
     ] = None,
     at: Annotated[Optional[str], typer.Option("--at", help="End of the window, ISO 8601 (default: now).")] = None,
-    output_format: Annotated[VerdictFormat, typer.Option("--format", "-f")] = VerdictFormat.text,
+    output_format: TextJsonOrMarkdown = OutputFormat.text,
     require_evidence: Annotated[
         bool,
         typer.Option(
@@ -142,9 +138,9 @@ def evaluate(
         fail(EXIT_PROGRAM_ERROR, [f"{error}; no verdict was logged"])
     except CommandError as error:  # the tracking store refused or unreachable
         fail(error.exit_code, [f"{error}; no verdict was logged"])
-    if output_format is VerdictFormat.json:
+    if output_format is OutputFormat.json:
         typer.echo(json.dumps(verdict.to_json(), indent=2, sort_keys=True))
-    elif output_format is VerdictFormat.markdown:
+    elif output_format is OutputFormat.markdown:
         typer.echo(verdict_markdown(verdict), nl=False)
     else:
         _print_verdict(verdict)

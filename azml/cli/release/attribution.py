@@ -14,13 +14,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, ProjectDir, TrackingUri, fail
+from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, ProjectDir, TextOrJson, TrackingUri, fail
 
 
-def default_canary(traffic: dict[str, int], mirror: dict[str, int]) -> str | None:
+def default_canary(traffic: dict[str, int], mirror_traffic: dict[str, int]) -> str | None:
     """The deployment under release: the one mirror target, else the live
     deployment with the smallest share beside others; None when unclear."""
-    mirrored = [n for n, share in mirror.items() if share > 0]
+    mirrored = [n for n, share in mirror_traffic.items() if share > 0]
     if len(mirrored) == 1:
         return mirrored[0]
     live = sorted((share, n) for n, share in traffic.items() if share > 0)
@@ -39,9 +39,7 @@ def attribution_command(
         Optional[str],
         typer.Option("--canary", help="Canary deployment (default: the mirror target, else the smaller live share)."),
     ] = None,
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text: a table; json: on stdout.")] = (
-        OutputFormat.text
-    ),
+    output_format: TextOrJson = OutputFormat.text,
     project_dir: ProjectDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:

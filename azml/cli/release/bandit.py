@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..common import EXIT_INVALID_INPUT, Experiment, OutputFormat, ProjectDir, TrackingUri, fail
+from ..common import EXIT_INVALID_INPUT, Experiment, OutputFormat, ProjectDir, TextOrJson, TrackingUri, fail
 
 
 def bandit_command(
@@ -25,9 +25,7 @@ def bandit_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Compute and print the allocation; write and log nothing.")
     ] = False,
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text: a table; json: on stdout.")] = (
-        OutputFormat.text
-    ),
+    output_format: TextOrJson = OutputFormat.text,
     project_dir: ProjectDir = None,
     tracking_uri: TrackingUri = None,
     experiment: Experiment = None,

@@ -8,19 +8,13 @@ read; 2 bad input (unknown stack, a malformed or empty period).
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
 from typing import Annotated, Optional
 
 import typer
 
-from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, Experiment, ProjectDir, TrackingUri, fail
+from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, Experiment, OutputFormat, ProjectDir, TextJsonOrMarkdown, TrackingUri, fail
 
-
-class KpiFormat(str, enum.Enum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
 
 
 def _time(value: str | None, option: str) -> dt.datetime | None:
@@ -39,7 +33,7 @@ def kpis_command(
         Optional[str], typer.Option("--since", help="Start of the period, ISO 8601 (default: 28 days before --until).")
     ] = None,
     until: Annotated[Optional[str], typer.Option("--until", help="End of the period, ISO 8601 (default: now).")] = None,
-    output_format: Annotated[KpiFormat, typer.Option("--format", "-f", help="text, json or markdown.")] = KpiFormat.text,
+    output_format: TextJsonOrMarkdown = OutputFormat.text,
     project_dir: ProjectDir = None,
     tracking_uri: TrackingUri = None,
     experiment: Experiment = None,
@@ -65,10 +59,10 @@ def kpis_command(
         fail(error.code, error.problems)
     except Exception as error:  # the tracking store unreachable or unreadable
         fail(EXIT_PROGRAM_ERROR, [f"cannot read the release audit trail: {str(error).splitlines()[0]}"])
-    if output_format is KpiFormat.json:
+    if output_format is OutputFormat.json:
         typer.echo(json.dumps(report.to_json(), indent=2))
         return
-    if output_format is KpiFormat.markdown:
+    if output_format is OutputFormat.markdown:
         typer.echo(markdown(report), nl=False)
         return
     from rich.console import Console

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, ProjectDir, TrackingUri, fail
+from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, ProjectDir, TextOrJson, TrackingUri, fail
 
 
 _DEPLOYMENT_HELP = "The deployment to load (reached with the azureml-model-deployment header, whatever its share)."
@@ -46,9 +46,7 @@ def loadtest_command(
         Optional[int],
         typer.Option("--duration", min=1, max=3600, help="Seconds, ramp-up included (default: loadTest.durationSeconds, 60)."),
     ] = None,
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="text: tables; json: a document on stdout.")
-    ] = OutputFormat.text,
+    output_format: TextOrJson = OutputFormat.text,
     project_dir: ProjectDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:

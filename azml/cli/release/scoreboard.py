@@ -8,21 +8,17 @@ difference, PSI, p95 latency and status, from MLflow observation runs.
 
 from __future__ import annotations
 
-import enum
 import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..common import EXIT_INVALID_INPUT, Experiment, ProjectDir, TrackingUri, fail
+from ..common import EXIT_INVALID_INPUT, Experiment, OutputFormat, ProjectDir, TrackingUri, fail, format_option
 
-
-class ScoreboardFormat(str, enum.Enum):
-    text = "text"
-    markdown = "markdown"
-    html = "html"
-    json = "json"
+#: text: a table; markdown: a table for a pull request; html: only the page's path;
+#: json: on stdout, and no page written.
+ScoreboardFormat = format_option(OutputFormat.text, OutputFormat.markdown, OutputFormat.html, OutputFormat.json)
 
 
 def scoreboard_command(
@@ -30,13 +26,7 @@ def scoreboard_command(
     endpoint: Annotated[
         Optional[str], typer.Option("--endpoint", "-e", help="Only this online endpoint (default: all).")
     ] = None,
-    output_format: Annotated[
-        str,
-        typer.Option(
-            "--format", "-f",
-            help="text|markdown|html|json. text: a table; markdown: a table for a pull request; html: only the page's path; json: on stdout, and no page written.",
-        ),
-    ] = "text",
+    output_format: ScoreboardFormat = OutputFormat.text,
     out: Annotated[
         Path, typer.Option("--out", help="Directory of the HTML page <out>/<stack>.html (every format but json).")
     ] = Path("build/scoreboard"),
@@ -53,15 +43,12 @@ def scoreboard_command(
     pooled accuracy, parity difference, PSI, p95 latency and error rate with
     sample sizes, and its status — champion, canary, shadow or retired — from
     the stack file. Writes a self-contained HTML page with a chart (except
-    with --format json)."""
+    with --format json, which prints the scoreboard on stdout only; html
+    prints only the page's path)."""
     from ...release.reports.scoreboard import ScoreboardError, build_scoreboard, render_markdown, render_text
     from ...release.reports.scoreboard_html import write_html
 
-    # Checked here rather than by typer so the error is one line naming the choices.
-    allowed = [f.value for f in ScoreboardFormat]
-    if output_format not in allowed:
-        fail(EXIT_INVALID_INPUT, [f"--format: {output_format!r} is not one of {', '.join(allowed)}"])
-    chosen = ScoreboardFormat(output_format)
+    chosen = output_format
     try:
         board = build_scoreboard(
             stack, endpoint=endpoint, window_days=window_days, project_dir=project_dir,
@@ -69,16 +56,16 @@ def scoreboard_command(
         )
     except ScoreboardError as error:
         fail(error.code, error.problems)
-    if chosen is ScoreboardFormat.json:  # machine-readable: stdout only, no page written
+    if chosen is OutputFormat.json:  # machine-readable: stdout only, no page written
         typer.echo(json.dumps(board.to_json(), indent=2, ensure_ascii=False))
         return
     try:
         page = write_html(board, out)
     except OSError as error:
         fail(EXIT_INVALID_INPUT, [f"--out: cannot write {out / (board.stack + '.html')} ({error.strerror or error})"])
-    if chosen is ScoreboardFormat.markdown:
+    if chosen is OutputFormat.markdown:
         typer.echo(render_markdown(board), nl=False)
-    elif chosen is ScoreboardFormat.html:
+    elif chosen is OutputFormat.html:
         typer.echo(str(page))
     else:
         render_text(board, page)

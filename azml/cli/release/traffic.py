@@ -9,7 +9,6 @@ full); 2 bad input (unknown stack or endpoint, invalid stack config).
 
 from __future__ import annotations
 
-import enum
 import json
 import sys
 from pathlib import Path
@@ -17,12 +16,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..common import fail
+from ..common import OutputFormat, TextOrJson, fail
 
-
-class StatusFormat(str, enum.Enum):
-    text = "text"
-    json = "json"
 
 
 _PROJECT_DIR = typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found from cwd).")
@@ -99,9 +94,7 @@ def status_command(
     endpoint: Annotated[
         Optional[str], typer.Option("--endpoint", "-e", help="Only this online endpoint (default: all).")
     ] = None,
-    output_format: Annotated[StatusFormat, typer.Option("--format", "-f", help="text: a table; json: on stdout.")] = (
-        StatusFormat.text
-    ),
+    output_format: TextOrJson = OutputFormat.text,
     project_dir: Annotated[Optional[Path], _PROJECT_DIR] = None,
     tracking_uri: Annotated[Optional[str], _TRACKING_URI] = None,
     experiment: Annotated[Optional[str], _EXPERIMENT] = None,
@@ -120,7 +113,7 @@ def status_command(
         )
     except AdvanceError as error:
         fail(error.code, error.problems)
-    if output_format is StatusFormat.json:
+    if output_format is OutputFormat.json:
         typer.echo(json.dumps(status.to_json(), indent=2))
     else:
         render_text(status)

@@ -10,13 +10,12 @@ could not be written, 2 bad input (nothing written or logged).
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, ProjectDir, TrackingUri, fail
+from ..common import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, OutputFormat, ProjectDir, TextJsonOrMarkdown, TrackingUri, fail
 
 if TYPE_CHECKING:
     from ...config import StackConfig
@@ -26,11 +25,6 @@ if TYPE_CHECKING:
 REPORT_DIR = Path("build") / "validation"
 from ...errors import EXIT_FAILED  # noqa: E402,F401
 
-
-class ValidateFormat(str, enum.Enum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
 
 
 def write_report(report: "ValidationReport", directory: Path, stem: str) -> tuple[Path, Path]:
@@ -102,12 +96,12 @@ def _deployment(config: "StackConfig", endpoint: str, deployment: str, stack_nam
     return by_name[deployment]
 
 
-def _show(report: "ValidationReport", output_format: ValidateFormat) -> None:
+def _show(report: "ValidationReport", output_format: OutputFormat) -> None:
     from ...release.evidence.validation import dumps
 
-    if output_format is ValidateFormat.json:
+    if output_format is OutputFormat.json:
         typer.echo(dumps(report), nl=False)
-    elif output_format is ValidateFormat.markdown:
+    elif output_format is OutputFormat.markdown:
         typer.echo(report.to_markdown(), nl=False)
     else:
         typer.echo(report.to_text(), nl=False)
@@ -118,8 +112,8 @@ def validate_command(
     endpoint: Annotated[str, typer.Option("--endpoint", "-e", help="Endpoint (short name, as in the stack config).")],
     deployment: Annotated[str, typer.Option("--deployment", "-d", help="Deployment whose model's checks apply.")],
     batch: Annotated[Path, typer.Option("--batch", help="The batch: CSV, TSV or Parquet.", dir_okay=False)],
-    output_format: Annotated[ValidateFormat, typer.Option("--format", "-f", help="text, json or markdown.")] = (
-        ValidateFormat.text
+    output_format: TextJsonOrMarkdown = (
+        OutputFormat.text
     ),
     log: Annotated[bool, typer.Option("--log/--no-log", help="Record the report as a kind=validation MLflow run.")] = True,
     project_dir: ProjectDir = None,
@@ -157,7 +151,7 @@ def validate_command(
         except Exception as error:  # noqa: BLE001 - MLflow raises many kinds
             problems.append(f"could not log the validation to MLflow at {uri}: {_first_line(error)}")
     _show(report, output_format)
-    if output_format is ValidateFormat.text:
+    if output_format is OutputFormat.text:
         typer.echo(f"report: {json_path} and {markdown_path.name}" + (f"; MLflow run {run_id}" if run_id else ""))
     if problems:
         fail(EXIT_PROGRAM_ERROR, problems)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from ...config.release import ReleaseConfig
+from ...drift.defaults import psi_breaches
 from ... import tracking as t
 from .observations import Measure, Observation
 from .verdict import Decision, MetricResult, Outcome, Phase, Verdict
@@ -49,12 +50,17 @@ def gate_metrics(config: ReleaseConfig, champion: Observation, canary: Observati
     for name, metric, threshold, comparison, min_n in (
         ("latencyP95Ms", t.METRIC_LATENCY_P95, gate.max_latency_p95_ms, "<", minimum.latency),
         ("errorRate", t.METRIC_ERROR_RATE, gate.max_error_rate, "<", minimum.error_rate),
-        ("psi", t.METRIC_PSI, gate.max_psi, "<", minimum.psi),
+        ("psi", t.METRIC_PSI, gate.max_psi, "<=", minimum.psi),
         ("parityDifference", t.METRIC_PARITY, gate.max_parity_difference, "<=", minimum.parity_difference),
     ):
         measure, reference = canary.get(metric), champion.get(metric)
         value = measure.value if measure else None
-        passes = value is not None and (value < threshold if comparison == "<" else value <= threshold)
+        if value is None:
+            passes = False
+        elif name == "psi":
+            passes = not psi_breaches(value, threshold)
+        else:
+            passes = value < threshold if comparison == "<" else value <= threshold
         rows.append(
             MetricResult(
                 name, value, threshold, comparison,  # type: ignore[arg-type]

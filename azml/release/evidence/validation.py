@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...naming import model_name_version
+from ...naming import label, model_name_version
 from ...config.data_validation import DATA_SUFFIXES, ColumnRule, ModelValidation, data_suffix
+from ...drift.defaults import psi_breaches
 from ...errors import ProblemsError
 from ... import tracking as t
 from .verdict import MetricResult, Outcome
@@ -316,7 +317,7 @@ def check_distribution(rules: ModelValidation, frame: Any, reference: Any) -> tu
             shifts.append(Shift(name, None, limits.max_psi, None, limits.min_ks_pvalue, False))
             continue
         passed = True
-        if limits.max_psi is not None and feature.psi > limits.max_psi:
+        if limits.max_psi is not None and psi_breaches(feature.psi, limits.max_psi):
             failures.append(Failure(name, "psi", f"PSI <= {limits.max_psi:g} (got {feature.psi:.4g})", 1))
             passed = False
         if limits.min_ks_pvalue is not None and (feature.ks_pvalue is None or feature.ks_pvalue < limits.min_ks_pvalue):
@@ -368,13 +369,13 @@ def gate_rows(release: "Release", *, at: dt.datetime, tracking_uri: str) -> tupl
     start = at - dt.timedelta(minutes=settings.window_minutes)
     query = t.run_filter(
         t.KIND_VALIDATION, finished=True, stack=release.stack_file.stack, endpoint=release.endpoint.name,
-        deployment=release.canary, model=f"{name}:{version}",
+        deployment=release.canary, model=label(name, version),
     ) + f" and attributes.start_time >= {t.millis(start)} and attributes.start_time <= {t.millis(at)}"
     run = t.newest_run(t.client(tracking_uri), settings.metrics.experiment, query)
     min_rows = release.config.data_validation[name].min_rows
     if run is None:
         row = MetricResult(GATE_METRIC, None, 0, "<=", Outcome.INCONCLUSIVE, 0, min_rows)
-        note = (f"{GATE_METRIC}: no validation run of {release.canary} ({name}:{version}) in the last "
+        note = (f"{GATE_METRIC}: no validation run of {release.canary} ({label(name, version)}) in the last "
                 f"{settings.window_minutes} min; run `azml release validate`")
         return (row,), (note,)
     failed = float(run.data.metrics.get("failures_total", 0.0))

@@ -29,6 +29,7 @@ class Outcome(str, enum.Enum):
     INCONCLUSIVE = "INCONCLUSIVE"
 
 
+# "mirror" is a release phase (shadow before any live traffic), not the mirrored percentages (mirror_traffic).
 Phase = Literal["live", "mirror"]
 
 

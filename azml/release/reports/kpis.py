@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ... import tracking as t
+from ...drift.defaults import psi_breaches
 from ..target import commit_tags  # noqa: F401  (re-exported)
 
 #: The platform's seed targets: (key, name, unit, comparison, target).
@@ -237,7 +238,7 @@ def _drifted(run: _Run, default_threshold: float) -> bool:
         threshold = float(run.params.get("threshold", default_threshold))
     except ValueError:
         threshold = default_threshold
-    return value is not None and value > threshold
+    return value is not None and psi_breaches(value, threshold)
 
 
 def _drift_reaction(

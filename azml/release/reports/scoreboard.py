@@ -56,7 +56,7 @@ class Row:
     status: str  # one of STATUSES
     deployments: tuple[str, ...]  # serving it now; for a retired version, those seen in MLflow
     live: int  # live traffic share of those deployments, percent
-    mirror: int  # mirrored share, percent
+    mirror_traffic: int  # mirrored share, percent
     observation: Observation
     verdict: str | None = None  # decision of the endpoint's last verdict on this canary
     verdict_at: str | None = None
@@ -73,7 +73,7 @@ class Row:
             "status": self.status,
             "deployments": list(self.deployments),
             "liveTraffic": self.live,
-            "mirrorTraffic": self.mirror,
+            "mirrorTraffic": self.mirror_traffic,
             "runs": self.observation.records,
             "metrics": {
                 m: ({"value": s.value, "n": s.n} if (s := self.measure(m)) is not None else None) for m in METRICS
@@ -259,7 +259,7 @@ def build_scoreboard(
         rows.append(
             Row(
                 endpoint=endpoint_name, model=model, name=name, version=version, status=status,
-                deployments=deployments, live=sum(e[2] for e in active), mirror=sum(e[3] for e in active),
+                deployments=deployments, live=sum(e[2] for e in active), mirror_traffic=sum(e[3] for e in active),
                 observation=combine(model, records.get(key, [])),
             )
         )
@@ -322,7 +322,7 @@ def status_text(row: Row) -> str:
     if row.status in ("champion", "canary"):
         return f"{row.status} {row.live}%"
     if row.status == "shadow":
-        return f"shadow (mirror {row.mirror}%)"
+        return f"shadow (mirror {row.mirror_traffic}%)"
     return row.status
 
 

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 from ... import tracking as t
+from ...naming import label as model_version_label
 from .scoreboard import HEADERS, _minute, METRICS, MISSING, Row, Scoreboard, status_text, value_text, window_text
 
 STATUS_COLOURS = {"champion": "#2e7d32", "canary": "#f9a825", "shadow": "#0277bd", "retired": "#9e9e9e"}
@@ -28,7 +29,7 @@ PANELS = (
 
 
 def _label(row: Row, several_endpoints: bool) -> str:
-    label = f"{row.name}:{row.version}" if row.version else row.name
+    label = model_version_label(row.name, row.version) if row.version else row.name
     return f"{label}\n{row.endpoint}" if several_endpoints else label
 
 
@@ -104,7 +105,7 @@ def _thresholds(board: Scoreboard, metric: str, gate_key: str) -> list[tuple[str
     """(endpoint, y, label) of the lines to draw for ``metric``."""
     limit = board.gate[gate_key]
     if metric != t.METRIC_ACCURACY:
-        return [("", limit, f"gate {'≤' if metric == t.METRIC_PARITY else '<'} {limit:g}")]
+        return [("", limit, f"gate {'≤' if metric in (t.METRIC_PARITY, t.METRIC_PSI) else '<'} {limit:g}")]
     # The accuracy gate is relative: non-inferior to the champion by minAccuracyDelta.
     lines = []
     endpoints = sorted({r.endpoint for r in board.rows})

@@ -203,7 +203,7 @@ def advance(
             stack_file.path,
             endpoint,
             move.after.traffic,
-            move.after.mirror,
+            move.after.mirror_traffic,
             expected_sha256=verdict.stack_file_sha256,
             computed_at=verdict.computed_at,
             project_dir=stack_file.project_dir,

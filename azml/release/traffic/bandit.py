@@ -86,7 +86,7 @@ class Allocation:
     computed_at: str
     window_minutes: int
     arms: list[Arm]
-    mirror: dict[str, int]
+    mirror_traffic: dict[str, int]
     dry_run: bool = False
     applied: bool = False
     run_id: str | None = None
@@ -109,7 +109,7 @@ class Allocation:
         return {
             "stack": self.stack, "endpoint": self.endpoint, "rewardMetric": self.reward_metric, "seed": self.seed,
             "draws": self.draws, "computedAt": self.computed_at, "windowMinutes": self.window_minutes,
-            "before": self.before, "after": self.after, "mirrorTraffic": self.mirror, "changed": self.changed,
+            "before": self.before, "after": self.after, "mirrorTraffic": self.mirror_traffic, "changed": self.changed,
             "dryRun": self.dry_run, "applied": self.applied, "runId": self.run_id,
             "arms": [
                 {**asdict(a), "alpha": a.alpha, "beta": a.beta, "posteriorMean": a.posterior_mean} for a in self.arms
@@ -202,14 +202,14 @@ def allocate(
     release: ReleaseConfig,
     bandit: BanditConfig,
     split: Mapping[str, int],
-    mirror: Mapping[str, int],
+    mirror_traffic: Mapping[str, int],
     observations: Mapping[str, Observation],
     *,
     seed: int,
 ) -> list[Arm]:
     """The new share of every deployment named in ``split`` (file order).
     Raises :class:`BanditError` (exit 1) when no arm has enough samples."""
-    arms = bandit_arms(split, mirror)
+    arms = bandit_arms(split, mirror_traffic)
     results: dict[str, Arm] = {}
     for name in split:
         if name not in arms:
@@ -276,7 +276,7 @@ def run_bandit(
     # The file's fingerprint before anything is read: an edit made meanwhile refuses the write.
     sha = file_sha256(stack_file.path)
     declared = next(e for e in config.online_endpoints if e.name == endpoint)
-    split, mirror = dict(declared.traffic), dict(declared.mirror_traffic)
+    split, mirror_traffic = dict(declared.traffic), dict(declared.mirror_traffic)
     moment = at or utc_now()
     seed = secrets.randbits(63) if seed is None else seed  # logged, so any allocation can be recomputed
     if missing_sqlite_store(uri) is not None:
@@ -287,16 +287,16 @@ def run_bandit(
     try:
         observed = from_mlflow(
             uri, experiment_name, stack=stack_file.stack, endpoint=endpoint,
-            deployments=bandit_arms(split, mirror), start=moment - window, end=moment,
+            deployments=bandit_arms(split, mirror_traffic), start=moment - window, end=moment,
         )
     except ValueError as error:  # a malformed observation run
         raise BanditError(EXIT_REFUSED, [str(error)]) from None
     except Exception as error:
         raise BanditError(EXIT_REFUSED, [f"cannot read observations from {uri}: {error}"]) from None
-    arms = allocate(config.release, bandit, split, mirror, observed, seed=seed)
+    arms = allocate(config.release, bandit, split, mirror_traffic, observed, seed=seed)
     allocation = Allocation(
         stack_file.stack, endpoint, bandit.reward_metric, seed, bandit.draws, moment.isoformat(),
-        config.release.window_minutes, arms, mirror, dry_run=dry_run,
+        config.release.window_minutes, arms, mirror_traffic, dry_run=dry_run,
     )
     if dry_run:
         return allocation
@@ -316,7 +316,7 @@ def run_bandit(
 
     try:
         edit = rewrite_traffic(
-            stack_file.path, endpoint, allocation.after, mirror, expected_sha256=sha,
+            stack_file.path, endpoint, allocation.after, mirror_traffic, expected_sha256=sha,
             computed_at=allocation.computed_at, project_dir=stack_file.project_dir, project=stack_file.project,
             before_replace=record,
         )

@@ -45,25 +45,25 @@ class Split:
     """An endpoint's live split and mirror split, in file order."""
 
     traffic: dict[str, int] = field(default_factory=dict)
-    mirror: dict[str, int] = field(default_factory=dict)
+    mirror_traffic: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, traffic: Mapping[str, int] | None, mirror: Mapping[str, int] | None) -> "Split":
-        return cls(dict(traffic or {}), dict(mirror or {}))
+    def of(cls, traffic: Mapping[str, int] | None, mirror_traffic: Mapping[str, int] | None) -> "Split":
+        return cls(dict(traffic or {}), dict(mirror_traffic or {}))
 
     def live(self, name: str) -> int:
         return int(self.traffic.get(name, 0))
 
     def mirrored(self, name: str) -> int:
-        return int(self.mirror.get(name, 0))
+        return int(self.mirror_traffic.get(name, 0))
 
     def as_config(self) -> dict[str, dict[str, int]]:
         """The two stack-config keys this split is written as."""
-        return {"traffic": dict(self.traffic), "mirrorTraffic": dict(self.mirror)}
+        return {"traffic": dict(self.traffic), "mirrorTraffic": dict(self.mirror_traffic)}
 
     def text(self) -> str:
         live = ", ".join(f"{k}: {v}" for k, v in self.traffic.items()) or "none"
-        mirror = ", ".join(f"{k}: {v}" for k, v in self.mirror.items() if v)
+        mirror = ", ".join(f"{k}: {v}" for k, v in self.mirror_traffic.items() if v)
         return f"live {{{live}}}" + (f", mirror {{{mirror}}}" if mirror else "")
 
 
@@ -78,6 +78,7 @@ class Position:
     """
 
     canary: str | None
+    # The phase "mirror" is a ladder phase (shadow before step 1), not the mirrored percentages (mirror_traffic).
     phase: str
     percent: int  # live share; the mirror share in the mirror phase
     steps: int
@@ -172,7 +173,7 @@ def infer_roles(split: Split, deployments: Iterable[str] = ()) -> tuple[str | No
     live = [(v, -i, k) for i, (k, v) in enumerate(split.traffic.items()) if v > 0]
     champion = max(live)[2] if live else None
     others = [k for k, v in split.traffic.items() if v > 0 and k != champion]
-    others += [k for k, v in split.mirror.items() if v > 0 and k != champion and k not in others]
+    others += [k for k, v in split.mirror_traffic.items() if v > 0 and k != champion and k not in others]
     if champion is None and not others:
         names = list(deployments)
         champion = names[0] if names else None
@@ -188,7 +189,7 @@ def _check(split: Split, champion: str, canary: str, ladder: Sequence[int], depl
             problems.append(f"{role} {name} is not a declared deployment (declared: {', '.join(deployments) or 'none'})")
     if not ladder or list(ladder) != sorted(set(ladder)) or ladder[-1] != 100 or ladder[0] < 1:
         problems.append(f"ladder must strictly increase from 1 or more to 100 (got {list(ladder)})")
-    for key, message in traffic_problems(split.traffic, split.mirror, deployments):
+    for key, message in traffic_problems(split.traffic, split.mirror_traffic, deployments):
         problems.append(f"current split: {key}: {message}")
     if problems:
         raise LadderError(problems)
@@ -224,7 +225,7 @@ def next_split(
     declared deployments (default: every name in the split plus champion and
     canary). Raises :class:`LadderError` when the split cannot be moved."""
     declared = list(deployments) if deployments is not None else list(
-        dict.fromkeys([*split.traffic, *split.mirror, champion, canary])
+        dict.fromkeys([*split.traffic, *split.mirror_traffic, champion, canary])
     )
     _check(split, champion, canary, ladder, declared)
     before_pos = position(split, canary, ladder)
@@ -247,12 +248,12 @@ def next_split(
                 )
             step = next(s for s in ladder if s > live)
             traffic = _with(split.traffic, **{champion: 100 - step, canary: step})
-            mirror = {} if live <= 0 else dict(split.mirror)
-            after = Split(traffic, mirror)
+            mirror_traffic = {} if live <= 0 else dict(split.mirror_traffic)
+            after = Split(traffic, mirror_traffic)
     else:  # pragma: no cover - Decision has three members
         raise LadderError([f"unknown decision {decision!r}"])
 
-    problems = traffic_problems(after.traffic, after.mirror, declared)
+    problems = traffic_problems(after.traffic, after.mirror_traffic, declared)
     if problems:  # pragma: no cover - the rules above only produce valid splits
         raise LadderError([f"next split: {key}: {message}" for key, message in problems])
     return Move(decision, champion, canary, split, after, before_pos, position(after, canary, ladder))

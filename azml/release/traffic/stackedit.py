@@ -204,7 +204,7 @@ def rewrite_traffic(
     path: Path,
     endpoint: str,
     traffic: Mapping[str, int],
-    mirror: Mapping[str, int],
+    mirror_traffic: Mapping[str, int],
     *,
     expected_sha256: str,
     computed_at: str | None = None,
@@ -241,7 +241,7 @@ def rewrite_traffic(
             old_text = old.decode("utf-8")
         except UnicodeDecodeError:
             raise EditRefused([f"{path.name} is not UTF-8 text"]) from None
-        new_text = edit_traffic_text(old_text, endpoint, traffic, mirror, project=project)
+        new_text = edit_traffic_text(old_text, endpoint, traffic, mirror_traffic, project=project)
         new = new_text.encode("utf-8")
         new_sha = sha256_bytes(new)
         write_durably(

@@ -59,7 +59,7 @@ class EndpointStatus:
             "strategy": self.strategy,
             "deployments": self.deployments,
             "traffic": self.split.traffic,
-            "mirrorTraffic": self.split.mirror,
+            "mirrorTraffic": self.split.mirror_traffic,
             "champion": self.champion,
             "canary": self.canary,
             "position": self.position.to_json(),
@@ -231,7 +231,7 @@ def render_text(status: StackStatus) -> None:
             if e.verdict_fresh is False:
                 notes.append("stale")
             verdict_text = f"{e.verdict.decision.value} at {e.verdict.computed_at} ({'; '.join(notes)})"
-        mirror = {k: v for k, v in e.split.mirror.items() if v}
+        mirror = {k: v for k, v in e.split.mirror_traffic.items() if v}
         table.add_row(
             e.endpoint,
             _split_text(e.split.traffic),

@@ -157,7 +157,7 @@ def _plain(value: Any) -> Any:
 
 
 def edit_traffic_text(
-    text: str, endpoint: str, traffic: Mapping[str, int], mirror: Mapping[str, int], *, project: str = "azml"
+    text: str, endpoint: str, traffic: Mapping[str, int], mirror_traffic: Mapping[str, int], *, project: str = "azml"
 ) -> str:
     """``text`` with ``endpoint``'s ``traffic`` and ``mirrorTraffic`` set to
     the given splits and nothing else changed. Pure; raises
@@ -170,7 +170,7 @@ def edit_traffic_text(
         raise EditRefused([f"the stack file is not valid YAML: {str(error).splitlines()[0]}"]) from None
     reference = _plain(document)
     entry = _endpoint(document, project, endpoint)
-    for key, new in (("traffic", traffic), ("mirrorTraffic", mirror)):
+    for key, new in (("traffic", traffic), ("mirrorTraffic", mirror_traffic)):
         current = entry.get(key)
         if current is None:
             if not new:
@@ -188,8 +188,8 @@ def edit_traffic_text(
     for item in _plain_endpoints(expected, project):
         if item.get("name") == endpoint:
             item["traffic"] = dict(traffic)
-            if mirror or "mirrorTraffic" in item:
-                item["mirrorTraffic"] = dict(mirror)
+            if mirror_traffic or "mirrorTraffic" in item:
+                item["mirrorTraffic"] = dict(mirror_traffic)
     if _plain(YAML(typ="safe", pure=True).load(edited)) != expected:
         raise EditRefused(["the rewritten file would differ from the intended split elsewhere; not writing it"])
     lost = _lost_comments(source, edited)
