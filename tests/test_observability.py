@@ -340,7 +340,7 @@ def _set(document: dict[str, Any], key: str, path: tuple, value: Any) -> dict[st
         ),
         (
             "azml:modelMonitoring", ("dataDrift", "thresholds", "PopulationStabilityIndex"), -0.1,
-            "azml:modelMonitoring.dataDrift.thresholds.PopulationStabilityIndex: Input should be greater than or equal to 0",
+            "azml:modelMonitoring.dataDrift.thresholds.PopulationStabilityIndex: Input should be greater than 0",
         ),
         (
             "azml:modelMonitoring", ("dataDrift", "thresholds", "JensenShannonDistance"), 1.5,
