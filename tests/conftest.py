@@ -112,3 +112,12 @@ def mlflow_uri(tmp_path: Path, mlflow_template: Path) -> str:
     path = tmp_path / "mlruns.db"
     shutil.copy(mlflow_template, path)
     return f"sqlite:///{path}"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Everything the tests imported is here to stay: move it out of the cyclic
+    collector's reach, so its full collections scan only what tests allocate
+    (the azure-native, MLflow and pandas modules made each one costly)."""
+    import gc
+
+    gc.freeze()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pulumi_policy import ResourceValidationArgs, ResourceValidationPolicy, StackValidationArgs
+from pulumi_policy import ResourceValidationPolicy
 
 from azml.plan.model import Plan, PlannedResource
 
@@ -25,6 +25,7 @@ if str(POLICIES_DIR) not in sys.path:
     sys.path.insert(0, str(POLICIES_DIR))
 
 from azml_platform import ALL_POLICIES, PLATFORM_INFO  # noqa: E402
+from azml_policies.pack_server import SharedResourceArgs, SharedStackArgs  # noqa: E402
 
 from .test_policy_pack import _options, sdk_props, stack_resources  # noqa: E402
 
@@ -42,6 +43,9 @@ def run_rules(plan: Plan, config: dict[str, dict[str, Any]] | None = None) -> li
     props = {r.urn: sdk_props(r.inputs) for r in plan.resources}
     names = {r.urn: r.name for r in plan.resources}
     resources = stack_resources(plan, props)
+    # Shared as the pack's servicer shares them: one memo per request (a resource, the stack).
+    stack_memo: dict[str, Any] = {}
+    resource_memos: dict[str, dict[str, Any]] = {}
     findings: list[RuleFinding] = []
     for policy in ALL_POLICIES:
         info = PLATFORM_INFO[policy.name]
@@ -54,10 +58,13 @@ def run_rules(plan: Plan, config: dict[str, dict[str, Any]] | None = None) -> li
         if isinstance(policy, ResourceValidationPolicy):
             for r in plan.resources:
                 if r.custom:
-                    args = ResourceValidationArgs(r.type, props[r.urn], r.urn, r.name, _options(r), None, properties)
+                    args = SharedResourceArgs(
+                        r.type, props[r.urn], r.urn, r.name, _options(r), None, properties,
+                        memo=resource_memos.setdefault(r.urn, {}),
+                    )
                     policy.validate(args, lambda m, u=None, _u=r.urn, _r=policy.name: report(m, u, _rule=_r, _default=_u))
         else:
-            policy.validate(StackValidationArgs(resources, properties), report)
+            policy.validate(SharedStackArgs(resources, properties, memo=stack_memo), report)
     return findings
 
 

@@ -52,6 +52,7 @@ if str(PACK_DIR) not in sys.path:
     sys.path.insert(0, str(PACK_DIR))
 
 from azml_policies import ALL_POLICIES, BASELINE, CHECKLIST, PACK_NAME, POLICY_INFO, config_of  # noqa: E402
+from azml_policies.pack_server import SharedResourceArgs, SharedStackArgs  # noqa: E402
 
 LEVELS = ("advisory", "mandatory", "remediate", "disabled")
 PACK_LEVEL = "mandatory"  # what __main__.py gives the pack
@@ -183,6 +184,9 @@ def evaluate(
         return report
 
     resources = stack_resources(plan, props)
+    # Shared as the pack's servicer shares them: one memo per request (a resource, the stack).
+    stack_memo: dict[str, Any] = {}
+    resource_memos: dict[str, dict[str, Any]] = {}
     for policy in ALL_POLICIES:
         level, properties = config[policy.name]
         if level == "disabled":
@@ -190,11 +194,14 @@ def evaluate(
         if isinstance(policy, ResourceValidationPolicy):
             for r in plan.resources:
                 if r.custom:
-                    args = ResourceValidationArgs(r.type, props[r.urn], r.urn, r.name, _options(r), None, properties)
+                    args = SharedResourceArgs(
+                        r.type, props[r.urn], r.urn, r.name, _options(r), None, properties,
+                        memo=resource_memos.setdefault(r.urn, {}),
+                    )
                     policy.validate(args, collector(policy.name, level, r.urn))
         else:
             assert isinstance(policy, StackValidationPolicy)
-            policy.validate(StackValidationArgs(resources, properties), collector(policy.name, level, None))
+            policy.validate(SharedStackArgs(resources, properties, memo=stack_memo), collector(policy.name, level, None))
     return findings
 
 
