@@ -196,72 +196,21 @@ def record(
     error rate, parity difference, input PSI) and log it as an observation
     run that `azml release evaluate` reads; with --publish-to-app-insights,
     also send the metrics to Application Insights."""
-    from ... import naming, tracking
-    from ..common import resolve_endpoint, tracking_store
-    from ...release.evidence.observations import ObservationError
-    from ...release.reports.record import Columns, RequestLogError, measure_requests, read_table
-    from ...release.evidence.sources import log_observation
+    from ..common import resolve_endpoint
+    from ...release.reports.record import Columns, RecordError, record_observation
 
-    target = None
-    if not publish:
-        for option, given in (("--app-insights-connection-string-env", connection_string_env), ("--app-insights-auth", app_insights_auth)):
-            if given is not None:
-                fail(EXIT_INVALID_INPUT, [f"{option}: only used with --publish-to-app-insights"])
-    else:
-        from ...release.reports.publish import ConnectionStringError, connection_string_from_env
-
-        if app_insights_auth not in (None, "key", "entra"):
-            fail(EXIT_INVALID_INPUT, [f"--app-insights-auth: {app_insights_auth!r} is not key or entra"])
-        try:
-            target = connection_string_from_env(connection_string_env or "APPLICATIONINSIGHTS_CONNECTION_STRING")
-        except ConnectionStringError as error:
-            fail(EXIT_INVALID_INPUT, [f"--app-insights-connection-string-env: {error}"])
-    notes: list[str] = []
-    stack_file, config, declared = resolve_endpoint(stack, endpoint, project_dir)
     try:
-        by_name = {d.name: d for d in declared.deployments}
-        if deployment not in by_name:
-            fail(EXIT_INVALID_INPUT, [f"--deployment: {deployment!r} is not a deployment of {endpoint} (declared: {', '.join(by_name)})"])
-        names = [f.strip() for f in features.split(",") if f.strip()] if features else list(config.model_monitoring.features or [])
-        columns = Columns(prediction_column, label_column, latency_column, status_column, sensitive_column, positive_label)
-        measures = measure_requests(read_table(requests), columns, reference=reference, features=names, notes=notes)
-    except RequestLogError as error:
-        fail(EXIT_INVALID_INPUT, [str(error)])
-    if not measures:
-        fail(EXIT_INVALID_INPUT, [f"--requests: {requests.name} has none of the columns any metric needs"])
-    model = by_name[deployment].model
-    model_ref = naming.model_ref(model)
-    uri, experiment = tracking_store(config, stack_file.project_dir, tracking_uri)
-    try:
-        with tracking.store_errors(uri):
-            run_id = log_observation(
-                uri, experiment, stack=stack_file.stack, endpoint=endpoint, deployment=deployment,
-                measures=measures, model=model_ref,
-                params={"requests_file": requests.name},
-            )
-    except ObservationError as error:
-        fail(EXIT_INVALID_INPUT, [f"--requests: {error}; nothing was logged"])
-    except CommandError as error:  # the tracking store refused or unreachable
-        fail(error.exit_code, [f"{error}; nothing was logged"])
-    for metric, measure in measures.items():
-        typer.echo(f"{metric} = {measure.value:.6g} (n={measure.n})")
-    for note in notes:
-        typer.echo(f"note: {note}")
-    typer.echo(f"Logged observation of {endpoint}/{deployment} to MLflow run {run_id}")
-    if target is not None:
-        from ...naming import endpoint_name
-        from ...release.reports.publish import PublishError, default_credential, metric_tags, publish_measures
-
-        tags = metric_tags(
-            stack=stack_file.stack, endpoint=endpoint_name(config, endpoint), deployment=deployment,
-            model=model_ref, run_id=run_id,
+        record_observation(
+            lambda: resolve_endpoint(stack, endpoint, project_dir),
+            endpoint=endpoint, deployment=deployment, requests=requests, reference=reference, features=features,
+            columns=Columns(prediction_column, label_column, latency_column, status_column, sensitive_column, positive_label),
+            publish=publish, connection_string_env=connection_string_env, app_insights_auth=app_insights_auth,
+            tracking_uri=tracking_uri, echo=typer.echo,
         )
-        try:
-            credential = default_credential() if app_insights_auth == "entra" else None
-            sent = publish_measures(measures, tags, target, credential)
-        except PublishError as error:
-            fail(EXIT_PROGRAM_ERROR, [f"--publish-to-app-insights: {error}; the observation is logged in MLflow run {run_id}"])
-        typer.echo(f"Published {sent} metrics of {tags['endpoint']}/{deployment} to Application Insights")
+    except RecordError as error:
+        fail(error.exit_code, error.lines)
+    except CommandError as error:  # e.g. the tracking store of `--tracking-uri workspace` cannot be found
+        fail(error.exit_code, [str(error)])
 
 
 register_traffic_commands(release_app)

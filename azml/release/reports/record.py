@@ -24,6 +24,12 @@ out instead would shift the metric: timeouts often have no latency.)
   across groups, "selected" meaning ``prediction == --positive-label``);
 * the model's input features with ``--reference``: the worst feature's PSI
   of these inputs against the reference, by the drift engine.
+
+:func:`record_observation` is the whole command below its options: the
+publishing options, the deployment, the measuring, the MLflow observation run
+and, with ``--publish-to-app-insights``, the Application Insights metrics.
+:mod:`azml.cli.release.app` only parses options, calls it and maps
+:class:`RecordError` to its exit code.
 """
 
 from __future__ import annotations
@@ -33,11 +39,38 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ... import tracking as t
+from ...errors import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError
 from ..evidence.observations import Measure
+
+#: Where ``--publish-to-app-insights`` reads the connection string by default.
+DEFAULT_CONNECTION_STRING_ENV = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 
 
 class RequestLogError(ValueError):
     """The request log cannot be read or lacks what was asked for."""
+
+
+class RecordError(CommandError):
+    """The observation cannot be recorded (or, once logged, published): its
+    lines (``error: <line>`` each) and exit code."""
+
+    def __init__(self, exit_code: int, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.exit_code = exit_code
+        self.lines = list(lines)
+
+
+@dataclass
+class Recorded:
+    """One recorded window: its metrics, the MLflow run holding them and,
+    when published, the number of metrics Application Insights accepted."""
+
+    endpoint: str
+    deployment: str
+    measures: dict[str, Measure]
+    notes: list[str]
+    run_id: str
+    published: int | None = None
 
 
 @dataclass(frozen=True)
@@ -178,3 +211,106 @@ def _psi(frame: Any, reference: Path, features: Sequence[str]) -> Measure:
     except DriftInputError as error:
         raise RequestLogError(f"--reference: {error}") from None
     return Measure(float(report.max_psi), int(len(frame)))
+
+
+# --- the command: options -> measures -> MLflow run -> App Insights -------------
+
+
+def record_observation(
+    resolve: Callable[[], tuple[Any, Any, Any]],
+    *,
+    endpoint: str,
+    deployment: str,
+    requests: Path,
+    columns: Columns,
+    reference: Path | None = None,
+    features: str | None = None,
+    publish: bool = False,
+    connection_string_env: str | None = None,
+    app_insights_auth: str | None = None,
+    tracking_uri: str | None = None,
+    echo: Callable[[str], None] = lambda line: None,
+) -> Recorded:
+    """Measure ``requests`` as one window of ``deployment`` and log it as an
+    observation run; with ``publish``, then send the metrics to Application
+    Insights. ``resolve`` returns ``(stack_file, config, endpoint_config)`` of
+    ``endpoint``; it is called once the publishing options are checked, so
+    that their errors come first. ``features``: comma-separated (default:
+    ``modelMonitoring.features``). Each line of the report goes to ``echo``
+    as soon as it is known (the run is logged before publishing starts).
+    Raises :class:`RecordError`: bad input exit 2, nothing logged; a failed
+    publication exit 1, the run stays logged."""
+    from ... import naming
+    from ..evidence.observations import ObservationError
+    from ..evidence.sources import log_observation
+    from ..target import tracking_uri_of
+
+    target = _publish_target(publish, connection_string_env, app_insights_auth)
+    notes: list[str] = []
+    stack_file, config, declared = resolve()
+    by_name = {d.name: d for d in declared.deployments}
+    if deployment not in by_name:
+        raise RecordError(EXIT_INVALID_INPUT, [
+            f"--deployment: {deployment!r} is not a deployment of {endpoint} (declared: {', '.join(by_name)})"
+        ])
+    names = [f.strip() for f in features.split(",") if f.strip()] if features else list(config.model_monitoring.features or [])
+    try:
+        measures = measure_requests(read_table(requests), columns, reference=reference, features=names, notes=notes)
+    except RequestLogError as error:
+        raise RecordError(EXIT_INVALID_INPUT, [str(error)]) from None
+    if not measures:
+        raise RecordError(EXIT_INVALID_INPUT, [f"--requests: {requests.name} has none of the columns any metric needs"])
+    model_ref = naming.model_ref(by_name[deployment].model)
+    uri, experiment = tracking_uri_of(config, stack_file.project_dir, tracking_uri), config.release.metrics.experiment
+    try:
+        with t.store_errors(uri):
+            run_id = log_observation(
+                uri, experiment, stack=stack_file.stack, endpoint=endpoint, deployment=deployment,
+                measures=measures, model=model_ref,
+                params={"requests_file": requests.name},
+            )
+    except ObservationError as error:
+        raise RecordError(EXIT_INVALID_INPUT, [f"--requests: {error}; nothing was logged"]) from None
+    except CommandError as error:  # the tracking store refused or unreachable
+        raise RecordError(error.exit_code, [f"{error}; nothing was logged"]) from None
+    for metric, measure in measures.items():
+        echo(f"{metric} = {measure.value:.6g} (n={measure.n})")
+    for note in notes:
+        echo(f"note: {note}")
+    echo(f"Logged observation of {endpoint}/{deployment} to MLflow run {run_id}")
+    recorded = Recorded(endpoint, deployment, measures, notes, run_id)
+    if target is None:
+        return recorded
+    from .publish import PublishError, default_credential, metric_tags, publish_measures
+
+    tags = metric_tags(
+        stack=stack_file.stack, endpoint=naming.endpoint_name(config, endpoint), deployment=deployment,
+        model=model_ref, run_id=run_id,
+    )
+    try:
+        credential = default_credential() if app_insights_auth == "entra" else None
+        sent = publish_measures(measures, tags, target, credential)
+    except PublishError as error:
+        raise RecordError(EXIT_PROGRAM_ERROR, [
+            f"--publish-to-app-insights: {error}; the observation is logged in MLflow run {run_id}"
+        ]) from None
+    echo(f"Published {sent} metrics of {tags['endpoint']}/{deployment} to Application Insights")
+    return Recorded(endpoint, deployment, measures, notes, run_id, sent)
+
+
+def _publish_target(publish: bool, connection_string_env: str | None, app_insights_auth: str | None) -> Any:
+    """The Application Insights target of ``--publish-to-app-insights`` (None
+    without it); the App Insights options are refused without it."""
+    if not publish:
+        for option, given in (("--app-insights-connection-string-env", connection_string_env), ("--app-insights-auth", app_insights_auth)):
+            if given is not None:
+                raise RecordError(EXIT_INVALID_INPUT, [f"{option}: only used with --publish-to-app-insights"])
+        return None
+    from .publish import ConnectionStringError, connection_string_from_env
+
+    if app_insights_auth not in (None, "key", "entra"):
+        raise RecordError(EXIT_INVALID_INPUT, [f"--app-insights-auth: {app_insights_auth!r} is not key or entra"])
+    try:
+        return connection_string_from_env(connection_string_env or DEFAULT_CONNECTION_STRING_ENV)
+    except ConnectionStringError as error:
+        raise RecordError(EXIT_INVALID_INPUT, [f"--app-insights-connection-string-env: {error}"]) from None
