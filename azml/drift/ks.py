@@ -119,6 +119,28 @@ def ks_search(
     return (float(inside[at]), values[at].item()) if float(inside[at]) > best else (best, where)
 
 
+def ks_where(ref: np.ndarray, cur: np.ndarray, d: float, attained: list[float]) -> float | None:
+    """The ``where`` that :func:`ks_search` reports for two whole sorted samples, from
+    their statistic ``d`` and the values at which it is attained (ascending), e.g.
+    from the Wasserstein merge, which evaluates the ECDF difference at every value.
+
+    ks_search takes the first grid value attaining the grid's maximum, and replaces
+    it only by a value of an interval that beats it strictly: the first such value in
+    its gathering order, the reference's values (ascending) before the current's."""
+    if d <= 0 or not attained:
+        return None
+    m_r, m_c = len(ref), len(cur)
+    step_r, step_c = max(1, m_r // GRID), max(1, m_c // GRID)
+    grid = np.unique(np.concatenate((ref[step_r - 1 :: step_r], cur[step_c - 1 :: step_c])))
+    on_grid = np.abs((0 + np.searchsorted(ref, grid, "right")) / m_r - (0 + np.searchsorted(cur, grid, "right")) / m_c)
+    at = int(np.argmax(on_grid))
+    if float(on_grid[at]) >= d:
+        return grid[at].item()
+    values = np.asarray(attained)
+    in_ref = np.searchsorted(ref, values, "right") > np.searchsorted(ref, values, "left")
+    return values[in_ref][0].item() if in_ref.any() else values[0].item()
+
+
 def _gather(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """values[starts[0]:ends[0]] + values[starts[1]:ends[1]] + ... without a Python loop."""
     lengths = ends - starts
