@@ -143,15 +143,22 @@ class Source:
         return pa.Table.from_batches(parts, schema=schema) if parts else self.schema.empty_table().select(columns)
 
     def _read_parquet(self, columns: list[str]) -> pa.Table:
-        """The whole file's ``columns`` in one call: only those columns' pages are read
-        (memory-mapped), decoded on Arrow's threads, and text columns are kept
-        dictionary-encoded as the file stores them (categories are counted on the
-        dictionary's indices, no string is built per row)."""
+        """The whole file's ``columns`` in one call: only those columns' pages are read,
+        decoded on Arrow's threads, and text columns are kept dictionary-encoded as the
+        file stores them (categories are counted on the dictionary's indices, no string
+        is built per row). Not memory-mapped: a mapping would count against an
+        address-space limit as a whole file (tests/test_drift_scale.py)."""
         import pyarrow.parquet as pq
 
-        text = [name for name in columns if pa.types.is_string(self.schema.field(name).type) or pa.types.is_large_string(self.schema.field(name).type)]
+        text = [
+            name
+            for name in columns
+            if pa.types.is_string(self.schema.field(name).type) or pa.types.is_large_string(self.schema.field(name).type)
+        ]
         try:
-            return pq.read_table(self.path, columns=columns, use_threads=True, memory_map=True, read_dictionary=text or None)
+            return pq.read_table(
+                self.path, columns=columns, use_threads=True, read_dictionary=text or None
+            )
         except (pa.ArrowInvalid, OSError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise DriftInputError(f"{self.label}: cannot read: {first}") from None
@@ -303,14 +310,14 @@ def category_counts(column: pa.Array | pa.ChunkedArray) -> tuple[dict[str, int],
     if pa.types.is_dictionary(column.type):
         # Count each chunk's indices, then name them: the same counts as of the
         # decoded values, without decoding a value per row.
-        counts: dict[str, int] = {}
+        found: dict[str, int] = {}
         for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
             counted = pc.value_counts(chunk.indices)
             labels = chunk.dictionary.take(counted.field("values")).to_pylist()
             for value, count in zip(labels, counted.field("counts").to_pylist()):
                 if value is not None:
-                    counts[category_label(value)] = counts.get(category_label(value), 0) + count
-        return counts, missing
+                    found[category_label(value)] = found.get(category_label(value), 0) + count
+        return found, missing
     counted = pc.value_counts(column)
     counts: dict[str, int] = {}
     for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
