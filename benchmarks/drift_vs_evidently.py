@@ -5,19 +5,27 @@ lognormal, uniform, small integers) and 4 categorical, some shifted by known
 amounts (listed in the output). Written once to Parquet; both sides read the
 same files.
 
-Timed:
-* ours: ``compute_drift`` (PSI + KS of every feature) on the two tables already
-  in memory, and once more end to end from the Parquet paths;
-* Evidently 0.7: its registered ``psi`` stattest on every feature and its ``ks``
-  stattest on every numeric feature (``evidently.legacy.calculations.stattests``,
-  the functions its DataDriftPreset / ValueDrift metrics call per column), on
-  pandas Series already in memory. It runs in a subprocess of
-  ``.venv-evidently/bin/python`` because its pins clash with ours.
+Timed, in two modes:
+* in memory: ours, ``compute_drift`` (PSI, KS, Jensen-Shannon, Wasserstein and
+  chi-squared of every feature) on the two pyarrow tables already in memory (best
+  of ``--repeat``); Evidently 0.7, its registered ``psi`` stattest on every feature
+  and its ``ks`` stattest on every numeric feature
+  (``evidently.legacy.calculations.stattests``, the functions its DataDriftPreset /
+  ValueDrift metrics call per column) on pandas Series already in memory;
+* from the files: ours, ``compute_drift`` on the two Parquet paths (reading
+  included, best of ``--repeat``); Evidently, ``pd.read_parquet`` of both files
+  (after an untimed first read, as ours is timed warm) plus the same stattests
+  (one run).
 
-Targets (from the issue): >= 10x faster than Evidently, >= 20 million values per
-second (both samples' values counted). Run with ``make bench-drift``, which ends
-with the larger-than-memory row of benchmarks/drift_scaling.py (skip it with
-``--no-scaling``).
+Evidently runs in a subprocess of ``.venv-evidently/bin/python`` because its pins
+clash with ours. Times are wall-clock (perf_counter): ours uses every CPU (one
+thread per feature), Evidently's stattests one; on a shared machine other load
+moves both, so compare several runs.
+
+Targets (from the issue): >= 10x faster than Evidently in memory and from the
+files, >= 20 million values per second (both samples' values counted). Run with
+``make bench-drift``, which ends with the larger-than-memory row of
+benchmarks/drift_scaling.py (skip it with ``--no-scaling``).
 """
 
 from __future__ import annotations
@@ -89,7 +97,13 @@ def evidently_worker(reference: str, current: str) -> None:
     from scipy.stats import ks_2samp
 
     warnings.simplefilter("ignore")
+    # Evidently takes pandas DataFrames: reading the files is part of its run from files.
+    # One untimed read first (pandas imports its Parquet engine on first use), as ours
+    # is timed warm.
+    pd.read_parquet(reference), pd.read_parquet(current)
+    start = time.perf_counter()
     ref, cur = pd.read_parquet(reference), pd.read_parquet(current)
+    read_seconds = time.perf_counter() - start
     results: dict[str, dict[str, float]] = {}
     psi_seconds = ks_seconds = 0.0
     for name in ref.columns:
@@ -106,7 +120,8 @@ def evidently_worker(reference: str, current: str) -> None:
             results[name]["ks_drifted"] = bool(ks.drifted)
             # The stattest returns only the p-value: the statistic for the comparison (untimed).
             results[name]["ks_statistic"] = float(ks_2samp(ref[name], cur[name]).statistic)
-    print(json.dumps({"version": evidently.__version__, "psi_seconds": psi_seconds, "ks_seconds": ks_seconds, "features": results}))
+    print(json.dumps({"version": evidently.__version__, "read_seconds": read_seconds, "psi_seconds": psi_seconds,
+                      "ks_seconds": ks_seconds, "features": results}))
 
 
 def main() -> int:
@@ -151,9 +166,12 @@ def compare(args: argparse.Namespace) -> int:
             report = compute_drift(ref_table, cur_table)
             ours.append(time.perf_counter() - start)
         ours_seconds = min(ours)
-        start = time.perf_counter()
-        from_files = compute_drift(ref_path, cur_path)
-        files_seconds = time.perf_counter() - start
+        files = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            from_files = compute_drift(ref_path, cur_path)
+            files.append(time.perf_counter() - start)
+        files_seconds = min(files)
         assert from_files.features == report.features
 
         if not EVIDENTLY_PYTHON.exists():
@@ -194,17 +212,23 @@ def compare(args: argparse.Namespace) -> int:
           "drift above 0.2); Evidently bins numeric features with > 20 distinct values into equal-width Sturges bins "
           "of reference+current combined (drift at >= 0.1). Categorical PSI uses the same bins (categories) in both; "
           "the values differ only by the empty-bin fill (Evidently: 1e-4 or min share / 1e6).")
-    speedup = ev_seconds / ours_seconds
+    ev_files = evidently["read_seconds"] + ev_seconds
+    speedup, files_speedup = ev_seconds / ours_seconds, ev_files / files_seconds
     rate = values / ours_seconds
     print(f"\nEvidently {evidently['version']}: psi stattests {evidently['psi_seconds']:.2f} s + ks stattests "
-          f"{evidently['ks_seconds']:.2f} s = {ev_seconds:.2f} s (on pandas Series in memory)")
-    print(f"ours: compute_drift on tables in memory {ours_seconds:.2f} s (best of {args.repeat}: "
-          f"{', '.join(f'{s:.2f}' for s in ours)}); from the Parquet files {files_seconds:.2f} s "
-          f"(reading alone {read_seconds:.2f} s)")
-    print(f"speed-up: {speedup:.1f}x in memory, {ev_seconds / files_seconds:.1f}x from the files")
+          f"{evidently['ks_seconds']:.2f} s = {ev_seconds:.2f} s on pandas Series in memory; pd.read_parquet of both "
+          f"files {evidently['read_seconds']:.2f} s (one run each, after an untimed read)")
+    print(f"ours (best of {args.repeat}): compute_drift on tables in memory {', '.join(f'{s:.2f}' for s in ours)} s; "
+          f"from the Parquet paths (read + compute) {', '.join(f'{s:.2f}' for s in files)} s "
+          f"(pq.read_table of all columns alone {read_seconds:.2f} s)")
+    print(f"in memory: ours {ours_seconds:.2f} s vs Evidently's stattests {ev_seconds:.2f} s: {speedup:.1f}x")
+    print(f"from the files: ours (read+compute) {files_seconds:.2f} s vs Evidently (read+stattests) {ev_files:.2f} s: "
+          f"{files_speedup:.1f}x")
     print(f"throughput: {rate / 1e6:.1f} million values/s in memory ({values:,} values), "
           f"{values / files_seconds / 1e6:.1f} million values/s from the files")
-    print(f"target >= 10x faster than Evidently: {'met' if speedup >= 10 else 'NOT met'} ({speedup:.1f}x)")
+    print(f"target >= 10x faster than Evidently in memory: {'met' if speedup >= 10 else 'NOT met'} ({speedup:.1f}x)")
+    print(f"target >= 10x faster than Evidently from the files: {'met' if files_speedup >= 10 else 'NOT met'} "
+          f"({files_speedup:.1f}x)")
     print(f"target >= 20 million values/s: {'met' if rate >= 20e6 else 'NOT met'} ({rate / 1e6:.1f} M/s)")
     return 0
 

@@ -20,12 +20,12 @@ import numpy as np
 import pyarrow as pa
 
 from .defaults import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, DEFAULT_PSI_LIMIT
-from .ks import ks_pvalue, ks_search
+from .ks import ks_pvalue, ks_where
 from .metrics import CHI2, JSD, KS, METRICS, NWD, PSI, Wasserstein, breaches, chi_squared_pvalue, jensen_shannon
 from .results import DRIFT, INCONCLUSIVE, OK, DriftReport, FeatureDrift
 from .psi import EPSILON, bin_labels, numeric_bin_counts, psi, quantile_ranks, shares
 from .spill import SpillFile
-from .reader import CATEGORICAL, NUMERIC, DriftInputError, as_float64, category_counts, open_source, resolve_features
+from .reader import CATEGORICAL, NUMERIC, DriftInputError, as_float64, category_counts, fill_float64, open_source, resolve_features
 from .external import NumericRuns, from_key
 from .progress import MERGING, READING, Progress, ProgressCallback
 
@@ -160,14 +160,24 @@ class _Categorical:
 
 def _in_memory(ref: pa.Table, cur: pa.Table, kinds: dict[str, str], bins: int) -> dict[str, _Numeric | _Categorical]:
     def numeric(name: str) -> _Numeric:
-        sorted_ = []
-        missing = []
-        for table in (ref, cur):
-            values = as_float64(table.column(name))
-            missing.append(int(np.count_nonzero(np.isnan(values))))
-            ordered = np.sort(values)[: len(values) - missing[-1]]  # NaN sort last
-            ordered += 0.0  # -0.0 -> +0.0
-            sorted_.append(ordered)
+        # Both samples in one buffer, each sorted in place (NaN sort last), the
+        # reference's non-missing values followed by the current's: what the
+        # Wasserstein merge takes, with no further copy.
+        n_ref, n_cur = ref.num_rows, cur.num_rows
+        both = np.empty(n_ref + n_cur)
+        fill_float64(ref.column(name), both[:n_ref])
+        fill_float64(cur.column(name), both[n_ref:])
+        both[:n_ref].sort()
+        both[n_ref:].sort()
+        # NaN sort last (searchsorted orders them so too): the missing values are a tail.
+        valid_ref, valid_cur = int(np.searchsorted(both[:n_ref], np.nan)), int(np.searchsorted(both[n_ref:], np.nan))
+        missing = [n_ref - valid_ref, n_cur - valid_cur]
+        if missing[0]:  # close the gap the reference's NaN leave
+            both[valid_ref : valid_ref + valid_cur] = both[n_ref : n_ref + valid_cur]
+        both = both[: valid_ref + valid_cur]
+        sorted_ = [both[:valid_ref], both[valid_ref:]]
+        for side in sorted_:  # -0.0 -> +0.0: the zeros of either sign are one slice
+            side[np.searchsorted(side, 0.0, "left") : np.searchsorted(side, 0.0, "right")] = 0.0
         ranks = quantile_ranks(len(sorted_[0]), bins)
         edges = np.unique(sorted_[0][np.array(ranks, dtype=np.intp) - 1]) if ranks else np.zeros(0)
         le_ref = np.searchsorted(sorted_[0], edges, "right")
@@ -175,27 +185,30 @@ def _in_memory(ref: pa.Table, cur: pa.Table, kinds: dict[str, str], bins: int) -
         d = ks = where = None
         ecdf: tuple[tuple[float, float, float], ...] = ()
         if len(sorted_[0]) and len(sorted_[1]):
-            d, where = ks_search(sorted_[0], sorted_[1])
-            ecdf = _ecdf(sorted_[0], sorted_[1], where)
+            # One merge of both samples gives the Wasserstein distance and D (the
+            # values ks_search would evaluate are among those the merge evaluates).
             distance = Wasserstein(len(sorted_[0]), len(sorted_[1]))
-            distance.feed(sorted_[0], sorted_[1], 0, 0)
+            distance.feed_joined(both, len(sorted_[0]), 0, 0, ks=True)
             nwd = distance.result()
+            d = distance.ks_max
+            where = ks_where(sorted_[0], sorted_[1], d, distance.ks_at)
+            ecdf = _ecdf(sorted_[0], sorted_[1], where)
         else:
             nwd = None
         rows = [ref.num_rows, cur.num_rows]
         return _Numeric(rows, missing, edges.tolist(), le_ref.tolist(), le_cur.tolist(), d, ks, nwd, where, ecdf)
 
-    results: dict[str, _Numeric | _Categorical] = {}
-    for name, kind in kinds.items():
-        if kind == CATEGORICAL:
-            (rc, rm), (cc, cm) = category_counts(ref.column(name)), category_counts(cur.column(name))
-            results[name] = _Categorical([ref.num_rows, cur.num_rows], [rm, cm], [rc, cc])
-    numeric_names = [name for name, kind in kinds.items() if kind == NUMERIC]
-    workers = max(1, min(len(numeric_names), os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # numpy sorts release the GIL
-        for name, result in zip(numeric_names, pool.map(numeric, numeric_names)):
-            results[name] = result
-    return results
+    def categorical(name: str) -> _Categorical:
+        (rc, rm), (cc, cm) = category_counts(ref.column(name)), category_counts(cur.column(name))
+        return _Categorical([ref.num_rows, cur.num_rows], [rm, cm], [rc, cc])
+
+    # One task per feature, as many threads as CPUs: numpy's sorts and merges and
+    # Arrow's value counts release the GIL.
+    tasks = {name: numeric if kind == NUMERIC else categorical for name, kind in kinds.items()}
+    workers = max(1, min(len(tasks), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {name: pool.submit(task, name) for name, task in tasks.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def _streamed(ref_source, cur_source, kinds: dict[str, str], bins: int, chunk_rows: int, progress, temp_dir):  # type: ignore[no-untyped-def]

@@ -119,6 +119,36 @@ def ks_search(
     return (float(inside[at]), values[at].item()) if float(inside[at]) > best else (best, where)
 
 
+def ks_where(ref: np.ndarray, cur: np.ndarray, d: float, attained: list[float]) -> float | None:
+    """The ``where`` that :func:`ks_search` reports for two whole sorted samples, from
+    their statistic ``d`` and the values at which it is attained (ascending), e.g.
+    from the Wasserstein merge, which evaluates the ECDF difference at every value.
+
+    ks_search evaluates a grid of sample values first (every ``step``-th value of each
+    sample) and takes the first grid value attaining the grid's maximum; it replaces it
+    only by a value of an interval that beats it strictly: the first such value in its
+    gathering order, the reference's values (ascending) before the current's. So: the
+    smallest value attaining D that is on the grid, else the smallest one found in the
+    reference, else the smallest one."""
+    if d <= 0 or not attained:
+        return None
+    values = np.asarray(attained)
+    on_grid = np.zeros(len(values), dtype=bool)
+    in_ref = None
+    for side in (ref, cur):
+        step = max(1, len(side) // GRID)
+        low, high = np.searchsorted(side, values, "left"), np.searchsorted(side, values, "right")
+        # The grid holds side[t * step - 1], t >= 1: is one of them among the copies [low, high)?
+        first = (low + 1 + step - 1) // step * step - 1
+        on_grid |= first < high
+        if in_ref is None:
+            in_ref = high > low
+    if on_grid.any():
+        return values[on_grid][0].item()
+    assert in_ref is not None
+    return values[in_ref][0].item() if in_ref.any() else values[0].item()
+
+
 def _gather(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """values[starts[0]:ends[0]] + values[starts[1]:ends[1]] + ... without a Python loop."""
     lengths = ends - starts

@@ -54,6 +54,8 @@ MIN_NORM = 0.001
 #: that the streamed merge (range by range) and the in-memory path add the same
 #: numbers in the same order and agree bit for bit.
 BLOCK = 4096
+#: Merged values taken apart at a time (a multiple of BLOCK).
+PIECE = 1 << 16
 
 
 def breached(metric: str, value: float, threshold: float) -> bool:
@@ -128,8 +130,12 @@ class BlockSum:
         terms = np.concatenate((self.carry, terms)) if self.carry.size else np.asarray(terms, dtype=np.float64)
         whole = len(terms) // BLOCK * BLOCK
         if whole:
-            for part in terms[:whole].reshape(-1, BLOCK):
-                self.total += float(np.sum(part))
+            # One reduction per row of a (blocks, BLOCK) view: each row is summed as
+            # np.sum sums one block (pairwise, contiguous), the blocks added in order.
+            total = self.total
+            for part in np.sum(terms[:whole].reshape(-1, BLOCK), axis=1).tolist():
+                total += part
+            self.total = total
         self.carry = terms[whole:].copy()
 
     def value(self) -> float:
@@ -154,19 +160,111 @@ class Wasserstein:
     second: BlockSum = field(default_factory=BlockSum)
     shift: float | None = None
     last: tuple[float, float] | None = None  # (last value fed, |F_r - F_c| there)
+    ks_max: float = 0.0  # KS statistic and where it is attained (feed_joined(ks=True))
+    ks_at: list[float] = field(default_factory=list)
 
     def feed(self, ref: np.ndarray, cur: np.ndarray, r0: int, c0: int) -> None:
         """Sorted float64 values of one key range (no NaN), with ``r0`` / ``c0``
         reference / current values below it."""
-        values = np.unique(np.concatenate((ref, cur)))
-        if values.size == 0:
+        self.feed_joined(np.concatenate((ref, cur)), len(ref), r0, c0)
+
+    def feed_joined(self, both: np.ndarray, m_r: int, r0: int, c0: int, ks: bool = False) -> None:
+        """``feed(both[:m_r], both[m_r:], r0, c0)`` without copying the two samples
+        into one array first. With ``ks`` (whole samples: r0 = c0 = 0), also the KS
+        statistic: ``ks_max``, the largest |R/n_r - C/n_c| over the values, the same
+        float expression on the same counts as :func:`~azml.drift.ks.ks_search`, and
+        ``ks_at``, the values where it is attained (ascending)."""
+        if ks:
+            self.ks_max, self.ks_at = 0.0, []
+        if both.size == 0:
             return
+        ref = both[:m_r]
+        if self._few_values(both, m_r, r0, c0, ks):
+            return
+        # Two sorted runs: a stable argsort is one linear merge (timsort), reference
+        # values first among equal ones.
+        order = np.argsort(both, kind="stable")
+        merged = both[order]
+        total = len(merged)
+        ramp = np.arange(min(PIECE, total), dtype=np.float64)
+        # The merge is taken apart PIECE positions at a time (the temporaries stay in
+        # cache); the terms and sums do not depend on how the values arrive.
+        for start in range(0, total, PIECE):
+            end = min(start + PIECE, total)
+            values, at = merged[start:end], order[start:end]
+            steps = ramp[: end - start]
+            # Reference values at or before merged position j (R there; at the last copy
+            # of a value, the count <= that value): i + 1 at the reference value of index
+            # i = order[j] in its run, j - k at the current value of index k = order[j] - m_r.
+            # Both are min(order[j] + 1, j + m_r - order[j]): at a reference value
+            # j + m_r - i >= m_r >= i + 1; at a current one j - k <= m_r < m_r + k + 1.
+            # Counts are whole numbers below 2**53: float64 holds them exactly, and
+            # (r0 + R) / n_r is the same division as on int64 counts.
+            index = at.astype(np.float64)
+            r_le = steps + (start + m_r)
+            r_le -= index
+            index += 1.0
+            np.minimum(r_le, index, out=r_le)
+            c_le = steps + (start + 1)
+            c_le -= r_le
+            following = merged[start + 1 : end + 1]
+            last = values[: len(following)] != following
+            if len(following) < len(values):  # the merge's last value
+                last = np.append(last, True)
+            distinct = bool(last.all())
+            if not distinct:  # equal values: keep the last copy of each
+                keep = np.flatnonzero(last)
+                if keep.size == 0:  # one value's copies fill the piece and go on
+                    continue
+                values, r_le, c_le = values[keep], r_le[keep], c_le[keep]
+            if r0:
+                r_le += r0
+            if c0:
+                c_le += c0
+            r_le /= self.n_r
+            c_le /= self.n_c
+            r_le -= c_le
+            diff = np.abs(r_le, out=r_le)
+            if ks:
+                top = float(diff.max())
+                if top >= self.ks_max:
+                    if top > self.ks_max:
+                        self.ks_max, self.ks_at = top, []
+                    self.ks_at.extend(values[diff == top].tolist())
+            if distinct and len(following) == len(values):
+                # Every value of the piece is followed by the next one, merged[end]
+                # included: each term |F_r - F_c| * gap is complete here.
+                self._forward(values, following, diff)
+            else:
+                self._step(values, diff)
+        for start in range(0, m_r, PIECE):
+            self._moments(ref[start : start + PIECE])
+
+    def _few_values(self, both: np.ndarray, m_r: int, r0: int, c0: int, ks: bool) -> bool:
+        """When the samples hold few distinct values (counts, codes: at most a quarter
+        of the values are distinct), feed them from their distinct values alone, each
+        one's counts searched in the samples, and return True; else False.
+        """
+        ref, cur = both[:m_r], both[m_r:]
+        # First a look at evenly spaced values of the sorted samples: where most
+        # neighbours differ, there are many distinct values (then count no further).
+        probe = [side[:: max(1, len(side) // 256)] for side in (ref, cur) if side.size]
+        if sum(int(np.count_nonzero(p[1:] != p[:-1])) for p in probe) * 2 > sum(len(p) for p in probe):
+            return False
+        sides = [(side, side[1:] != side[:-1]) for side in (ref, cur) if side.size]
+        if sum(int(np.count_nonzero(change)) + 1 for _, change in sides) > len(both) // 4:
+            return False
+        values = np.unique(np.concatenate([side[np.append(change, True)] for side, change in sides]))
         diff = np.abs(
             (r0 + np.searchsorted(ref, values, "right")) / self.n_r - (c0 + np.searchsorted(cur, values, "right")) / self.n_c
         )
+        if ks:
+            top = float(diff.max())
+            self.ks_max, self.ks_at = top, values[diff == top].tolist()
         self._step(values, diff)
-        if ref.size:
-            self._moments(ref)
+        for start in range(0, m_r, PIECE):
+            self._moments(ref[start : start + PIECE])
+        return True
 
     def single(self, value: float, m_r: int, m_c: int, r0: int, c0: int) -> None:
         """One key range holding one value: m_r reference and m_c current copies."""
@@ -180,6 +278,17 @@ class Wasserstein:
     def _step(self, values: np.ndarray, diff: np.ndarray) -> None:
         with np.errstate(invalid="ignore", over="ignore"):  # +-inf: the result is None
             self._terms(values, diff)
+
+    def _forward(self, values: np.ndarray, following: np.ndarray, diff: np.ndarray) -> None:
+        """The terms of ``values`` whose next values are ``following`` (the same terms,
+        in the same order, as :meth:`_step` adds over the values and their next ones)."""
+        with np.errstate(invalid="ignore", over="ignore"):  # +-inf: the result is None
+            if self.last is not None:
+                self.area.add(np.array([self.last[1] * (values[0] - self.last[0])]))
+                self.last = None
+            gaps = np.subtract(following, values)
+            gaps *= diff
+            self.area.add(gaps)
 
     def _terms(self, values: np.ndarray, diff: np.ndarray) -> None:
         terms = diff[:-1] * np.diff(values)

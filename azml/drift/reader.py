@@ -130,6 +130,8 @@ class Source:
         if self.fmt == "table":
             assert self.table is not None
             return self.table.select(columns)
+        if self.fmt == "parquet":
+            return self._read_parquet(columns)
         parts: list[pa.RecordBatch] = []
         rows = 0
         for batch in self.batches(columns, max(limit, 1)):
@@ -139,6 +141,27 @@ class Source:
             parts.append(batch)
         schema = parts[0].schema if parts else self.schema
         return pa.Table.from_batches(parts, schema=schema) if parts else self.schema.empty_table().select(columns)
+
+    def _read_parquet(self, columns: list[str]) -> pa.Table:
+        """The whole file's ``columns`` in one call: only those columns' pages are read,
+        decoded on Arrow's threads, and text columns are kept dictionary-encoded as the
+        file stores them (categories are counted on the dictionary's indices, no string
+        is built per row). Not memory-mapped: a mapping would count against an
+        address-space limit as a whole file (tests/test_drift_scale.py)."""
+        import pyarrow.parquet as pq
+
+        text = [
+            name
+            for name in columns
+            if pa.types.is_string(self.schema.field(name).type) or pa.types.is_large_string(self.schema.field(name).type)
+        ]
+        try:
+            return pq.read_table(
+                self.path, columns=columns, use_threads=True, read_dictionary=text or None
+            )
+        except (pa.ArrowInvalid, OSError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise DriftInputError(f"{self.label}: cannot read: {first}") from None
 
     def _csv_reader(self, columns: list[str], raw: pa.NativeFile) -> Iterator[pa.RecordBatch]:
         import pyarrow.csv as pacsv
@@ -260,13 +283,41 @@ def as_float64(column: pa.Array | pa.ChunkedArray) -> Any:
     return column.to_numpy(zero_copy_only=False)
 
 
+def fill_float64(column: pa.Array | pa.ChunkedArray, out: Any) -> None:
+    """Write a numeric column into ``out`` (float64 numpy, as long as the column),
+    missing values as NaN, chunk by chunk: one copy, no combined intermediate."""
+    import numpy as np
+
+    if pa.types.is_null(column.type):
+        out[:] = np.nan
+        return
+    if column.type != pa.float64():
+        column = pc.cast(column, pa.float64(), safe=False)
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    at = 0
+    for chunk in chunks:
+        size = len(chunk)
+        # Without nulls a float64 chunk is a zero-copy view; with nulls they become NaN.
+        out[at : at + size] = chunk.to_numpy(zero_copy_only=chunk.null_count == 0)
+        at += size
+
+
 def category_counts(column: pa.Array | pa.ChunkedArray) -> tuple[dict[str, int], int]:
     """Counts per category (as text) and the number of missing values."""
     missing = column.null_count
     if pa.types.is_null(column.type):
         return {}, len(column)
     if pa.types.is_dictionary(column.type):
-        column = pc.cast(column, column.type.value_type)
+        # Count each chunk's indices, then name them: the same counts as of the
+        # decoded values, without decoding a value per row.
+        found: dict[str, int] = {}
+        for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+            counted = pc.value_counts(chunk.indices)
+            labels = chunk.dictionary.take(counted.field("values")).to_pylist()
+            for value, count in zip(labels, counted.field("counts").to_pylist()):
+                if value is not None:
+                    found[category_label(value)] = found.get(category_label(value), 0) + count
+        return found, missing
     counted = pc.value_counts(column)
     counts: dict[str, int] = {}
     for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
