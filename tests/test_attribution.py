@@ -107,7 +107,7 @@ def passing(name: str) -> Observation:
 
 
 def verdict_with(rows: tuple) -> Decision:
-    from azml.config.release import ReleaseConfig
+    from azml.config.releases.release import ReleaseConfig
 
     return evaluate(
         ReleaseConfig(), stack="prod", endpoint=ENDPOINT, champion=passing("blue"), canary=passing("green"),

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from azml.config import ConfigError, validate_config
-from azml.config.release import GateThresholds, ReleaseConfig, RollbackTriggers
+from azml.config.releases.release import GateThresholds, ReleaseConfig, RollbackTriggers
 from azml import tracking as t
 from azml.release.evidence.gate import decide, gate_metrics, rollback_triggers
 from azml.release.evidence.observations import Measure, Observation

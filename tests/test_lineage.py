@@ -355,7 +355,7 @@ def test_deployments_carry_the_record_as_tags_and_the_policy_can_require_them(tm
 
 
 def test_lineage_tags_without_a_record_are_the_model_reference() -> None:
-    from azml.config.serving import ModelRef
+    from azml.config.platform.serving import ModelRef
     from components.serving_assets import lineage_tags
 
     workspace = ModelRef(name="credit-risk", version="3", registered=True)

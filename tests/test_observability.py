@@ -13,7 +13,7 @@ import pytest
 from pulumi.runtime.config import set_all_config
 
 from azml.config import ConfigError, load_from_pulumi, read_stack_file
-from azml.config import observability as obs
+from azml.config.platform import observability as obs
 from azml.config.stackfile import SECRET_PLACEHOLDER
 from azml.plan.engine import run_plan
 from azml.plan.model import Plan, PlannedResource

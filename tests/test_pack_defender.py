@@ -13,8 +13,8 @@ from typing import Any, Callable
 import pytest
 from pydantic import ValidationError
 
-from azml.config.defender import DefenderPlans
-from azml.config.governance import GovernanceConfig
+from azml.config.platform.defender import DefenderPlans
+from azml.config.platform.governance import GovernanceConfig
 from azml.plan.model import Plan
 from tests.platform_harness import run_rules
 from tests.test_pack_rbac_governance import new_findings, only

@@ -279,7 +279,7 @@ def test_a_budget_start_outside_the_time_grain_is_refused(prod_plan: Plan, start
 
 
 def test_budget_start_defaults_to_the_first_of_the_current_month() -> None:
-    from azml.config.governance import BudgetConfig
+    from azml.config.platform.governance import BudgetConfig
     from components.governance import budget_start
 
     assert budget_start(BudgetConfig(amount=1), dt.date(2027, 3, 17)) == dt.date(2027, 3, 1)
@@ -327,7 +327,7 @@ def test_a_defender_pricing_that_omits_extensions_is_refused(prod_plan: Plan) ->
 
 
 def test_defender_extensions_config_names_them_all() -> None:
-    from azml.config.governance import GovernanceConfig
+    from azml.config.platform.governance import GovernanceConfig
 
     config = GovernanceConfig.model_validate({"defenderForContainers": True, "defenderExtensions": {"ContainerSensor": False}})
     assert config.defender_plans.containers is not None

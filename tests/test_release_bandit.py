@@ -11,7 +11,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from azml.config import ConfigError, load_stack
-from azml.config.release import ReleaseConfig
+from azml.config.releases.release import ReleaseConfig
 from azml import tracking as t
 from azml.release.traffic.advance import AdvanceError, advance
 from azml.release.traffic.bandit import BanditError, allocate, bounded_shares, probability_best, run_bandit
@@ -239,7 +239,7 @@ def test_config_cross_checks_name_the_key(tmp_path: Path, mlflow_uri: str, bandi
 def test_bandit_for_an_undeclared_endpoint_and_inverted_bounds_are_refused() -> None:
     with pytest.raises(ValueError, match="floorPercent .* must not exceed ceilingPercent"):
         ReleaseConfig.model_validate({"bandits": {ENDPOINT: {"floorPercent": 60, "ceilingPercent": 50}}})
-    from azml.config.bandit import bandit_problems
+    from azml.config.releases.bandit import bandit_problems
 
     _, config = load_stack("prod")
     config = config.model_copy(update={"release": ReleaseConfig.model_validate({"bandits": {"nope": {}}})})

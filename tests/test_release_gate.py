@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from azml.cli import app
-from azml.config.release import ReleaseConfig
+from azml.config.releases.release import ReleaseConfig
 from azml.release import store
 from azml import tracking as t
 from azml.release.evidence.gate import evaluate

@@ -40,7 +40,7 @@ from typer.testing import CliRunner
 
 from azml.cli import app
 from azml.config import load_stack
-from azml.config.dashboards import DashboardsConfig
+from azml.config.platform.dashboards import DashboardsConfig
 from azml.naming import endpoint_name
 from azml import tracking as t
 from azml.release.evidence.observations import SAMPLE_SIZE_OF, Measure

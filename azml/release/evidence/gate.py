@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ...config.release import ReleaseConfig
+from ...config.releases.release import ReleaseConfig
 from ... import tracking as t
 from .observations import Measure, Observation
 from .verdict import Decision, MetricResult, Outcome, Phase, Verdict

@@ -8,8 +8,8 @@ import re
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from .alerts import MetricRule
-from .base import Model
+from ..base import Model
+from ..platform.alerts import MetricRule
 from .release import RetrainTriggers
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from .base import Model
+from ..base import Model
 from .attribution import AttributionConfig
 from .bandit import BanditConfig
 from .loadtest import LoadTestConfig

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .alerts import Email, unique_emails
-from .base import Model
+from ..base import Model
 from .serving import AssetName, AssetVersion, EndpointName
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from .base import Model
+from ..base import Model
 from .defender import DefenderPlans, migrate_legacy_keys
 
 #: Built-in Azure Policy definitions by a readable alias (ids are the same in

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .base import Model
+from ..base import Model
 
 #: The extensions of the Defender for Containers plan (Microsoft.Security/pricings/Containers).
 DEFENDER_CONTAINERS_EXTENSIONS = (

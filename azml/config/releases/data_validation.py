@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Model
+from ..base import Model
 
 if TYPE_CHECKING:
-    from .schema import StackConfig
+    from ..schema import StackConfig
 
 Dtype = Literal["int", "float", "str", "bool", "category", "datetime"]
 DTYPES: tuple[str, ...] = ("int", "float", "str", "bool", "category", "datetime")
@@ -164,7 +164,7 @@ class ModelValidation(_Keys):
 def data_validation_problems(config: "StackConfig", project_dir: Path | None) -> Iterator[tuple[str, str]]:
     """Cross-field checks: each model is served by a declared deployment; each
     reference file exists under the project (when it is known)."""
-    from ..naming import model_name_version
+    from ...naming import model_name_version
 
     served = sorted(
         {

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
-from .base import Model
+from ..base import Model
 
 #: Base images an environment may build on (Microsoft's curated Azure ML images).
 APPROVED_BASE_IMAGE_PREFIXES = ("mcr.microsoft.com/azureml/",)

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from .base import Model
+from ..base import Model
 
 #: Default time range choices of the workbook, as workbooks store them (milliseconds).
 TIME_RANGES_MS: dict[str, int] = {

@@ -1,9 +1,9 @@
 """Stack config for operations: ``azml:modelMonitoring``, ``azml:alerts`` and
 ``azml:alertWebhooks``.
 
-The models live in :mod:`azml.config.model_monitoring` and
-:mod:`azml.config.alerts`; this module re-exports their public names so
-``from azml.config.observability import ...`` keeps working.
+The models live in :mod:`azml.config.platform.model_monitoring` and
+:mod:`azml.config.platform.alerts`; this module re-exports their public names so
+``from azml.config.platform.observability import ...`` keeps working.
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Iterator, Literal, Mapping
 
 from pydantic import Field, model_validator
 
-from .base import Model
+from ..base import Model
 
 if TYPE_CHECKING:  # schema imports release, which imports this module
-    from .schema import StackConfig
+    from ..schema import StackConfig
 
 #: Reward metrics: both are Bernoulli counts, so a Beta posterior is exact.
 #: accuracy: successes = accuracy x accuracy_n (labelled predictions);

@@ -1,7 +1,7 @@
 """Stack config of the release controller's operating policy, under
 ``azml:release``: the error-budget freeze and the canary time limit.
 
-Both are fields of :class:`azml.config.release.ReleaseConfig`
+Both are fields of :class:`azml.config.releases.release.ReleaseConfig`
 (``errorBudget``, ``maxCanaryMinutes``); how they act is in
 ``azml/release/evidence/budget.py`` and ``azml/release/evidence/timelimit.py``.
 """
@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .base import Model
+from ..base import Model
 
 
 class ErrorBudgetConfig(Model):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import Model
+from ..base import Model
 
 
 class LoadTestConfig(Model):

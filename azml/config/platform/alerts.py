@@ -9,8 +9,8 @@ from typing import Annotated, Any, Collection, Iterator, Literal, Mapping
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, StringConstraints, field_validator, model_validator
 
-from ..plan.model import SECRET_MARK
-from .base import Model
+from ...plan.model import SECRET_MARK
+from ..base import Model
 
 _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
