@@ -9,7 +9,7 @@ import pulumi
 from pulumi_azure_native import authorization, resources
 
 from azml.config import ConfigError, load_from_pulumi
-from azml.config.observability import webhook_urls_from_pulumi
+from azml.config.platform.observability import webhook_urls_from_pulumi
 from azml.config.secrets import secret_values_from_pulumi
 from azml.naming import names_for
 from components.compute import ComputeClusters, ComputeClustersArgs

@@ -16,7 +16,7 @@ from CSV or Parquet).
 
 The allowance is measured, not enforced: an address-space limit (RLIMIT_AS) would
 count the ~1.6 GB that Python, numpy and pyarrow reserve without touching;
-tests/test_drift_scale.py enforces an allowance above that base instead.
+tests/drift/test_drift_scale.py enforces an allowance above that base instead.
 
 Targets: >= 10 million values/s from CSV and from Parquet; peak RSS under the
 allowance (default 512 MiB) while each input file is larger than it. Run with

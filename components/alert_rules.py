@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pulumi
 from pulumi_azure_native import monitor
 
-from azml.config.observability import LogRule, MetricRule, minutes
+from azml.config.platform.observability import LogRule, MetricRule, minutes
 from azml.naming import ENVIRONMENT_CODES, endpoint_name
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import pulumi
 from pulumi_azure_native import applicationinsights, monitor
 
-from azml.config.dashboards import TIME_RANGES_MS, DashboardsConfig
+from azml.config.platform.dashboards import TIME_RANGES_MS, DashboardsConfig
 from azml.naming import Names, endpoint_name
 
 from .alert_rules import TRAFFIC_TABLE, traffic_source

@@ -25,7 +25,7 @@ from __future__ import annotations
 import pulumi
 from pulumi_azure_native import security
 
-from azml.config.defender import DefenderPlans
+from azml.config.platform.defender import DefenderPlans
 
 #: Resource names of the pricings (the Containers one predates the others:
 #: renaming it would replace the live plan).

@@ -28,7 +28,7 @@ from typing import Mapping, Sequence
 import pulumi
 from pulumi_azure_native import authorization, consumption, storage
 
-from azml.config.governance import BudgetConfig, GovernanceConfig, LifecycleRule
+from azml.config.platform.governance import BudgetConfig, GovernanceConfig, LifecycleRule
 from azml.config.schema import PrincipalsConfig
 
 from .defender import defender_pricings

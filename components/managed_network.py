@@ -25,7 +25,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 
 from azml.azure_client import ARM_ENDPOINT, ProviderCredential, arm_pipeline_client, cloud_from_environment
 from azml.config.schema import StackConfig
-from azml.config.workspace import fqdn_rule_name
+from azml.config.platform.workspace import fqdn_rule_name
 
 #: Same API version as azure-native's Workspace resource and the routing client.
 API_VERSION = "2025-12-01"

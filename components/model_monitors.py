@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Mapping
 import pulumi
 from pulumi_azure_native import machinelearningservices as ml
 
-from azml.config.observability import CATEGORICAL_DRIFT_METRICS, NUMERICAL_DRIFT_METRICS, ModelMonitoringConfig
-from azml.config.serving import OnlineDeploymentConfig
+from azml.config.platform.observability import CATEGORICAL_DRIFT_METRICS, NUMERICAL_DRIFT_METRICS, ModelMonitoringConfig
+from azml.config.platform.serving import OnlineDeploymentConfig
 from azml.naming import endpoint_name
 
 from .serving_assets import model_asset_id

@@ -10,7 +10,7 @@ from typing import Mapping
 import pulumi
 from pulumi_azure_native import machinelearningservices, monitor
 
-from azml.config.serving import Autoscale, OnlineDeploymentConfig, OnlineEndpointConfig, Probe
+from azml.config.platform.serving import Autoscale, OnlineDeploymentConfig, OnlineEndpointConfig, Probe
 from azml.serving.routing_resource import EndpointRouting
 
 from .serving_assets import code_asset_id, lineage_file, lineage_tags, model_asset_id, registered_assets_tag

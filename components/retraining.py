@@ -27,7 +27,7 @@ from typing import Mapping
 import pulumi
 from pulumi_azure_native import eventgrid, monitor, storage, web
 
-from azml.config.retraining import RetrainingConfig
+from azml.config.releases.retraining import RetrainingConfig
 from azml.config.schema import StorageConfig
 from azml.naming import Names
 

@@ -17,7 +17,7 @@ from typing import Iterable, Mapping
 import pulumi
 from pulumi_azure_native import machinelearningservices
 
-from azml.config.serving import CodeRef, EnvironmentRef, ModelRef
+from azml.config.platform.serving import CodeRef, EnvironmentRef, ModelRef
 from azml.naming import label
 
 

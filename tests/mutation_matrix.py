@@ -10,7 +10,7 @@ finding the untouched plan does not have.
 
 ``python -m tests.mutation_matrix`` runs the matrix without pytest and prints
 the per-category summary (exit 1 when a mutation is missed);
-``tests/test_mutation_matrix.py`` runs it as one test per mutation and writes
+``tests/policies/test_mutation_matrix.py`` runs it as one test per mutation and writes
 the same summary to ``build/mutation-matrix.txt``.
 """
 
@@ -35,7 +35,7 @@ from azml.plan.model import Plan
 from . import mutations as mutations_package
 from .mutations import CATEGORIES, Mutation
 from .platform_harness import run_rules
-from .test_policy_pack import evaluate
+from .policies.checklist.test_policy_pack import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = "prod"

@@ -27,7 +27,7 @@ if str(POLICIES_DIR) not in sys.path:
 from azml_platform import ALL_POLICIES, PLATFORM_INFO  # noqa: E402
 from azml_policies.pack_server import SharedResourceArgs, SharedStackArgs  # noqa: E402
 
-from .test_policy_pack import _options, sdk_props, stack_resources  # noqa: E402
+from .policies.checklist.test_policy_pack import _options, sdk_props, stack_resources  # noqa: E402
 
 
 @dataclass(frozen=True)

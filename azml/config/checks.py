@@ -11,8 +11,8 @@ from typing import Iterator
 
 from ..naming import endpoint_name, model_name_version
 from ..serving.rules import traffic_problems
-from .bandit import bandit_problems
-from .data_validation import data_validation_problems
+from .releases.bandit import bandit_problems
+from .releases.data_validation import data_validation_problems
 from .paths import path_problems
 from .schema import StackConfig
 

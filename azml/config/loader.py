@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ProblemsError
 from .checks import stack_problems
-from .observability import WEBHOOKS_KEY, webhook_secrecy_problems
+from .platform.observability import WEBHOOKS_KEY, webhook_secrecy_problems
 from .schema import TOP_LEVEL_KEYS, StackConfig
 
 NAMESPACE = "azml"

@@ -16,15 +16,15 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
 from .base import Model
-from .dashboards import DashboardsConfig
-from .data_validation import ModelValidation
-from .governance import GovernanceConfig
-from .observability import AlertsConfig, ModelMonitoringConfig, Webhooks
-from .regions import AZURE_REGIONS
-from .release import ReleaseConfig
-from .retraining import RetrainingConfig
-from .serving import BatchEndpointConfig, OnlineEndpointConfig
-from .workspace import PACKAGE_REPOSITORY_HOSTS, FirewallSku, PackageRepository, fqdn_problem
+from .platform.dashboards import DashboardsConfig
+from .platform.governance import GovernanceConfig
+from .platform.observability import AlertsConfig, ModelMonitoringConfig, Webhooks
+from .platform.regions import AZURE_REGIONS
+from .platform.serving import BatchEndpointConfig, OnlineEndpointConfig
+from .platform.workspace import PACKAGE_REPOSITORY_HOSTS, FirewallSku, PackageRepository, fqdn_problem
+from .releases.data_validation import ModelValidation
+from .releases.release import ReleaseConfig
+from .releases.retraining import RetrainingConfig
 
 
 Environment = Literal["dev", "test", "staging", "prod"]

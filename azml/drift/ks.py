@@ -179,7 +179,7 @@ def ks_pvalue(d: float, n_r: int, n_c: int) -> tuple[float, float, str]:
 
     Error against scipy's exact p-value (``ks_2samp(method="exact")``), measured
     over the lattice values of D up to sqrt(n_eff) D = 2.5-4 for sizes from 1 against
-    3,000,000 to 1,000,000 against 1,000,001 (tests/test_drift_ks.py asserts it):
+    3,000,000 to 1,000,000 against 1,000,001 (tests/drift/test_drift_ks.py asserts it):
     none in the exact regime; at most FINITE_N_ERROR = 0.003 in the finite-n one
     (0.0024 seen, near-equal sizes around 16,000); at most ASYMPTOTIC_ERROR /
     sqrt(n_eff) = 0.5 / sqrt(n_eff) in the asymptotic one, so at most 0.005 anywhere

@@ -25,7 +25,7 @@ TRACKING_KEY = "azml:release.metrics.trackingUri"
 
 
 def default_min_samples() -> int:
-    from ..config.release import MinSamples
+    from ..config.releases.release import MinSamples
 
     return MinSamples().psi
 

@@ -114,7 +114,7 @@ def render(parity: Parity | None = None) -> str:
         "Every rule of [PSRule for Azure](https://github.com/Azure/PSRule.Rules.Azure) that reads a resource type",
         "the dev or prod stack deploys, and what covers it here: the policies of the two CrossGuard packs",
         "(`azml-…` checklist, `azure-…` platform rules) or checkov checks (`CKV_…`, ours `CKV_AZML_…`), or why it",
-        "does not apply. `tests/test_psrule_parity.py` holds the table to the packs, checkov and both plans.",
+        "does not apply. `tests/policies/test_psrule_parity.py` holds the table to the packs, checkov and both plans.",
         "",
         f"Rules read from `{source['repository']}` at commit `{source['commit']}` (`{source['catalogue']}`:",
         "rule ids and severities); pillars and resource types from:",

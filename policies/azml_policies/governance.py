@@ -52,7 +52,7 @@ LOCKS = (LOCK_BY_SCOPE, LOCK_AT_RESOURCE, LOCK_AT_GROUP, LOCK_AT_SUBSCRIPTION)
 POLICY_ASSIGNMENT = "azure-native:authorization:PolicyAssignment"
 PRICING = "azure-native:security:Pricing"
 
-#: The built-in Azure Policy definitions prod assigns (azml/config/governance.py BUILTIN_POLICIES).
+#: The built-in Azure Policy definitions prod assigns (azml/config/platform/governance.py BUILTIN_POLICIES).
 PROD_POLICY_DEFINITIONS = [
     "438c38d2-3772-465a-a9cc-7a6666a275ce",  # Azure ML workspaces should disable public network access
     "e96a9a5f-07ca-471b-9bc5-6a0f33cbd68f",  # Azure ML computes should have local authentication methods disabled
@@ -259,7 +259,7 @@ def _policy_assignments(stack: Stack, config: dict[str, Any]) -> Finding:
     if missing:
         yield anchor(stack), (
             f"the stack assigns no Azure Policy for definition(s) {listed(missing)}; refused: requiredDefinitions "
-            "lists them. Add them to azml:governance.policies (builtin aliases in azml/config/governance.py) with "
+            "lists them. Add them to azml:governance.policies (builtin aliases in azml/config/platform/governance.py) with "
             "effect Deny at the resource group"
         )
 

@@ -10,7 +10,7 @@ policy*; each call also inspects ``pulumi.runtime.Settings``' signature. With
 5,000-resource plan took (benchmarks/policy_scaling.py).
 
 :class:`SharedDecodingServicer` answers the same protocol with the same
-messages (tests/test_pack_server.py compares its responses with the SDK's
+messages (tests/policies/checklist/test_pack_server.py compares its responses with the SDK's
 servicer byte for byte):
 
 - ``Analyze`` decodes the request once, on the first policy that runs, and

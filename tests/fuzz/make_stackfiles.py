@@ -10,7 +10,7 @@ the same bytes::
 
 Each case is one class of input that once hung ``azml plan`` or ended it
 with a traceback, or a neighbour of one: they must all be refused with exit
-2 and one line (tests/test_hostile_input.py).
+2 and one line (tests/cli/test_hostile_input.py).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Each category module (``tests/mutations/<category>.py``) exports
 prod plan the way a careless or hostile pull request would change the
 program, and names the checks that must catch it: policy names of either
 CrossGuard pack (``azml-...``) or checkov check ids (``CKV_...``, ours
-``CKV_AZML_...``). ``tests/test_mutation_matrix.py`` applies every mutation,
+``CKV_AZML_...``). ``tests/policies/test_mutation_matrix.py`` applies every mutation,
 runs both packs under prod's pack config and checkov over the exported ARM
 template, and requires that at least one named check reports a finding that
 the untouched plan does not have.

@@ -48,7 +48,7 @@ def attribution_command(
     Explain both models on the sample with SHAP, compare the top-N
     features by mean |SHAP| (share of the champion's top N in the canary's)
     against minOverlap, and log the comparison to MLflow for the verdict."""
-    from ...config.attribution import AttributionConfig
+    from ...config.releases.attribution import AttributionConfig
     from ...release.evidence.attribution import AttributionError, compare
     from ..common import resolve_endpoint, tracking_store
 

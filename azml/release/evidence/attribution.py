@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ...config.attribution import AttributionConfig
+from ...config.releases.attribution import AttributionConfig
 from ...errors import ProblemsError
 from ... import tracking as t
 from .verdict import MetricResult, Outcome

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ...config.release import ReleaseConfig
+from ...config.releases.release import ReleaseConfig
 from ...drift.defaults import psi_breaches
 from ... import tracking as t
 from .observations import Measure, Observation

@@ -23,8 +23,8 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from ...config import StackConfig, StackFile, load_stack
-from ...config.loadtest import LoadTestConfig
-from ...config.release import ReleaseConfig
+from ...config.releases.loadtest import LoadTestConfig
+from ...config.releases.release import ReleaseConfig
 from ...config.schema import OnlineEndpointConfig
 from ... import jsonfile
 from ...errors import ProblemsError

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...naming import label, model_name_version
-from ...config.data_validation import DATA_SUFFIXES, ColumnRule, ModelValidation, data_suffix
+from ...config.releases.data_validation import DATA_SUFFIXES, ColumnRule, ModelValidation, data_suffix
 from ...drift.defaults import psi_breaches
 from ...errors import ProblemsError
 from ... import tracking as t

@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ...config.bandit import BanditConfig, bandit_arms
-from ...config.release import ReleaseConfig
+from ...config.releases.bandit import BanditConfig, bandit_arms
+from ...config.releases.release import ReleaseConfig
 from ... import tracking as t
 from .advance import (
     EXIT_INVALID_INPUT, EXIT_REFUSED, TAG_APPLIED, AdvanceError, edit_error_code, load_target, missing_sqlite_store,
