@@ -269,9 +269,9 @@ def test_a_streamed_run_fits_an_allowance_the_in_memory_run_exceeds(tmp_path: Pa
     the inputs hold 128 MB of float64 values (4,000,000 rows x 2 features x 2 sides),
     which the in-memory engine cannot load and compare within it; the streamed run
     (64,000-row chunks) fits and gives the result computed without a limit. (Its peak
-    over the base was 75-125 MB from run to run, whatever the limit: pyarrow's CSV
-    read-ahead takes what it is given, so an 80 MiB allowance failed now and then;
-    what grows with the input is on disk.)"""
+    over the base, CSV, was 39-57 MiB in eight runs; it was 72-176 MiB, and over this
+    allowance once, while the CSV schema was read from the file, which pyarrow reads up
+    to 32 blocks ahead of. What grows with the input is on disk.)"""
     rng = np.random.default_rng(12)
     n = 4_000_000
     ref = _write(pa.table({"a": rng.normal(size=n), "b": rng.lognormal(size=n)}), tmp_path / f"ref.{fmt}")
