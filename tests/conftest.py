@@ -3,6 +3,7 @@ and helpers to write stack files for invalid-config cases."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -59,7 +60,8 @@ class CliPlan:
 @pytest.fixture(scope="session")
 def cli_plan_dev(tmp_path_factory: pytest.TempPathFactory) -> CliPlan:
     """``azml plan dev`` (text), run once for the tests that only read what it
-    printed and wrote; they share an xdist_group so that one worker runs it."""
+    printed and wrote; they are in one file, which ``--dist loadfile`` gives to one
+    worker."""
     return CliPlan("dev", tmp_path_factory.mktemp("cli-plan-dev"))
 
 
@@ -112,6 +114,20 @@ def mlflow_uri(tmp_path: Path, mlflow_template: Path) -> str:
     path = tmp_path / "mlruns.db"
     shutil.copy(mlflow_template, path)
     return f"sqlite:///{path}"
+
+
+@pytest.fixture(autouse=True)
+def _environment_kept() -> Any:
+    """Each test ends with the environment it began with. Commands run in-process
+    set process-wide variables (azml.tracking bounds MLflow's HTTP requests through
+    os.environ), which every later test's subprocesses inherited: a command then
+    took MLFLOW_HTTP_REQUEST_TIMEOUT (20 s) as the user's own wait for a silent
+    server instead of its 5-second probe."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -12,7 +12,6 @@ from ..conftest import ROOT, CliPlan, fixture_project, load_stack, run_cli, writ
 from ..policies.checklist.test_policy_pack import POLICY_INFO
 
 
-@pytest.mark.xdist_group("cli-plan-dev")
 def test_plan_dev_prints_the_tree_and_writes_plan_and_graph(cli_plan_dev: CliPlan) -> None:
     result, tmp_path = cli_plan_dev.result, cli_plan_dev.out
     assert result.returncode == 0, result.stderr
@@ -28,7 +27,6 @@ def test_plan_dev_prints_the_tree_and_writes_plan_and_graph(cli_plan_dev: CliPla
     assert "MlWorkspace" in graph and "-->" in graph
 
 
-@pytest.mark.xdist_group("cli-plan-prod-json")
 def test_plan_prod_json_meets_the_done_criteria(cli_plan_prod_json: CliPlan) -> None:
     result, tmp_path = cli_plan_prod_json.result, cli_plan_prod_json.out
     assert result.returncode == 0, result.stderr
@@ -41,7 +39,6 @@ def test_plan_prod_json_meets_the_done_criteria(cli_plan_prod_json: CliPlan) -> 
     assert by_type["azure-native:monitor:DiagnosticSetting"] >= 4
 
 
-@pytest.mark.xdist_group("cli-plan-dev")
 def test_graph_edges_point_from_dependency_to_dependent(cli_plan_dev: CliPlan) -> None:
     tmp_path = cli_plan_dev.out
     assert cli_plan_dev.result.returncode == 0
@@ -114,7 +111,6 @@ def test_plan_runs_from_any_directory_inside_the_project(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.xdist_group("cli-plan-prod-json")
 def test_plan_runs_the_policy_pack_and_records_its_verdicts(cli_plan_prod_json: CliPlan) -> None:
     result = cli_plan_prod_json.result
     assert result.returncode == 0, result.stderr

@@ -3,7 +3,7 @@ the prod plan is caught by one of the checks it names.
 
 The matrix runs once per session (tests/mutation_matrix.py: both packs
 in-process, checkov once over every mutated plan's ARM export); under
-pytest-xdist its tests are one xdist_group, so one worker runs them all (the
+pytest-xdist's ``--dist loadfile`` (pyproject) one worker runs this file (the
 file lock below still shares the result under another distribution mode). The
 per-category summary goes to build/mutation-matrix.txt and is printed at the
 end of the session (tests/conftest.py).
@@ -26,10 +26,6 @@ from ..mutation_matrix import Outcome, category_modules, discover, from_json, ru
 from ..mutations import CATEGORIES
 from ..platform_harness import ALL_POLICIES as PLATFORM_POLICIES
 from .checklist.test_policy_pack import POLICIES as CHECKLIST_POLICIES
-
-#: One worker runs the whole matrix (pyproject's --dist loadgroup): the other goes on with
-#: the rest of the suite instead of waiting on the shared result below.
-pytestmark = pytest.mark.xdist_group("mutation-matrix")
 
 MUTATIONS = discover()
 MIN_MUTATIONS = 100
