@@ -98,7 +98,7 @@ def plan(
     operation, a failed (not skipped) checkov check or an expired risk
     acceptance."""
     from ..config import ConfigError, read_stack_file
-    from ..plan.daytwo import DayTwoError, simulate
+    from ..plan.daytwo import DayTwoError, simulate, start_before
     from ..plan.engine import ProgramError, SecretLeakError, run_plan
     from ..plan.render import mermaid, summary_lines, tree_lines
     from ..plan.sequence import DependencyCycle, creation_waves
@@ -109,9 +109,18 @@ def plan(
     from ..policy.runner import PolicyRunError, evaluate_all
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    phases = Phases("azml plan").for_command(ctx)  # on a terminal only: stdout and logs stay as they are
     try:
         stack_file = read_stack_file(stack, project_dir)
+    except ConfigError as error:
+        _fail(EXIT_INVALID_INPUT, error.problems)
+        return
+    # The day-two simulation's second plan starts beside the first, in a child forked
+    # before any thread (the progress line's) runs.
+    started = start_before(stack_file, run_plan) if day_two else None
+    if started is not None:
+        ctx.call_on_close(started.cancel)  # a failure before the simulation leaves no child behind
+    phases = Phases("azml plan").for_command(ctx)  # on a terminal only: stdout and logs stay as they are
+    try:
         phases.start("Pulumi program under mocks")
         result = run_plan(stack_file)
     except ConfigError as error:
@@ -129,7 +138,7 @@ def plan(
         sequence = creation_waves(result)
         if day_two:
             phases.start("day-two simulation")
-        days = simulate(stack_file, result, run_plan) if day_two else None
+        days = simulate(stack_file, result, run_plan, started) if day_two else None
     except (DependencyCycle, DayTwoError) as error:
         _fail(EXIT_PROGRAM_ERROR, [str(error)])
         return

@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..config import StackFile
+from . import forked
 from .arm import ARM_TYPES, arm_id
+from .forked import Forked
 from .mocks import ClientConfig, autoname
 from .model import Plan, PlannedResource
 
@@ -198,21 +200,46 @@ def plan_before(stack_file: StackFile, run: Callable[[StackFile], Plan], after: 
     """Plan the stack as it was before both operations (``run`` plans a stack
     file). ``after``, the stack as configured, tells whether it deploys online
     deployments at all (``azml:phase: platform`` does not)."""
-    deploys_online = after is None or any(r.type.endswith(":OnlineDeployment") for r in after.resources)
+    deploys_online = after is None or _deploys_online(after)
     config, canary, principal = _before_config(stack_file, deploys_online)
     endpoint = config["azml:onlineEndpoints"][0].get("name") if canary else None
     plan = run(dataclasses.replace(stack_file, config=config)) if canary or principal else None
     return Before(plan, canary, endpoint, principal)
 
 
-def simulate(stack_file: StackFile, after: Plan, run: Callable[[StackFile], Plan]) -> DayTwoReport:
+def start_before(stack_file: StackFile, run: Callable[[StackFile], Plan]) -> Forked[Before] | None:
+    """Start planning the stack before both operations in a forked child
+    (:mod:`azml.plan.forked`), to run beside the plan of the stack as
+    configured; for :func:`simulate`. Only when the config asks for locks (a
+    stack without them is not planned a second time) and a child can be forked."""
+    governance = stack_file.namespace().get("governance")
+    if not (isinstance(governance, dict) and governance.get("locks") is True):
+        return None
+    return forked.start(plan_before, stack_file, run)
+
+
+def simulate(
+    stack_file: StackFile, after: Plan, run: Callable[[StackFile], Plan], started: Forked[Before] | None = None
+) -> DayTwoReport:
     """Both operations, from the plan before them to ``after``, the plan of
     the stack as configured. A stack without locks cannot block them: it is
-    not planned a second time."""
+    not planned a second time. ``started`` is that plan begun by
+    :func:`start_before`; without it, or when the child delivered nothing, or
+    when it added a canary to a stack that deploys none (it could not know),
+    the plan is made here."""
     if not locks_of(after):
+        if started is not None:
+            started.cancel()
         reason = "the stack has no locks, so nothing can block it"
         return DayTwoReport([Operation(CANARY_OPERATION, "", skipped=reason), Operation(PERSONA_OPERATION, "", skipped=reason)])
-    return compare(plan_before(stack_file, run, after), after)
+    before = started.result() if started is not None else None
+    if before is None or (before.canary is not None and not _deploys_online(after)):
+        before = plan_before(stack_file, run, after)
+    return compare(before, after)
+
+
+def _deploys_online(plan: Plan) -> bool:
+    return any(r.type.endswith(":OnlineDeployment") for r in plan.resources)
 
 
 def compare(before: Before, after: Plan) -> DayTwoReport:
