@@ -27,10 +27,9 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_BLOCK_BYTES = 8 << 20
 #: Bytes pyarrow's CSV reader parses at a time when reading the data. Its reader reads
 #: dozens of blocks ahead: 8 MiB blocks held ~300 MB of a 1.4 GB file in memory,
-#: 1 MiB blocks ~40 MB, and parsed it no slower. Blocks are parsed on the reading
-#: thread: parsed on Arrow's pool they were no faster on two cores (3.7 s against 4.2 s
-#: streamed, 3.5 s against 5.1 s in memory, 2 x 4 million rows) and a streamed run's
-#: peak rose by up to 20 MiB.
+#: 1 MiB blocks ~40 MB, and parsed it no slower. Blocks are parsed on Arrow's thread
+#: pool: on the reading thread alone, CSV vs Parquet at 24 million rows ran at 9.3
+#: instead of 11.4 M values/s (docs/benchmarks.md).
 CSV_READ_BLOCK_BYTES = 1 << 20
 
 
@@ -183,7 +182,7 @@ class Source:
         stream = pa.CompressedInputStream(raw, "gzip") if self.path is not None and self.path.name.lower().endswith(".gz") else raw
         reader = pacsv.open_csv(
             stream,
-            read_options=pacsv.ReadOptions(block_size=CSV_READ_BLOCK_BYTES, use_threads=False),
+            read_options=pacsv.ReadOptions(block_size=CSV_READ_BLOCK_BYTES, use_threads=True),
             parse_options=pacsv.ParseOptions(delimiter="\t" if self._tsv else ","),
             convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types),
         )

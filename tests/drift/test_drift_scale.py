@@ -269,7 +269,7 @@ def test_a_streamed_run_fits_an_allowance_the_in_memory_run_exceeds(tmp_path: Pa
     the inputs hold 128 MB of float64 values (4,000,000 rows x 2 features x 2 sides),
     which the in-memory engine cannot load and compare within it; the streamed run
     (64,000-row chunks) fits and gives the result computed without a limit. (Its peak
-    over the base, CSV, was 39-57 MiB in eight runs; it was 72-176 MiB, and over this
+    over the base, CSV, was 49-60 MiB in eight runs; it was 72-176 MiB, and over this
     allowance once, while the CSV schema was read from the file, which pyarrow reads up
     to 32 blocks ahead of. What grows with the input is on disk.)"""
     rng = np.random.default_rng(12)
