@@ -199,9 +199,9 @@ class ArmServer:
         scheme, _, token = authorization.partition(" ")
         return scheme == "Bearer" and (token == self.token or token in self._tokens)
 
-    def add_online_endpoint(self, endpoint_id: str, deployments: Iterable[str] = (), traffic=None, mirror=None) -> str:
+    def add_online_endpoint(self, endpoint_id: str, deployments: Iterable[str] = (), traffic=None, mirror_traffic=None) -> str:
         properties = {"authMode": "Key", "publicNetworkAccess": "Disabled", "traffic": dict(traffic or {}),
-                      "mirrorTraffic": dict(mirror or {}), "swaggerUri": "https://example.invalid/swagger.json"}  # fmt: skip
+                      "mirrorTraffic": dict(mirror_traffic or {}), "swaggerUri": "https://example.invalid/swagger.json"}  # fmt: skip
         return self._add(endpoint_id, "online", deployments, properties)
 
     def add_batch_endpoint(self, endpoint_id: str, deployments: Iterable[str] = (), default: str | None = None) -> str:
@@ -299,10 +299,10 @@ class ArmServer:
         if method != "DELETE":
             raise ArmError(405, "MethodNotAllowed", f"{method} is not supported here.")
         properties = entry["body"]["properties"]
-        live, mirror = (properties.get("traffic") or {}).get(name, 0), (properties.get("mirrorTraffic") or {}).get(name, 0)
-        if live or mirror:
+        live, mirrored = (properties.get("traffic") or {}).get(name, 0), (properties.get("mirrorTraffic") or {}).get(name, 0)
+        if live or mirrored:
             raise ArmError(400, "UserError", f"Deployment '{name}' cannot be deleted while it receives traffic "
-                                             f"(traffic {live}%, mirrorTraffic {mirror}%). Set its traffic to 0 first.")  # fmt: skip
+                                             f"(traffic {live}%, mirrorTraffic {mirrored}%). Set its traffic to 0 first.")  # fmt: skip
         del entry["deployments"][name]
         for key in ("traffic", "mirrorTraffic"):
             (properties.get(key) or {}).pop(name, None)
@@ -432,8 +432,8 @@ class ArmServer:
 
 
 def _online_problem(properties: dict[str, Any], deployments: dict[str, Any]) -> str | None:
-    traffic, mirror = properties.get("traffic") or {}, properties.get("mirrorTraffic") or {}
-    for key, split in (("traffic", traffic), ("mirrorTraffic", mirror)):
+    traffic, mirror_traffic = properties.get("traffic") or {}, properties.get("mirrorTraffic") or {}
+    for key, split in (("traffic", traffic), ("mirrorTraffic", mirror_traffic)):
         for name, value in split.items():
             if name not in deployments:
                 return f"{key} names deployment '{name}', which does not exist on this endpoint."
@@ -441,7 +441,7 @@ def _online_problem(properties: dict[str, Any], deployments: dict[str, Any]) -> 
                 return f"{key} of '{name}' must be an integer between 0 and 100 (got {value!r})."
     if sum(traffic.values()) not in (0, 100):
         return f"Traffic values must sum to 0 or 100 (got {sum(traffic.values())})."
-    mirrored = {name: value for name, value in mirror.items() if value}
+    mirrored = {name: value for name, value in mirror_traffic.items() if value}
     if len(mirrored) > 1:
         return "Mirror traffic can be set for one deployment only."
     for name, value in mirrored.items():

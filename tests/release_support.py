@@ -35,14 +35,14 @@ SPLIT_COMMENT = "      # The split the release controller moves"
 BLOCK_TRAFFIC = "      traffic:\n        blue: 100\n"
 
 
-def canary_stack_text(traffic: str = "      traffic:\n        blue: 90\n        green: 10\n", mirror: str = "{}") -> str:
+def canary_stack_text(traffic: str = "      traffic:\n        blue: 90\n        green: 10\n", mirror_traffic: str = "{}") -> str:
     """The shipped prod stack, byte for byte, with a green deployment declared
     beside blue and the given traffic block (block style by default, as the file writes it)."""
     text = (ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8")
     assert SPLIT_COMMENT in text and BLOCK_TRAFFIC in text and "      mirrorTraffic: {}\n" in text
     text = text.replace(SPLIT_COMMENT, GREEN + SPLIT_COMMENT, 1)
     text = text.replace(BLOCK_TRAFFIC, traffic, 1)
-    return text.replace("      mirrorTraffic: {}\n", f"      mirrorTraffic: {mirror}\n", 1)
+    return text.replace("      mirrorTraffic: {}\n", f"      mirrorTraffic: {mirror_traffic}\n", 1)
 
 
 def make_project(directory: Path, stack_text: str, mlflow_template: Path | None = None) -> Path:
@@ -59,7 +59,7 @@ def make_project(directory: Path, stack_text: str, mlflow_template: Path | None 
 
 
 def canary_project(
-    target: Path, traffic: dict[str, int], mirror: dict[str, int] | None = None, metrics: dict | None = None
+    target: Path, traffic: dict[str, int], mirror_traffic: dict[str, int] | None = None, metrics: dict | None = None
 ) -> Path:
     """Pulumi.yaml, Pulumi.prod.yaml and the files it names, copied under
     ``target``; the prod endpoint gains a ``green`` deployment (model v4) and
@@ -83,7 +83,7 @@ def canary_project(
     endpoint["traffic"].clear()
     endpoint["traffic"].update(traffic)
     endpoint["mirrorTraffic"].clear()
-    endpoint["mirrorTraffic"].update(mirror or {})
+    endpoint["mirrorTraffic"].update(mirror_traffic or {})
     document["config"]["azml:release"]["metrics"].update(metrics or {})
     with (target / "Pulumi.prod.yaml").open("w") as handle:
         yaml.dump(document, handle)

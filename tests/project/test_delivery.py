@@ -520,12 +520,12 @@ def discovery_filter() -> str:
     return match.group(1)
 
 
-def stack_with_canary(directory: Path, traffic: str, mirror: str) -> Path:
-    return make_project(directory, canary_stack_text(traffic, mirror))
+def stack_with_canary(directory: Path, traffic: str, mirror_traffic: str) -> Path:
+    return make_project(directory, canary_stack_text(traffic, mirror_traffic))
 
 
 @pytest.mark.parametrize(
-    ("traffic", "mirror", "expected"),
+    ("traffic", "mirror_traffic", "expected"),
     [
         ("      traffic:\n        blue: 100\n", "{}", []),
         ("      traffic:\n        blue: 90\n        green: 10\n", "{}", ["credit-risk-endpoint blue green"]),
@@ -534,7 +534,7 @@ def stack_with_canary(directory: Path, traffic: str, mirror: str) -> Path:
     ids=["champion-only", "live-canary", "mirror-canary"],
 )
 def test_release_workflow_finds_canaries_in_the_stack_config(
-    tmp_path: Path, traffic: str, mirror: str, expected: list[str]
+    tmp_path: Path, traffic: str, mirror_traffic: str, expected: list[str]
 ) -> None:
     """The workflow's own jq filter over `azml release status --format json`
     (the same document, built in-process) of a prod copy."""
@@ -543,7 +543,7 @@ def test_release_workflow_finds_canaries_in_the_stack_config(
         pytest.skip("jq is not installed (GitHub's runners have it)")
     from azml.release.traffic.status import stack_status
 
-    project = stack_with_canary(tmp_path / "project", traffic, mirror)
+    project = stack_with_canary(tmp_path / "project", traffic, mirror_traffic)
     status = stack_status("prod", project_dir=project, tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}")
     result = subprocess.run(
         [jq, "-r", discovery_filter()], input=json.dumps(status.to_json()), capture_output=True, text=True, timeout=60

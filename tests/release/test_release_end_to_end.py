@@ -13,7 +13,7 @@ from azml.cli import app
 from azml import tracking as t
 
 from ..release_support import ENDPOINT, canary_project
-from .test_release_gate import record, request_log
+from .evidence.test_release_gate import record, request_log
 
 RUNNER = CliRunner()
 

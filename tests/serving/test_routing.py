@@ -57,9 +57,9 @@ def provider(arm_server: ArmServer, credential: StaticCredential) -> EndpointRou
     return EndpointRoutingProvider(credential=credential)
 
 
-def online(server: ArmServer, deployments, traffic, mirror=None, endpoint: str = ONLINE) -> dict[str, Any]:
+def online(server: ArmServer, deployments, traffic, mirror_traffic=None, endpoint: str = ONLINE) -> dict[str, Any]:
     return {"endpointId": endpoint, "kind": "online", "deployments": list(deployments), "traffic": dict(traffic),
-            "mirrorTraffic": dict(mirror or {}), "defaultDeployment": None, "armEndpoint": server.base_url}  # fmt: skip
+            "mirrorTraffic": dict(mirror_traffic or {}), "defaultDeployment": None, "armEndpoint": server.base_url}  # fmt: skip
 
 
 def batch(server: ArmServer, deployments, default) -> dict[str, Any]:
@@ -188,7 +188,7 @@ def test_mirror_traffic_set_then_removed(arm_server, provider) -> None:
 
 
 @pytest.mark.parametrize(
-    ("traffic", "mirror", "message"),
+    ("traffic", "mirror_traffic", "message"),
     [
         ({"blue": 90}, {}, "must sum to 0 or 100"),
         ({"blue": 50, "ghost": 50}, {}, "'ghost', which does not exist"),
@@ -198,10 +198,10 @@ def test_mirror_traffic_set_then_removed(arm_server, provider) -> None:
         ({"blue": 100}, {"green": 10, "red": 10}, "one deployment only"),
     ],
 )
-def test_server_refuses_a_split_azure_refuses(arm_server, client, traffic, mirror, message) -> None:
+def test_server_refuses_a_split_azure_refuses(arm_server, client, traffic, mirror_traffic, message) -> None:
     arm_server.add_online_endpoint(ONLINE, ["blue", "green", "red"], traffic={"blue": 70, "green": 30})
     with pytest.raises(HttpResponseError) as raised:
-        client.apply(ONLINE, Routing("online", traffic, mirror))
+        client.apply(ONLINE, Routing("online", traffic, mirror_traffic))
     assert raised.value.status_code == 400
     assert raised.value.error.code == "UserError" and message in raised.value.message
     assert split(arm_server) == ({"blue": 70, "green": 30}, {})
@@ -243,7 +243,7 @@ def test_tls_is_verified_against_the_test_ca(arm_server) -> None:
 
 
 @pytest.mark.parametrize(
-    ("traffic", "mirror", "keys"),
+    ("traffic", "mirror_traffic", "keys"),
     [
         ({"blue": 90}, {}, ["traffic"]),
         ({"blue": 90, "ghost": 10}, {}, ["traffic.ghost"]),
@@ -253,17 +253,17 @@ def test_tls_is_verified_against_the_test_ca(arm_server) -> None:
         ({"blue": 100.5}, {}, ["traffic.blue"]),
     ],
 )
-def test_check_refuses_invalid_splits(arm_server, provider, traffic, mirror, keys) -> None:
-    result = provider.check({}, online(arm_server, ["blue", "green", "red"], traffic, mirror))
+def test_check_refuses_invalid_splits(arm_server, provider, traffic, mirror_traffic, keys) -> None:
+    result = provider.check({}, online(arm_server, ["blue", "green", "red"], traffic, mirror_traffic))
     assert [failure.property for failure in result.failures] == keys
 
 
 @pytest.mark.parametrize(
-    ("traffic", "mirror"),
+    ("traffic", "mirror_traffic"),
     [({"blue": 100}, {}), ({"blue": 90, "green": 10}, {}), ({"blue": 100}, {"green": 50}), ({}, {}), ({"blue": 0}, {})],
 )
-def test_check_accepts_valid_splits(arm_server, provider, traffic, mirror) -> None:
-    assert provider.check({}, online(arm_server, ["blue", "green"], traffic, mirror)).failures == []
+def test_check_accepts_valid_splits(arm_server, provider, traffic, mirror_traffic) -> None:
+    assert provider.check({}, online(arm_server, ["blue", "green"], traffic, mirror_traffic)).failures == []
 
 
 def test_check_accepts_a_valid_split_as_pulumi_sends_it(arm_server, provider) -> None:
@@ -316,7 +316,7 @@ def test_read_returns_the_split_azure_has(arm_server, provider) -> None:
 
 
 def test_delete_routes_nothing_and_is_idempotent(arm_server, provider) -> None:
-    arm_server.add_online_endpoint(ONLINE, ["blue", "green"], traffic={"blue": 100}, mirror={"green": 20})
+    arm_server.add_online_endpoint(ONLINE, ["blue", "green"], traffic={"blue": 100}, mirror_traffic={"green": 20})
     props = online(arm_server, ["blue", "green"], {"blue": 100}, {"green": 20})
 
     provider.delete(f"{ONLINE}/routing", props)
@@ -417,13 +417,13 @@ AZURE_NATIVE_ENDPOINT_PUT = {
 
 
 @pytest.mark.parametrize(
-    ("traffic", "mirror"), [({"blue": 90, "green": 10}, {}), ({"blue": 100}, {"green": 10})], ids=["split", "mirror"]
+    ("traffic", "mirror_traffic"), [({"blue": 90, "green": 10}, {}), ({"blue": 100}, {"green": 10})], ids=["split", "mirror"]
 )
-def test_an_endpoint_update_that_resets_the_split_is_repaired_on_the_next_diff(arm_server, provider, traffic, mirror):
+def test_an_endpoint_update_that_resets_the_split_is_repaired_on_the_next_diff(arm_server, provider, traffic, mirror_traffic):
     arm_server.add_online_endpoint(ONLINE, ["blue", "green"], traffic={"blue": 100})
-    props = online(arm_server, ["blue", "green"], traffic, mirror)
+    props = online(arm_server, ["blue", "green"], traffic, mirror_traffic)
     outs = provider.create(props).outs
-    assert split(arm_server) == (traffic, mirror)
+    assert split(arm_server) == (traffic, mirror_traffic)
 
     # pulumi up: the endpoint resource's update runs first (the routing resource
     # takes its id) and PUTs an endpoint without traffic: Azure drops the split.
@@ -438,7 +438,7 @@ def test_an_endpoint_update_that_resets_the_split_is_repaired_on_the_next_diff(a
     assert arm_server.calls() == [("GET", ONLINE)]  # diff reads, never writes
 
     assert provider.update(f"{ONLINE}/routing", outs, props).outs["lastApplyWrote"] is True
-    assert split(arm_server) == (traffic, mirror)
+    assert split(arm_server) == (traffic, mirror_traffic)
     put = next(r for r in arm_server.requests if r.method == "PUT")
     assert put.body["properties"]["description"] == "credit risk, v2 description"  # the endpoint's change is kept
 

@@ -493,12 +493,12 @@ def _keyed_dead_letter(plan: Plan) -> None:
     inputs["deadLetterDestination"] = inputs.pop("deadLetterWithResourceIdentity")["deadLetterDestination"]
 
 
-def _traffic(traffic: dict[str, int], mirror: dict[str, int] | None = None, deployments: list[str] | None = None) -> Mutation:
+def _traffic(traffic: dict[str, int], mirror_traffic: dict[str, int] | None = None, deployments: list[str] | None = None) -> Mutation:
     def mutate(plan: Plan) -> None:
         routing = one(plan, ROUTING, "credit-risk-endpoint-traffic")
         routing.inputs["traffic"] = traffic
-        if mirror is not None:
-            routing.inputs["mirrorTraffic"] = mirror
+        if mirror_traffic is not None:
+            routing.inputs["mirrorTraffic"] = mirror_traffic
         if deployments is not None:
             routing.inputs["deployments"] = deployments
 

@@ -25,7 +25,7 @@ from azml.release.evidence.loadtest import LoadResult, authorization, drive, gat
 from azml.release.evidence.observations import Measure, Observation
 from azml.release.evidence.verdict import Decision, Outcome
 
-from ..release_support import ENDPOINT, canary_project
+from ...release_support import ENDPOINT, canary_project
 
 RUNNER = CliRunner()
 KEY = "test-endpoint-key-5f1c"  # what the local server accepts; must never appear in any output

@@ -20,8 +20,8 @@ from azml.release.evidence.observations import Measure, SourceUnavailable
 from azml.release.evidence.sources import from_azure_monitor, log_observation
 from azml.release.evidence.verdict import Decision
 
-from ..loganalytics_server import LogAnalyticsServer, loganalytics, parse_duration  # noqa: F401  (fixture)
-from ..release_support import ENDPOINT, canary_project
+from ...loganalytics_server import LogAnalyticsServer, loganalytics, parse_duration  # noqa: F401  (fixture)
+from ...release_support import ENDPOINT, canary_project
 
 
 class StaticCredential:

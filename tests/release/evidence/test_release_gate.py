@@ -20,7 +20,7 @@ from azml.release.evidence.gate import evaluate
 from azml.release.evidence.observations import Measure, Observation, combine
 from azml.release.evidence.verdict import Decision, Outcome
 
-from ..release_support import ENDPOINT, canary_project
+from ...release_support import ENDPOINT, canary_project
 
 CONFIG = ReleaseConfig()  # the platform defaults: -0.01, 350 ms, 2 %, 0.2, 0.08
 RUNNER = CliRunner()
@@ -275,7 +275,7 @@ def test_observations_outside_the_window_are_not_evaluated(tmp_path: Path, mlflo
 
 
 def test_a_mirrored_canary_is_evaluated_in_the_shadow_phase(tmp_path: Path, mlflow_uri: str) -> None:
-    project = canary_project(tmp_path / "project", {"blue": 100}, mirror={"green": 20})
+    project = canary_project(tmp_path / "project", {"blue": 100}, mirror_traffic={"green": 20})
     record(project, mlflow_uri, "blue", request_log(tmp_path / "blue.csv", rows=6000, accuracy=0.9, latency_ms=100, error_rate=0.003, seed=9))
     record(project, mlflow_uri, "green", request_log(tmp_path / "green.csv", rows=3000, accuracy=0.9, latency_ms=100, error_rate=0.003, seed=10))
     document = json.loads(evaluate_cli(project, mlflow_uri).output)

@@ -27,10 +27,10 @@ from azml.release.evidence.validation import ValidationInputError, gate_rows, va
 from azml.cli.release.validation import log_validation, register
 from azml.release.evidence.verdict import Decision, Outcome
 
-from ..conftest import ROOT
-from ..conftest import load_stack as load_stack_document
-from ..release_support import ENDPOINT, canary_project
-from ..retrain.test_retrain_check import azure_ml  # noqa: F401 - the stand-in for Azure ML's jobs service
+from ...conftest import ROOT
+from ...conftest import load_stack as load_stack_document
+from ...release_support import ENDPOINT, canary_project
+from ...retrain.test_retrain_check import azure_ml  # noqa: F401 - the stand-in for Azure ML's jobs service
 
 RUNNER = CliRunner()
 MODEL = "credit-risk"
@@ -412,7 +412,7 @@ def test_the_shipped_stacks_declare_no_validation_and_stay_valid() -> None:
 
 @pytest.fixture
 def retrain_project(tmp_path: Path) -> Path:
-    from ..retrain.test_retrain_check import project_with
+    from ...retrain.test_retrain_check import project_with
 
     document = load_stack_document("dev")
     document["config"]["azml:dataValidation"] = VALIDATION
@@ -426,7 +426,7 @@ def test_retrain_validate_blocks_submission_of_a_failing_batch(
 ) -> None:
     from azml.cli.retrain import EXIT_RETRAIN, retrain_app
 
-    from ..retrain.test_retrain_check import DATA_URI, NOW_TEXT, lineage_file
+    from ...retrain.test_retrain_check import DATA_URI, NOW_TEXT, lineage_file
 
     root = typer.Typer()
     root.add_typer(retrain_app, name="retrain")

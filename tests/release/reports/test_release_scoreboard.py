@@ -23,8 +23,8 @@ from azml.release.evidence.observations import SAMPLE_SIZE_OF
 from azml.release.reports.scoreboard import build_scoreboard
 from azml.release.evidence.verdict import Decision, Verdict, file_sha256, utc_now
 
-from ..conftest import run_cli
-from ..release_support import ENDPOINT, canary_project
+from ...conftest import run_cli
+from ...release_support import ENDPOINT, canary_project
 
 EXPERIMENT = "credit-risk-release"  # the prod stack's azml:release.metrics.experiment
 RUNNER = CliRunner()
@@ -195,15 +195,15 @@ def test_markdown_table(seeded: tuple[Path, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("traffic", "mirror", "blue", "green"),
+    ("traffic", "mirror_traffic", "blue", "green"),
     [
         ({"blue": 100}, {"green": 20}, "champion", "shadow"),
         ({"blue": 100, "green": 0}, None, "champion", "retired"),  # at 0 %: retired, still declared
         ({"blue": 10, "green": 90}, None, "canary", "champion"),
     ],
 )
-def test_status_follows_the_stack_file(tmp_path: Path, mlflow_uri: str, traffic, mirror, blue, green) -> None:  # type: ignore[no-untyped-def]
-    project = canary_project(tmp_path / "project", traffic, mirror)
+def test_status_follows_the_stack_file(tmp_path: Path, mlflow_uri: str, traffic, mirror_traffic, blue, green) -> None:  # type: ignore[no-untyped-def]
+    project = canary_project(tmp_path / "project", traffic, mirror_traffic)
     _log(mlflow_uri, "blue", "credit-risk:3", {"accuracy": (0.9, 100)}, 1)
     board = build_scoreboard("prod", project_dir=project, tracking_uri=mlflow_uri)
     statuses = {row.model: row.status for row in board.rows}

@@ -21,7 +21,7 @@ from azml.config.stackfile import available_stacks
 from azml.release.traffic.stackedit import edit_traffic_text, lock_path, rewrite_traffic, temp_files
 from azml.release.evidence.verdict import Decision, file_sha256
 
-from ..conftest import ROOT
+from ...conftest import ROOT
 from .test_release_ladder import (  # noqa: F401 - mlflow_template is a fixture
     ENDPOINT,
     canary_stack_text,

@@ -52,8 +52,8 @@ from azml.release.reports.publish import (
     publish_measures,
 )
 
-from ..tls_server import LocalHttpsServer
-from ..release_support import ENDPOINT, canary_project
+from ...tls_server import LocalHttpsServer
+from ...release_support import ENDPOINT, canary_project
 
 RUNNER = CliRunner()
 IKEY = "4b7f0d5e-8c1a-4e2f-9a3b-6d5c4e3f2a10"

@@ -23,8 +23,8 @@ from azml.release.traffic.stackedit import (
 )
 from azml.release.evidence.verdict import Decision, Verdict, file_sha256, utc_now
 
-from .. import release_support
-from ..release_support import ENDPOINT, GREEN, canary_stack_text
+from ... import release_support
+from ...release_support import ENDPOINT, GREEN, canary_stack_text
 
 EXPERIMENT = "credit-risk-release"  # the prod stack's azml:release metrics.experiment
 LADDER = [10, 25, 50, 100]
@@ -142,9 +142,9 @@ def run(*args: str):  # type: ignore[no-untyped-def]
 # --- pure ladder rules ------------------------------------------------------
 
 
-def promote(traffic: dict[str, int], mirror: dict[str, int] | None = None, **kw):  # type: ignore[no-untyped-def]
+def promote(traffic: dict[str, int], mirror_traffic: dict[str, int] | None = None, **kw):  # type: ignore[no-untyped-def]
     return next_split(
-        Split.of(traffic, mirror or {}), champion="blue", canary="green", ladder=LADDER, decision=Decision.PROMOTE, **kw
+        Split.of(traffic, mirror_traffic or {}), champion="blue", canary="green", ladder=LADDER, decision=Decision.PROMOTE, **kw
     )
 
 
@@ -202,7 +202,7 @@ def test_hold_changes_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("traffic", "mirror", "after"),
+    ("traffic", "mirror_traffic", "after"),
     [
         ({"blue": 50, "green": 50}, {}, Split({"blue": 100, "green": 0}, {})),
         ({"blue": 100}, {"green": 20}, Split({"blue": 100}, {})),
@@ -211,10 +211,10 @@ def test_hold_changes_nothing() -> None:
     ],
 )
 def test_rollback_restores_the_champion_from_anywhere(
-    traffic: dict[str, int], mirror: dict[str, int], after: Split
+    traffic: dict[str, int], mirror_traffic: dict[str, int], after: Split
 ) -> None:
     move = next_split(
-        Split.of(traffic, mirror), champion="blue", canary="green", ladder=LADDER, decision=Decision.ROLLBACK,
+        Split.of(traffic, mirror_traffic), champion="blue", canary="green", ladder=LADDER, decision=Decision.ROLLBACK,
         deployments=["blue", "green"],
     )
     assert move.after == after and list(move.after.traffic) == list(after.traffic)
@@ -229,7 +229,7 @@ def test_rollback_when_already_rolled_back_changes_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("traffic", "mirror", "deployments", "message"),
+    ("traffic", "mirror_traffic", "deployments", "message"),
     [
         ({"blue": 100}, {}, ["blue"], "canary green is not a declared deployment (declared: blue)"),
         ({"green": 100}, {}, ["green"], "champion blue is not a declared deployment"),
@@ -240,10 +240,10 @@ def test_rollback_when_already_rolled_back_changes_nothing() -> None:
     ],
 )
 def test_splits_the_ladder_refuses(
-    traffic: dict[str, int], mirror: dict[str, int], deployments: list[str], message: str
+    traffic: dict[str, int], mirror_traffic: dict[str, int], deployments: list[str], message: str
 ) -> None:
     with pytest.raises(LadderError) as raised:
-        promote(traffic, mirror, deployments=deployments)
+        promote(traffic, mirror_traffic, deployments=deployments)
     assert message in str(raised.value)
 
 
@@ -287,7 +287,7 @@ def test_edit_keeps_flow_style_and_fills_an_empty_flow_mapping() -> None:
 
 
 def test_edit_moves_comments_that_followed_a_removed_mirror_entry() -> None:
-    old = canary_stack_text(traffic="      traffic: {blue: 100}\n", mirror="\n        green: 10  # shadow first\n"
+    old = canary_stack_text(traffic="      traffic: {blue: 100}\n", mirror_traffic="\n        green: 10  # shadow first\n"
                             "      # about the next key\n      instanceHint: 1")
     old = old.replace("      instanceHint: 1\n", "")
     new = edit_traffic_text(old, ENDPOINT, {"blue": 90, "green": 10}, {})

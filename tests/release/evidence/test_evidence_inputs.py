@@ -21,8 +21,8 @@ from azml import tracking as t
 from azml.release.evidence.observations import Measure, ObservationError
 from azml.release.evidence.sources import log_observation
 
-from ..conftest import AZML
-from ..release_support import ENDPOINT, canary_project
+from ...conftest import AZML
+from ...release_support import ENDPOINT, canary_project
 
 #: Generous: the old behaviour took minutes (MLflow's retries), a refusal takes seconds.
 TIMEOUT = 60
