@@ -453,6 +453,15 @@ def test_changing_a_threshold_changes_only_the_alert_that_owns_it(
     assert _changed(tmp_path, before, after) == [owner]
 
 
+@pytest.mark.parametrize(("resource", "default"), [("cpu", 80), ("memory", 85), ("disk", 90)])
+def test_a_utilisation_section_without_a_threshold_keeps_its_own_default(resource: str, default: float) -> None:
+    """``memory: {severity: 3}`` alerts above 85 %, as an absent memory section does, not at the CPU's 80."""
+    absent = obs.AlertsConfig.model_validate({})
+    partial = obs.AlertsConfig.model_validate({resource: {"severity": 3}})
+    assert getattr(absent, resource).threshold_percent == default
+    assert getattr(partial, resource).threshold_percent == default and getattr(partial, resource).severity == 3
+
+
 # -- the config speaks Azure's metric names -----------------------------------------------------
 
 

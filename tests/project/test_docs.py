@@ -52,7 +52,9 @@ def test_the_reference_has_a_row_per_field_with_the_schema_bounds_and_defaults()
     assert "azml:modelMonitoring.dataDrift.thresholds.PopulationStabilityIndex" in rows
     # A section's default shows only what differs from its keys' own defaults.
     assert rows["azml:alerts"].default == "`{enabled: false}`"
-    assert rows["azml:alerts.memory"].default == "`{thresholdPercent: 85}`"
+    # Each utilisation rule's own threshold is its key's default, so its section adds none.
+    assert rows["azml:alerts.memory"].default == "its keys' defaults"
+    assert rows["azml:alerts.memory.thresholdPercent"].default == "`85`"
     assert rows["azml:storage"].default == "its keys' defaults"
 
 

@@ -95,10 +95,17 @@ class ServerErrorsMetricRule(MetricRule):
 class UtilisationRule(MetricRule):
     frequency: MetricFrequency = Field(default="PT5M", description=_METRIC_FREQUENCY)
     window: MetricWindow = Field(default="PT15M", description=_METRIC_WINDOW)
-    threshold_percent: float = Field(
-        default=80, gt=0, le=100,
-        description="Utilisation above this percentage alerts (an absent rule: cpu 80, memory 85, disk 90).",
-    )
+    threshold_percent: float = Field(default=80, gt=0, le=100, description="CPU utilisation above this percentage alerts.")
+
+
+# Each resource has its own default threshold, also when its section is written
+# without one (``memory: {severity: 3}`` keeps 85, not the CPU's 80).
+class MemoryUtilisationRule(UtilisationRule):
+    threshold_percent: float = Field(default=85, gt=0, le=100, description="Memory utilisation above this percentage alerts.")
+
+
+class DiskUtilisationRule(UtilisationRule):
+    threshold_percent: float = Field(default=90, gt=0, le=100, description="Disk utilisation above this percentage alerts.")
 
 
 class LogRule(_Rule):
@@ -134,18 +141,6 @@ class AvailabilityBurnRule(LogRule):
     )
 
 
-def _cpu() -> UtilisationRule:
-    return UtilisationRule(threshold_percent=80)
-
-
-def _memory() -> UtilisationRule:
-    return UtilisationRule(threshold_percent=85)
-
-
-def _disk() -> UtilisationRule:
-    return UtilisationRule(threshold_percent=90)
-
-
 class AlertsConfig(Model):
     """SLO alerts on online endpoints and deployments, all to one action group."""
 
@@ -173,12 +168,14 @@ class AlertsConfig(Model):
         description="Log alert: error-budget burn rate over the window and over its last twelfth.",
     )
     cpu: UtilisationRule = Field(
-        default_factory=_cpu, description="Metric alert per deployment on CpuUtilizationPercentage."
+        default_factory=UtilisationRule, description="Metric alert per deployment on CpuUtilizationPercentage."
     )
-    memory: UtilisationRule = Field(
-        default_factory=_memory, description="Metric alert per deployment on CpuMemoryUtilizationPercentage."
+    memory: MemoryUtilisationRule = Field(
+        default_factory=MemoryUtilisationRule, description="Metric alert per deployment on CpuMemoryUtilizationPercentage."
     )
-    disk: UtilisationRule = Field(default_factory=_disk, description="Metric alert per deployment on DiskUtilization.")
+    disk: DiskUtilisationRule = Field(
+        default_factory=DiskUtilisationRule, description="Metric alert per deployment on DiskUtilization."
+    )
 
     @field_validator("emails")
     @classmethod
