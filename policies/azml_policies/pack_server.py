@@ -41,6 +41,7 @@ checks the arguments, starts the gRPC server and prints its port.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from inspect import isawaitable
 from types import MappingProxyType
@@ -266,4 +267,8 @@ def serve_pack(**pack: Any) -> None:
     name, the one thing replaced (only in the pack's own process, which runs
     nothing else)."""
     sdk._PolicyAnalyzerServicer = SharedDecodingServicer  # type: ignore[misc]
+    # What the pack imported (pulumi, grpc, protobuf, the policies) stays for its
+    # whole life: out of the cyclic collector's reach, its full collections scan only
+    # what requests allocate (decoding thousands of resources triggers many).
+    gc.freeze()
     PolicyPack(**pack)
