@@ -33,9 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..config import StackFile
-from . import forked
 from .arm import ARM_TYPES, arm_id
-from .forked import Forked
+from .forked import Forked, start as start_forked
 from .mocks import ClientConfig, autoname
 from .model import Plan, PlannedResource
 
@@ -215,7 +214,7 @@ def start_before(stack_file: StackFile, run: Callable[[StackFile], Plan]) -> For
     governance = stack_file.namespace().get("governance")
     if not (isinstance(governance, dict) and governance.get("locks") is True):
         return None
-    return forked.start(plan_before, stack_file, run)
+    return start_forked(plan_before, stack_file, run)
 
 
 def simulate(
