@@ -11,6 +11,7 @@ end of the session (tests/conftest.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
@@ -82,3 +83,13 @@ def test_matrix_contract() -> None:
 def test_mutation_is_caught(matrix: dict[str, Outcome], mutation_id: str) -> None:
     outcome = matrix[mutation_id]
     assert outcome.caught, outcome.failure()
+
+
+def test_a_mutation_that_names_a_checkov_check_is_judged_by_checkov(prod_plan: Plan, tmp_path: Path) -> None:
+    """Only mutations that name a checkov check have their export scanned; such a
+    one is caught by the check it names (here the TLS floor of the workspace storage)."""
+    tls = next(m for m in MUTATIONS if m.id == "ml-storage-tls-1-0")
+    judged_by_checkov = dataclasses.replace(tls, id="tls-by-checkov", caught_by=("CKV_AZURE_44",))
+    (outcome,) = run_matrix(prod_plan, [judged_by_checkov], tmp_path)
+    assert outcome.scanned and outcome.caught, outcome.failure()
+    assert not run_matrix(prod_plan, [tls], tmp_path / "packs")[0].scanned
