@@ -20,6 +20,9 @@ CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed
 # certificates) reaches an index, since uv does not read it: `make test INSTALLER=pip`.
 UV_VERSION := 0.13.9
 INSTALLER  ?= uv
+ifeq ($(filter $(INSTALLER),uv pip),)
+$(error INSTALLER: '$(INSTALLER)' is not one of: uv, pip)
+endif
 # $(call install,<virtualenv>,<arguments of `pip install`>)
 define install
 	@if [ "$(INSTALLER)" = uv ] \

@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import jsonschema
+import pytest
 from ruamel.yaml import YAML
 
 from ..conftest import ROOT
@@ -56,6 +57,23 @@ def test_lock_pins_every_package() -> None:
         assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[A-Za-z0-9_.+\-]+", line), line
     names = {line.split("==")[0].lower() for line in lines}
     assert {"pulumi", "pulumi-azure-native", "pydantic", "typer", "rich", "ruamel-yaml", "pytest"} <= names
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_make_installs_the_lock_with_the_installer_asked_for(installer: str) -> None:
+    """What `make test` would run on a fresh clone (dry run): uv by default, pip on request."""
+    result = subprocess.run(
+        ["make", "-n", "-B", ".venv/.installed", f"INSTALLER={installer}"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r'"uv==[\d.]+"', result.stdout) and "-r requirements.lock" in result.stdout
+    assert ('[ "uv" = uv ]' in result.stdout) == (installer == "uv")
+
+
+def test_an_unknown_installer_stops_make_naming_the_choices() -> None:
+    result = subprocess.run(["make", "-n", "test", "INSTALLER=pipx"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "INSTALLER: 'pipx' is not one of: uv, pip" in result.stderr
+    assert result.stdout == ""
 
 
 def test_ci_runs_the_readme_test_command() -> None:
