@@ -4,6 +4,7 @@ bootstrap is reproducible from pinned versions."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -59,19 +60,24 @@ def test_lock_pins_every_package() -> None:
     assert {"pulumi", "pulumi-azure-native", "pydantic", "typer", "rich", "ruamel-yaml", "pytest"} <= names
 
 
+def _make(*args: str) -> subprocess.CompletedProcess[str]:
+    """make in the project, as a user runs it: not as a sub-make of `make test`, whose
+    MAKEFLAGS and MAKELEVEL it would inherit (and announce the directory)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+
+
 @pytest.mark.parametrize("installer", ["uv", "pip"])
 def test_make_installs_the_lock_with_the_installer_asked_for(installer: str) -> None:
     """What `make test` would run on a fresh clone (dry run): uv by default, pip on request."""
-    result = subprocess.run(
-        ["make", "-n", "-B", ".venv/.installed", f"INSTALLER={installer}"], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    result = _make("-n", "-B", ".venv/.installed", f"INSTALLER={installer}")
     assert result.returncode == 0, result.stderr
     assert re.search(r'"uv==[\d.]+"', result.stdout) and "-r requirements.lock" in result.stdout
     assert ('[ "uv" = uv ]' in result.stdout) == (installer == "uv")
 
 
 def test_an_unknown_installer_stops_make_naming_the_choices() -> None:
-    result = subprocess.run(["make", "-n", "test", "INSTALLER=pipx"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = _make("-n", "test", "INSTALLER=pipx")
     assert result.returncode == 2 and "INSTALLER: 'pipx' is not one of: uv, pip" in result.stderr
     assert result.stdout == ""
 
