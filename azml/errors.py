@@ -45,3 +45,22 @@ class CommandError(Exception):
     :class:`azml.cli.common.ErrorGroup` or by the command itself."""
 
     exit_code = EXIT_PROGRAM_ERROR
+
+    @property
+    def lines(self) -> list[str]:
+        """What the user reads, each line as ``error: <line>``: the message."""
+        return [str(self)]
+
+
+class CommandErrors(CommandError):
+    """A command that cannot go on for one or more reasons: ``lines`` and the
+    ``exit_code`` chosen where they were found (the message joins the lines)."""
+
+    def __init__(self, exit_code: int, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.exit_code = exit_code
+        self._lines = list(lines)
+
+    @property
+    def lines(self) -> list[str]:
+        return list(self._lines)

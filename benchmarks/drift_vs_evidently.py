@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIDENTLY_PYTHON = ROOT / ".venv-evidently" / "bin" / "python"
@@ -141,6 +142,16 @@ def main() -> int:
     return code
 
 
+def timed_runs(repeat: int, function: Any, *args: Any) -> tuple[list[float], Any]:
+    """Wall seconds of each of ``repeat`` calls of ``function(*args)``, and the last result."""
+    seconds, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = function(*args)
+        seconds.append(time.perf_counter() - start)
+    return seconds, result
+
+
 def compare(args: argparse.Namespace) -> int:
 
     sys.path.insert(0, str(ROOT))
@@ -160,17 +171,9 @@ def compare(args: argparse.Namespace) -> int:
         ref_table, cur_table = pq.read_table(ref_path), pq.read_table(cur_path)
         read_seconds = time.perf_counter() - start
         compute_drift(ref_table.slice(0, 1000), cur_table.slice(0, 1000))  # imports and thread pool warm-up
-        ours = []
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            report = compute_drift(ref_table, cur_table)
-            ours.append(time.perf_counter() - start)
+        ours, report = timed_runs(args.repeat, compute_drift, ref_table, cur_table)
         ours_seconds = min(ours)
-        files = []
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            from_files = compute_drift(ref_path, cur_path)
-            files.append(time.perf_counter() - start)
+        files, from_files = timed_runs(args.repeat, compute_drift, ref_path, cur_path)
         files_seconds = min(files)
         assert from_files.features == report.features
 

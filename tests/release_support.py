@@ -5,7 +5,10 @@ migrated template, since creating a store runs ~3 s of schema migrations)."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml import YAML
 
@@ -67,10 +70,7 @@ def canary_project(
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "Pulumi.yaml", target / "Pulumi.yaml")
     shutil.copytree(ROOT / "serving", target / "serving", dirs_exist_ok=True)
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)  # the committed stack files' layout
-    yaml.width = 4096
+    yaml = round_trip_yaml()
     document = yaml.load((ROOT / "Pulumi.prod.yaml").read_text())
     endpoint = document["config"]["azml:onlineEndpoints"][0]
     blue = endpoint["deployments"][0]
@@ -88,6 +88,27 @@ def canary_project(
     with (target / "Pulumi.prod.yaml").open("w") as handle:
         yaml.dump(document, handle)
     return target
+
+
+def round_trip_yaml() -> YAML:
+    """ruamel round-trip, set to write the committed stack files' layout back as it is."""
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+@contextmanager
+def prod_stack_document(project: Path) -> Iterator[Any]:
+    """``project``'s Pulumi.prod.yaml, loaded round-trip for the block to edit and
+    written back when it ends (every comment stays)."""
+    path = project / "Pulumi.prod.yaml"
+    yaml = round_trip_yaml()
+    document = yaml.load(path.read_text())
+    yield document
+    with path.open("w") as handle:
+        yaml.dump(document, handle)
 
 
 def _dump(yaml: YAML, node: object) -> str:

@@ -35,7 +35,7 @@ class ErrorGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except CommandError as error:
-            fail(error.exit_code, [str(error)])
+            fail(error.exit_code, error.lines)
 
 
 class OutputFormat(str, enum.Enum):

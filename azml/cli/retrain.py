@@ -92,7 +92,7 @@ def check(
     Exit 0 none, 4 reason found, 5 inconclusive, 2 bad input, 1 failure."""
     from .common import load_stack_or_fail
 
-    from ..retrain.check import CheckError, run_check
+    from ..retrain.check import run_check
 
     stack_file, config = load_stack_or_fail(stack, project_dir)
 
@@ -109,10 +109,8 @@ def check(
             tracking_uri=tracking_uri, experiment=experiment, now=now, submit=submit, training_data=training_data,
             log=log, validate=validate_batch if validate is not None else None,
         )
-    except CheckError as error:
+    except CommandError as error:  # CheckError's lines, or one line
         fail(error.exit_code, error.lines)
-    except CommandError as error:
-        fail(error.exit_code, [str(error)])
     if output_format is OutputFormat.json:
         typer.echo(json.dumps(result.document, indent=2))
     else:

@@ -13,20 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError
+from ..errors import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandErrors
 from ..lineage import LineageError, iso, parse_time
 from ..naming import label
 from . import sources
 from .triggers import Decision, Inputs, Status, Thresholds, decide
 
 
-class CheckError(CommandError):
+class CheckError(CommandErrors):
     """The check cannot be made: its lines (``error: <line>`` each) and exit code."""
-
-    def __init__(self, exit_code: int, lines: list[str]) -> None:
-        super().__init__("; ".join(lines))
-        self.exit_code = exit_code
-        self.lines = list(lines)
 
 
 @dataclass

@@ -197,7 +197,7 @@ def record(
     run that `azml release evaluate` reads; with --publish-to-app-insights,
     also send the metrics to Application Insights."""
     from ..common import resolve_endpoint
-    from ...release.reports.record import Columns, RecordError, record_observation
+    from ...release.reports.record import Columns, record_observation
 
     try:
         record_observation(
@@ -207,10 +207,8 @@ def record(
             publish=publish, connection_string_env=connection_string_env, app_insights_auth=app_insights_auth,
             tracking_uri=tracking_uri, echo=typer.echo,
         )
-    except RecordError as error:
+    except CommandError as error:  # RecordError's lines, or e.g. the tracking store of `--tracking-uri workspace`
         fail(error.exit_code, error.lines)
-    except CommandError as error:  # e.g. the tracking store of `--tracking-uri workspace` cannot be found
-        fail(error.exit_code, [str(error)])
 
 
 register_traffic_commands(release_app)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ... import tracking as t
-from ...errors import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError
+from ...errors import EXIT_INVALID_INPUT, EXIT_PROGRAM_ERROR, CommandError, CommandErrors
 from ..evidence.observations import Measure
 
 #: Where ``--publish-to-app-insights`` reads the connection string by default.
@@ -50,14 +50,9 @@ class RequestLogError(ValueError):
     """The request log cannot be read or lacks what was asked for."""
 
 
-class RecordError(CommandError):
+class RecordError(CommandErrors):
     """The observation cannot be recorded (or, once logged, published): its
     lines (``error: <line>`` each) and exit code."""
-
-    def __init__(self, exit_code: int, lines: list[str]) -> None:
-        super().__init__("; ".join(lines))
-        self.exit_code = exit_code
-        self.lines = list(lines)
 
 
 @dataclass

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
-from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from azml import tracking as t
@@ -21,7 +20,7 @@ from azml.release.evidence.evaluate import resolve_release
 from azml.release.evidence.gate import evaluate
 from azml.release.evidence.observations import Measure, Observation
 from azml.release.evidence.verdict import Decision, Outcome
-from tests.release_support import ENDPOINT, canary_project
+from tests.release_support import ENDPOINT, canary_project, prod_stack_document
 
 FEATURES = [f"f{i}" for i in range(8)]
 
@@ -71,15 +70,8 @@ def models(mlflow_uri: str) -> dict[str, str]:
 def project(tmp_path: Path, mlflow_uri: str) -> Path:
     """The prod stack, green live at 10 %, the attribution gate on (top 3)."""
     root = canary_project(tmp_path / "project", {"blue": 90, "green": 10}, metrics={"trackingUri": mlflow_uri})
-    path = root / "Pulumi.prod.yaml"
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.width = 4096
-    document = yaml.load(path.read_text())
-    document["config"]["azml:release"]["attribution"] = {"topN": 3, "minOverlap": 0.6, "sampleRows": 60, "minRows": 40}
-    with path.open("w") as handle:
-        yaml.dump(document, handle)
+    with prod_stack_document(root) as document:
+        document["config"]["azml:release"]["attribution"] = {"topN": 3, "minOverlap": 0.6, "sampleRows": 60, "minRows": 40}
     data([0, 1, 2], seed=9, rows=300)[0].assign(label=0).to_csv(root / "sample.csv", index=False)
     return root
 

@@ -14,7 +14,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from azml.cli import app
@@ -25,7 +24,7 @@ from azml.release.evidence.loadtest import LoadResult, authorization, drive, gat
 from azml.release.evidence.observations import Measure, Observation
 from azml.release.evidence.verdict import Decision, Outcome
 
-from ...release_support import ENDPOINT, canary_project
+from ...release_support import ENDPOINT, canary_project, prod_stack_document
 
 RUNNER = CliRunner()
 KEY = "test-endpoint-key-5f1c"  # what the local server accepts; must never appear in any output
@@ -124,17 +123,10 @@ def project(tmp_path: Path) -> Path:
 
 def load_test_project(target: Path, *, load_test: dict | None, auth_mode: str = "key") -> Path:
     project = canary_project(target, {"blue": 90, "green": 10})
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    path = project / "Pulumi.prod.yaml"
-    document = yaml.load(path.read_text())
-    document["config"]["azml:onlineEndpoints"][0]["authMode"] = auth_mode
-    if load_test is not None:
-        document["config"]["azml:release"]["loadTest"] = load_test
-    with path.open("w") as handle:
-        yaml.dump(document, handle)
+    with prod_stack_document(project) as document:
+        document["config"]["azml:onlineEndpoints"][0]["authMode"] = auth_mode
+        if load_test is not None:
+            document["config"]["azml:release"]["loadTest"] = load_test
     (project / "loadtest").mkdir()
     (project / "loadtest" / "requests.jsonl").write_text("".join(json.dumps(b) + "\n" for b in BODIES) + "\n")
     return project

@@ -8,7 +8,6 @@ import random
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
 from azml.config import ConfigError, load_stack
 from azml.config.releases.release import ReleaseConfig
@@ -21,7 +20,7 @@ import typer
 from typer.testing import CliRunner
 
 from azml.cli.release.bandit import register
-from tests.release_support import ENDPOINT, canary_project
+from tests.release_support import ENDPOINT, canary_project, prod_stack_document
 
 PROD_MIN = {"accuracy": 2000, "parity": 1000, "errors": 2000}  # the prod stack's minSamples
 
@@ -30,15 +29,8 @@ def bandit_project(tmp_path: Path, mlflow_uri: str, bandit: dict | None = None, 
     """The prod stack with blue and green live and the endpoint in bandit mode
     (added with a round-trip edit, so every comment of the file stays)."""
     project = canary_project(tmp_path / "project", traffic or {"blue": 50, "green": 50}, metrics={"trackingUri": mlflow_uri})
-    path = project / "Pulumi.prod.yaml"
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.width = 4096
-    document = yaml.load(path.read_text())
-    document["config"]["azml:release"]["bandits"] = {ENDPOINT: bandit if bandit is not None else {"minSamples": 500}}
-    with path.open("w") as handle:
-        yaml.dump(document, handle)
+    with prod_stack_document(project) as document:
+        document["config"]["azml:release"]["bandits"] = {ENDPOINT: bandit if bandit is not None else {"minSamples": 500}}
     return project
 
 
